@@ -1,0 +1,221 @@
+//! Commit identity: which commit an image is built from, and whether the work
+//! tree still matches it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use git2::{ErrorCode, Repository, Status, StatusOptions};
+use sha2::{Digest, Sha256};
+
+/// The tag an image built from the work tree gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTag {
+    /// Full 40-hex SHA of the commit.
+    pub commit: String,
+    /// `Some(8 hex)` when the tag was made from a dirty work tree with `--allow-dirty`.
+    pub dirty: Option<String>,
+}
+
+impl ImageTag {
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.is_some()
+    }
+}
+
+impl std::fmt::Display for ImageTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.dirty {
+            None => f.write_str(&self.commit),
+            Some(hash) => write!(f, "{}-dirty-{hash}", self.commit),
+        }
+    }
+}
+
+/// Is `tag` a tag this tool makes (`<40 hex>` or `<40 hex>-dirty-<8 hex>`)?
+pub fn is_image_tag(tag: &str) -> bool {
+    let is_hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match tag.split_once("-dirty-") {
+        Some((commit, hash)) => is_hex(commit, 40) && is_hex(hash, 8),
+        None => is_hex(tag, 40),
+    }
+}
+
+pub struct Git {
+    repo: Repository,
+}
+
+impl Git {
+    pub fn open(dir: &Path) -> Result<Git> {
+        let repo = Repository::discover(dir).map_err(|err| {
+            anyhow::anyhow!(
+                "{} is not inside a git repository ({}); images are tagged by commit, so run this from a git checkout",
+                dir.display(),
+                err.message()
+            )
+        })?;
+        Ok(Git { repo })
+    }
+
+    /// The full SHA of `rev` (a branch, tag, short SHA, `HEAD~2`, ...).
+    pub fn resolve(&self, rev: &str) -> Result<String> {
+        let object = match self.repo.revparse_single(rev) {
+            Ok(object) => object,
+            Err(_) if self.is_unborn() => {
+                bail!("the repository has no commits yet; commit the work tree first")
+            }
+            Err(err) if err.code() == ErrorCode::NotFound || err.code() == ErrorCode::Ambiguous => {
+                bail!("unknown revision `{rev}` ({}); give a commit SHA, branch or tag that exists", err.message())
+            }
+            Err(err) => return Err(err).with_context(|| format!("cannot resolve revision `{rev}`")),
+        };
+        let commit = object
+            .peel_to_commit()
+            .with_context(|| format!("revision `{rev}` does not name a commit"))?;
+        Ok(commit.id().to_string())
+    }
+
+    fn is_unborn(&self) -> bool {
+        matches!(self.repo.head(), Err(err) if err.code() == ErrorCode::UnbornBranch)
+    }
+
+    /// Paths that differ from HEAD: modified, staged, deleted, or untracked and not ignored.
+    pub fn dirty_paths(&self) -> Result<Vec<(String, &'static str)>> {
+        let mut options = StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(false);
+        let statuses = self.repo.statuses(Some(&mut options)).context("cannot read git status")?;
+        let mut paths: Vec<(String, &'static str)> = statuses
+            .iter()
+            .filter(|entry| entry.status() != Status::CURRENT && !entry.status().is_ignored())
+            .map(|entry| {
+                let path = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+                (path, describe(entry.status()))
+            })
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// The tag for an image built from the work tree at HEAD.
+    ///
+    /// A dirty tree is refused unless `allow_dirty`, in which case the tag gets a
+    /// suffix derived from the dirty content so it can never equal a clean commit's tag.
+    pub fn work_tree_tag(&self, allow_dirty: bool) -> Result<ImageTag> {
+        let commit = self.resolve("HEAD")?;
+        let dirty = self.dirty_paths()?;
+        if dirty.is_empty() {
+            return Ok(ImageTag { commit, dirty: None });
+        }
+        if !allow_dirty {
+            let list: Vec<String> = dirty.iter().map(|(path, what)| format!("  {what}: {path}")).collect();
+            bail!(
+                "the work tree has changes that are not in commit {}; commit or stash them (or pass --allow-dirty for a local-only tag):\n{}",
+                &commit[..12],
+                list.join("\n")
+            );
+        }
+        let hash = self.dirty_hash(&dirty)?;
+        Ok(ImageTag { commit, dirty: Some(hash) })
+    }
+
+    /// 8 hex of a hash over the dirty paths and their current content.
+    fn dirty_hash(&self, dirty: &[(String, &'static str)]) -> Result<String> {
+        let workdir = self.repo.workdir().context("a bare repository has no work tree to build from")?;
+        let mut hasher = Sha256::new();
+        for (path, what) in dirty {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(what.as_bytes());
+            hasher.update([0]);
+            let full = workdir.join(path);
+            if full.is_file() {
+                let oid = git2::Oid::hash_file(git2::ObjectType::Blob, &full)
+                    .with_context(|| format!("cannot read {}", full.display()))?;
+                hasher.update(oid.as_bytes());
+            }
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        Ok(digest.iter().take(4).map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Where the source lives, for the `org.opencontainers.image.source` label:
+    /// the `origin` remote's URL, or empty.
+    pub fn source_url(&self) -> String {
+        self.repo
+            .find_remote("origin")
+            .ok()
+            .and_then(|remote| remote.url().ok().map(without_userinfo))
+            .unwrap_or_default()
+    }
+
+    /// Is `ancestor` an ancestor of (or equal to) `commit`?
+    pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool> {
+        let a = git2::Oid::from_str(ancestor).with_context(|| format!("`{ancestor}` is not a commit SHA"))?;
+        let c = git2::Oid::from_str(commit).with_context(|| format!("`{commit}` is not a commit SHA"))?;
+        if a == c {
+            return Ok(true);
+        }
+        match self.repo.graph_descendant_of(c, a) {
+            Ok(yes) => Ok(yes),
+            Err(err) if err.code() == ErrorCode::NotFound => Ok(false),
+            Err(err) => Err(err).context("cannot walk the commit graph"),
+        }
+    }
+}
+
+/// A URL without `user:password@`, so a token in a remote URL never reaches a label or a log.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+fn describe(status: Status) -> &'static str {
+    if status.is_conflicted() {
+        "conflicted"
+    } else if status.is_wt_new() {
+        "untracked"
+    } else if status.is_index_new() {
+        "added"
+    } else if status.is_wt_deleted() || status.is_index_deleted() {
+        "deleted"
+    } else if status.is_wt_renamed() || status.is_index_renamed() {
+        "renamed"
+    } else if status.is_index_modified() && !status.is_wt_modified() {
+        "staged"
+    } else {
+        "modified"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_lose_their_credentials() {
+        assert_eq!(without_userinfo("https://x:ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(without_userinfo("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(without_userinfo("git@github.com:o/r.git"), "git@github.com:o/r.git");
+    }
+
+    #[test]
+    fn recognises_its_own_tags() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert!(is_image_tag(sha));
+        assert!(is_image_tag(&format!("{sha}-dirty-deadbeef")));
+        assert!(!is_image_tag("latest"));
+        assert!(!is_image_tag(&sha[..39]));
+        assert!(!is_image_tag(&sha.to_uppercase()));
+        assert!(!is_image_tag(&format!("{sha}-dirty-dead")));
+    }
+}

@@ -1,0 +1,11 @@
+//! One integration-test binary: each module runs the real `xtask` binary or its
+//! library against real processes (git, dockerd, the local stack).
+
+mod app_image;
+mod check;
+mod deploy;
+mod dockerignore;
+mod local_stack;
+mod push;
+mod support;
+mod tag;

@@ -1,0 +1,268 @@
+//! Shared test scaffolding: run the real binary, make git fixtures, reach the local stack.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+};
+
+use xshell::{Shell, TempDir, cmd};
+
+/// The workspace this test binary belongs to.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The result of running `cargo xtask ...` (the built binary), printed in full on failure.
+pub struct Run {
+    pub what: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+    fn report(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> String {
+        assert!(self.success(), "expected success\n{}", self.report());
+        self.stdout()
+    }
+    /// Asserts failure and returns stderr.
+    #[track_caller]
+    pub fn fails(&self) -> String {
+        assert!(!self.success(), "expected failure\n{}", self.report());
+        self.stderr()
+    }
+}
+
+/// Runs the xtask binary with `args` in `dir`.
+pub fn xtask(dir: &Path, args: &[&str]) -> Run {
+    xtask_env(dir, args, &[])
+}
+
+pub fn xtask_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).current_dir(dir).env("CI", "true");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("cannot run the xtask binary");
+    Run { what: format!("(in {}) cargo xtask {}", dir.display(), args.join(" ")), output }
+}
+
+/// A throwaway git repository holding a minimal xtask workspace.
+pub struct Fixture {
+    pub sh: Shell,
+    dir: TempDir,
+    /// The repository's directory inside `dir`, when not `dir` itself.
+    subdir: Option<&'static str>,
+}
+
+pub const FIXTURE_CARGO_TOML: &str = r#"[workspace]
+members = []
+
+[workspace.metadata.xtask]
+project = "fixture"
+
+[[workspace.metadata.xtask.images]]
+name = "svc"
+context = "svc"
+dockerfile = "svc/Dockerfile"
+repository = "fixture/svc"
+"#;
+
+impl Fixture {
+    /// A repository with one commit of a fixture workspace.
+    pub fn new() -> Fixture {
+        Fixture::with_settings(FIXTURE_CARGO_TOML)
+    }
+
+    /// A fixture whose image goes to ECR repository `repository`.
+    pub fn with_repository(repository: &str) -> Fixture {
+        Fixture::with_settings(&FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{repository}\"")))
+    }
+
+    fn with_settings(cargo_toml: &str) -> Fixture {
+        let fixture = Fixture::empty();
+        fixture.write("Cargo.toml", cargo_toml);
+        fixture.write(".gitignore", "/target\n*.ignored\n");
+        fixture.write("svc/Dockerfile", "FROM scratch\nCOPY . /srv/\n");
+        fixture.write("svc/data.txt", "one\n");
+        fixture.commit("initial");
+        fixture
+    }
+
+    /// `git init` only: no commits.
+    pub fn empty() -> Fixture {
+        let sh = Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        sh.change_dir(dir.path());
+        cmd!(sh, "git init -q -b main").run().unwrap();
+        cmd!(sh, "git config user.email test@example.com").run().unwrap();
+        cmd!(sh, "git config user.name Test").run().unwrap();
+        Fixture { sh, dir, subdir: None }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        match self.subdir {
+            Some(sub) => self.dir.path().join(sub),
+            None => self.dir.path().to_path_buf(),
+        }
+    }
+
+    pub fn write(&self, path: &str, contents: &str) {
+        self.sh.write_file(self.path().join(path), contents).unwrap();
+    }
+
+    pub fn append(&self, path: &str, contents: &str) {
+        let old = std::fs::read_to_string(self.path().join(path)).unwrap_or_default();
+        self.write(path, &format!("{old}{contents}"));
+    }
+
+    pub fn commit(&self, message: &str) -> String {
+        let sh = &self.sh;
+        cmd!(sh, "git add -A").run().unwrap();
+        cmd!(sh, "git commit -q --allow-empty -m {message}").run().unwrap();
+        self.head()
+    }
+
+    /// `git rev-parse HEAD`: the oracle for what a tag must be.
+    pub fn head(&self) -> String {
+        let sh = &self.sh;
+        cmd!(sh, "git rev-parse HEAD").read().unwrap()
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        xtask(&self.path(), args)
+    }
+}
+
+/// Does a Docker daemon answer? In CI it must: there a missing daemon fails the test.
+/// Elsewhere the test is skipped with the reason printed.
+pub fn docker_or_skip(test: &str) -> bool {
+    let sh = Shell::new().unwrap();
+    let answers = cmd!(sh, "docker version --format {{.Server.APIVersion}}").quiet().ignore_stderr().read().is_ok();
+    if !answers {
+        assert!(std::env::var_os("CI").is_none(), "{test}: no Docker daemon answers, and CI must run this test");
+        eprintln!("SKIPPED {test}: no Docker daemon answers (start dockerd or set DOCKER_HOST)");
+    }
+    answers
+}
+
+/// Brings the workspace's local stack up once per test run (reusing a running one).
+pub fn local_stack() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        xtask(&workspace_root(), &["local", "up"]).ok();
+    });
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{nanos:x}")
+}
+
+/// A tokio runtime for a test's SDK and bollard calls.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The local stack's ECR API, as the `local` stage reaches it.
+pub async fn local_ecr() -> aws_sdk_ecr::Client {
+    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
+    let stage = ws.config.stage(xtask::config::LOCAL_STAGE).unwrap();
+    let (sdk, _) = xtask::aws::load(stage, None, &ws.config.local).await.unwrap();
+    aws_sdk_ecr::Client::new(&sdk)
+}
+
+/// Creates an ECR repository on the local stack.
+pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str, immutable: bool) {
+    let mutability = if immutable {
+        aws_sdk_ecr::types::ImageTagMutability::Immutable
+    } else {
+        aws_sdk_ecr::types::ImageTagMutability::Mutable
+    };
+    ecr.create_repository().repository_name(name).image_tag_mutability(mutability).send().await.unwrap();
+}
+
+/// Calls a JSON-protocol AWS API of the local stack directly (moto does not check
+/// signatures; the credential scope routes the call): an independent view of what
+/// CloudFormation made, with no SDK of the tool's in between.
+pub async fn moto_json(service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
+    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
+    let url = format!("{}/", xtask::aws::local_endpoint(&ws.config.local));
+    let scope = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+    let client = xtask::http::Client::new(Some(scope));
+    let response = client
+        .send(
+            hyper::Method::POST,
+            &url,
+            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)],
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert!(response.status.is_success(), "{target}: {} {}", response.status, String::from_utf8_lossy(&response.body));
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+/// The image of every container of every ECS service in clusters whose name contains `needle`.
+pub async fn ecs_service_images(needle: &str) -> Vec<String> {
+    const ECS: &str = "AmazonEC2ContainerServiceV20141113";
+    let clusters = moto_json("ecs", &format!("{ECS}.ListClusters"), serde_json::json!({})).await;
+    let mut images = vec![];
+    for cluster in clusters["clusterArns"].as_array().unwrap().iter().filter_map(|c| c.as_str()) {
+        if !cluster.contains(needle) {
+            continue;
+        }
+        let services = moto_json("ecs", &format!("{ECS}.ListServices"), serde_json::json!({ "cluster": cluster })).await;
+        let arns = services["serviceArns"].clone();
+        let described =
+            moto_json("ecs", &format!("{ECS}.DescribeServices"), serde_json::json!({ "cluster": cluster, "services": arns }))
+                .await;
+        for service in described["services"].as_array().unwrap() {
+            let task = service["taskDefinition"].as_str().unwrap();
+            let def =
+                moto_json("ecs", &format!("{ECS}.DescribeTaskDefinition"), serde_json::json!({ "taskDefinition": task }))
+                    .await;
+            for container in def["taskDefinition"]["containerDefinitions"].as_array().unwrap() {
+                images.push(container["image"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    images
+}
+
+/// A fresh clone of this workspace's HEAD, sharing infra's installed packages.
+pub fn clone_workspace() -> Fixture {
+    let sh = Shell::new().unwrap();
+    let dir = sh.create_temp_dir().unwrap();
+    let root = workspace_root();
+    let target = dir.path().join("ws");
+    cmd!(sh, "git clone -q {root} {target}").run().unwrap();
+    sh.change_dir(&target);
+    cmd!(sh, "git config user.email test@example.com").run().unwrap();
+    cmd!(sh, "git config user.name Test").run().unwrap();
+    let modules = root.join("infra/node_modules");
+    assert!(modules.exists(), "run `npm ci` in infra/ first (cargo xtask test does)");
+    std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
+    Fixture { sh, dir, subdir: Some("ws") }
+}
