@@ -1,0 +1,112 @@
+//! Image builds through the Engine API: the context is streamed as it is read.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use anyhow::{Context, Result, bail};
+use bollard::{Docker, query_parameters::BuildImageOptions};
+use futures_util::StreamExt;
+
+use crate::{context::BuildContext, progress::Progress};
+
+/// What to build.
+pub struct BuildSpec<'a> {
+    /// Shown in progress lines.
+    pub name: &'a str,
+    pub context: &'a BuildContext,
+    /// The local tag (`repository:tag`) the image gets.
+    pub tag: String,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    /// `host` where a build step needs the network on a daemon without a bridge.
+    pub network: Option<String>,
+}
+
+/// Lines of build output shown when a step fails.
+const TAIL: usize = 25;
+
+/// Builds the image and returns its id (`sha256:...`). On failure the error names
+/// the failing step and ends with the tail of its output; nothing is tagged.
+pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+    let options = BuildImageOptions {
+        dockerfile: spec.context.dockerfile_name().to_string(),
+        t: Some(spec.tag.clone()),
+        rm: true,
+        forcerm: true,
+        buildargs: Some(to_map(&spec.build_args)),
+        labels: Some(to_map(&spec.labels)),
+        target: spec.target.clone().unwrap_or_default(),
+        platform: spec.platform.clone().unwrap_or_default(),
+        networkmode: spec.network.clone(),
+        ..Default::default()
+    };
+    let task = progress.task(spec.name);
+    task.step("sending context");
+    let body = bollard::body_try_stream(spec.context.stream());
+    let mut stream = docker.build_image(options, None, Some(body));
+
+    let mut step = String::from("(before the first step)");
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL);
+    let mut id = None;
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(err) => {
+                task.abandon();
+                let output: Vec<String> = tail.into_iter().collect();
+                return Err(anyhow::Error::new(err)).context(format!(
+                    "build of {} failed at {step}\n--- last lines of its output ---\n{}",
+                    spec.name,
+                    output.join("\n")
+                ));
+            }
+        };
+        if let Some(detail) = info.error_detail {
+            task.abandon();
+            bail!(
+                "build of {} failed at {step}: {}\n--- last lines of its output ---\n{}",
+                spec.name,
+                detail.message.unwrap_or_default(),
+                tail.into_iter().collect::<Vec<_>>().join("\n")
+            );
+        }
+        if let Some(aux) = info.aux.and_then(|aux| aux.id) {
+            id = Some(aux);
+        }
+        let Some(text) = info.stream else { continue };
+        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            if line.starts_with("Step ") {
+                step = line.to_string();
+                task.step(line);
+            } else if !progress.is_live() {
+                eprintln!("{}: {line}", spec.name);
+            }
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.to_string());
+        }
+    }
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let inspect = docker
+                .inspect_image(&spec.tag)
+                .await
+                .with_context(|| format!("the build of {} ended without an image", spec.name))?;
+            inspect.id.context("the daemon reported an image without an id")?
+        }
+    };
+    task.finish(format!("built {} ({})", spec.tag, short(&id)));
+    Ok(id)
+}
+
+fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// `sha256:0123456789ab` for display.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(19)]
+}

@@ -1,0 +1,36 @@
+//! The Docker Engine API through bollard: connect and negotiate.
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+
+/// The oldest Engine API this tool speaks (Docker 20.10).
+const MIN_API: (usize, usize) = (1, 41);
+
+/// Connects to the daemon `DOCKER_HOST` names (the default socket otherwise) and
+/// negotiates the API version.
+pub async fn connect() -> Result<Docker> {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let docker = Docker::connect_with_defaults()
+        .with_context(|| format!("cannot use DOCKER_HOST={host}; set it to the daemon's socket (unix://...) or tcp address"))?;
+    let docker = docker.negotiate_version().await.with_context(|| {
+        format!("no Docker daemon answers at {host}; start dockerd, or point DOCKER_HOST at a running daemon")
+    })?;
+    let version = docker.version().await.with_context(|| format!("the Docker daemon at {host} did not answer"))?;
+    let api = version.api_version.unwrap_or_default();
+    if parse_api(&api) < MIN_API {
+        bail!(
+            "the Docker daemon at {host} speaks API {api}, older than {}.{}; upgrade Docker to 20.10 or newer",
+            MIN_API.0,
+            MIN_API.1
+        );
+    }
+    Ok(docker)
+}
+
+fn parse_api(api: &str) -> (usize, usize) {
+    let (major, minor) = api.split_once('.').unwrap_or((api, "0"));
+    (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
+}
+
+pub mod build;
+pub mod push;

@@ -1,0 +1,154 @@
+//! Base images for the app's Dockerfile, made on this machine because public
+//! images cannot be pulled here. Their names are ours, never an official image's;
+//! the `local` stage passes them as build arguments
+//! (`[workspace.metadata.xtask.stages.local] build-args`).
+//!
+//! - a Debian bookworm rootfs from Debian's packages (`debootstrap --variant=minbase`);
+//! - that rootfs with gcc and the host's Rust toolchain (without its docs).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use xshell::cmd;
+
+use crate::{
+    context::BuildContext,
+    docker::{self, build::BuildSpec},
+    progress::Progress,
+    workspace::Workspace,
+};
+
+/// Debian bookworm, minimal: stands in for `debian:bookworm-slim`.
+pub const DEBIAN: &str = "xtask-local/debian:bookworm-minbase";
+/// Debian bookworm with gcc and the host's Rust toolchain: stands in for `rust:*-slim-bookworm`.
+pub const RUST: &str = "xtask-local/rust:host";
+
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Makes whichever base image is missing.
+pub async fn ensure(ws: &Workspace, dir: &Path) -> Result<()> {
+    let docker = docker::connect().await?;
+    let dir = dir.join("base");
+    let progress = Progress::detect();
+    if !exists(&docker, DEBIAN).await {
+        make_debian(ws, &docker, &dir, &progress).await?;
+    }
+    if !exists(&docker, RUST).await {
+        make_rust(ws, &docker, &dir, &progress).await?;
+    }
+    Ok(())
+}
+
+/// Each base image and whether the daemon has it.
+pub async fn present(_ws: &Workspace) -> Vec<(&'static str, bool)> {
+    let Ok(docker) = docker::connect().await else {
+        return vec![(DEBIAN, false), (RUST, false)];
+    };
+    vec![(DEBIAN, exists(&docker, DEBIAN).await), (RUST, exists(&docker, RUST).await)]
+}
+
+async fn exists(docker: &Docker, image: &str) -> bool {
+    docker.inspect_image(image).await.is_ok()
+}
+
+async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progress) -> Result<()> {
+    let sh = &ws.sh;
+    cmd!(sh, "debootstrap --version").quiet().ignore_stdout().run().context(
+        "debootstrap is missing; install Debian's package (apt-get install debootstrap) to make the local base images",
+    )?;
+    let uid = cmd!(sh, "id -u").quiet().read()?;
+    if uid.trim() != "0" {
+        bail!("debootstrap needs root to make {DEBIAN}; run `cargo xtask local up` once as root (later runs reuse the image)");
+    }
+    let rootfs = dir.join("bookworm-minbase");
+    if rootfs.exists() {
+        std::fs::remove_dir_all(&rootfs).with_context(|| format!("cannot clear {}", rootfs.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let mirror = std::env::var("XTASK_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string());
+    let task = progress.task(DEBIAN);
+    task.step(format!("debootstrap --variant=minbase bookworm from {mirror}"));
+    let log = dir.join("debootstrap.log");
+    let out = cmd!(sh, "debootstrap --variant=minbase bookworm {rootfs} {mirror}").quiet().ignore_status().output()?;
+    std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
+    if !out.status.success() {
+        task.abandon();
+        bail!(
+            "debootstrap of Debian bookworm from {mirror} failed (set XTASK_DEBIAN_MIRROR to a reachable mirror); {} ends with:\n{}",
+            log.display(),
+            super::process::log_tail(&log, 10)
+        );
+    }
+    task.finish("rootfs ready");
+    // Downloaded packages and package lists only make the image bigger.
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let dir = rootfs.join(dir);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_file() {
+                std::fs::remove_file(entry.path()).ok();
+            }
+        }
+    }
+    // The rootfs becomes an image through the same build path as every image.
+    let dockerfile = dir.join("Dockerfile.debian");
+    std::fs::write(&dockerfile, "FROM scratch\nCOPY . /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD [\"/bin/bash\"]\n")?;
+    let context = BuildContext::new(&rootfs, &dockerfile)?;
+    let spec = BuildSpec {
+        name: DEBIAN,
+        context: &context,
+        tag: DEBIAN.to_string(),
+        build_args: Default::default(),
+        labels: [("org.opencontainers.image.title".to_string(), "local stand-in for debian:bookworm-slim".to_string())]
+            .into(),
+        target: None,
+        platform: None,
+        network: None,
+    };
+    docker::build::build(docker, &spec, progress).await?;
+    std::fs::remove_dir_all(&rootfs).ok();
+    Ok(())
+}
+
+async fn make_rust(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progress) -> Result<()> {
+    let sh = &ws.sh;
+    let sysroot = cmd!(sh, "rustc --print sysroot").quiet().read().context("cannot find the host's Rust toolchain")?;
+    let toolchain = dir.join("rust-toolchain");
+    if toolchain.exists() {
+        std::fs::remove_dir_all(&toolchain)?;
+    }
+    std::fs::create_dir_all(&toolchain)?;
+    // Everything but share/ (docs and man pages, ~800 MB).
+    for part in ["bin", "lib", "libexec", "etc"] {
+        let from = Path::new(&sysroot).join(part);
+        if from.exists() {
+            cmd!(sh, "cp -a {from} {toolchain}").quiet().run()?;
+        }
+    }
+    let dockerfile = dir.join("Dockerfile.rust");
+    std::fs::write(
+        &dockerfile,
+        format!(
+            "FROM {DEBIAN}\n\
+             RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*\n\
+             COPY . /usr/local/rust/\n\
+             ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CARGO_HOME=/usr/local/cargo\n"
+        ),
+    )?;
+    let context = BuildContext::new(&toolchain, &dockerfile)?;
+    let spec = BuildSpec {
+        name: RUST,
+        context: &context,
+        tag: RUST.to_string(),
+        build_args: Default::default(),
+        labels: [("org.opencontainers.image.title".to_string(), "local stand-in for rust:slim-bookworm".to_string())]
+            .into(),
+        target: None,
+        platform: None,
+        // apt-get needs the network; the daemon may run without a bridge.
+        network: Some("host".to_string()),
+    };
+    docker::build::build(docker, &spec, progress).await?;
+    std::fs::remove_dir_all(&toolchain).ok();
+    Ok(())
+}

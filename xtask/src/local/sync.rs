@@ -1,0 +1,277 @@
+//! Keeps the local registry and the emulated ECR in agreement, as they are one
+//! service in AWS:
+//! - registry → ECR: each manifest push (a registry notification) becomes an ECR
+//!   image with the same tag and the same digest (`PutImage` with `imageDigest`,
+//!   since moto derives its own digest otherwise);
+//! - ECR → registry: a tag added through ECR `PutImage` (a retag) is put to the
+//!   registry, so it can be pulled.
+//!
+//! Runs as `cargo xtask local sync`, started by `local up`.
+
+use std::{collections::HashSet, convert::Infallible, path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use aws_sdk_ecr::Client as Ecr;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use xshell::cmd;
+
+use super::process;
+use crate::http;
+use crate::{aws, ecr, workspace::Workspace};
+
+/// Manifest media types; other pushes (blobs) are not images.
+const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// How often ECR is polled for tags the registry lacks.
+const POLL: Duration = Duration::from_millis(250);
+
+pub fn start(ws: &Workspace, log: &Path) -> Result<process::Started> {
+    let exe = std::env::current_exe().context("cannot find this program's path to start the sync process")?;
+    let sh = &ws.sh;
+    process::spawn(cmd!(sh, "{exe} local sync"), log)
+}
+
+struct Sync {
+    ecr: Ecr,
+    registry: http::Client,
+    registry_url: String,
+    /// `repository:tag` pairs known to be in both.
+    synced: Mutex<HashSet<String>>,
+}
+
+/// The sync process's main loop.
+pub async fn run(ws: &Workspace) -> Result<()> {
+    let ports = ws.config.local;
+    let stage = ws.config.stage(crate::config::LOCAL_STAGE)?;
+    let (sdk, _) = aws::load(stage, None, &ports).await?;
+    let ecr_client = Ecr::new(&sdk);
+    let auth = ecr::authorization(&ecr_client).await?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
+    let sync = Arc::new(Sync {
+        ecr: ecr_client,
+        registry: http::Client::new(Some(format!("Basic {basic}"))),
+        registry_url: format!("http://127.0.0.1:{}", ports.registry_port),
+        synced: Mutex::new(HashSet::new()),
+    });
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.sync_port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", ports.sync_port))?;
+    eprintln!("sync: listening on 127.0.0.1:{} for registry events", ports.sync_port);
+
+    let poller = sync.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = poller.ecr_to_registry().await {
+                eprintln!("sync: ecr → registry: {err:#}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    });
+
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let sync = sync.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let sync = sync.clone();
+                async move { Ok::<_, Infallible>(sync.handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    action: String,
+    target: Target,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Target {
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+impl Sync {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let reply = |status: StatusCode, text: String| {
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            *response.status_mut() = status;
+            response
+        };
+        match (req.method(), req.uri().path()) {
+            (&Method::GET, "/healthz") => reply(StatusCode::OK, "ok".into()),
+            (&Method::POST, "/events") => {
+                let body = match req.into_body().collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(err) => return reply(StatusCode::BAD_REQUEST, err.to_string()),
+                };
+                match self.registry_to_ecr(&body).await {
+                    Ok(()) => reply(StatusCode::OK, String::new()),
+                    // The registry retries a failed delivery.
+                    Err(err) => {
+                        eprintln!("sync: registry → ecr: {err:#}");
+                        reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
+                    }
+                }
+            }
+            _ => reply(StatusCode::NOT_FOUND, "not found".into()),
+        }
+    }
+
+    async fn registry_to_ecr(&self, body: &[u8]) -> Result<()> {
+        let envelope: Envelope = serde_json::from_slice(body).context("a registry event that is not JSON")?;
+        for event in envelope.events {
+            let target = event.target;
+            let Some(tag) = target.tag.filter(|t| !t.is_empty()) else { continue };
+            if event.action != "push" || !MANIFEST_TYPES.contains(&target.media_type.as_str()) {
+                continue;
+            }
+            let key = format!("{}:{tag}", target.repository);
+            if self.synced.lock().await.contains(&key) {
+                continue;
+            }
+            let Some(scan_on_push) = self.scan_on_push(&target.repository).await? else {
+                eprintln!("sync: {key} pushed to a repository ECR does not have; real ECR refuses such a push");
+                continue;
+            };
+            let body = self.registry_manifest(&target.repository, &target.digest).await?;
+            let manifest = ecr::Manifest { body, media_type: target.media_type.clone(), digest: target.digest.clone() };
+            if ecr::put_tag(&self.ecr, &target.repository, &manifest, &tag).await? == ecr::Tagged::Added {
+                eprintln!("sync: {key} → ECR ({})", target.digest);
+                // moto does not scan on push by itself; ECR would.
+                if scan_on_push {
+                    self.ecr
+                        .start_image_scan()
+                        .repository_name(&target.repository)
+                        .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(&tag).build())
+                        .send()
+                        .await
+                        .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))
+                        .with_context(|| format!("cannot start the scan on push of {key}"))?;
+                }
+            }
+            self.synced.lock().await.insert(key);
+        }
+        Ok(())
+    }
+
+    /// `Some(scan on push?)` for a repository ECR has, `None` for one it lacks.
+    async fn scan_on_push(&self, repository: &str) -> Result<Option<bool>> {
+        match self.ecr.describe_repositories().repository_names(repository).send().await {
+            Ok(out) => Ok(out
+                .repositories()
+                .first()
+                .map(|r| r.image_scanning_configuration().is_some_and(|c| c.scan_on_push()))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(None),
+            Err(err) => Err(anyhow::anyhow!(ecr::describe(&err))).context("cannot describe the repository"),
+        }
+    }
+
+    async fn registry_manifest(&self, repository: &str, reference: &str) -> Result<String> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.registry_url);
+        let accept = MANIFEST_TYPES.join(", ");
+        let response = self.registry.get(&url, &[("accept", &accept)]).await?;
+        if !response.status.is_success() {
+            anyhow::bail!("GET {url}: {}", response.status);
+        }
+        String::from_utf8(response.body.to_vec()).context("a manifest that is not UTF-8")
+    }
+
+    /// Puts to the registry every ECR tag it lacks.
+    async fn ecr_to_registry(&self) -> Result<()> {
+        for repository in self.repositories().await? {
+            for (tag, digest) in self.tags(&repository).await? {
+                let key = format!("{repository}:{tag}");
+                if self.synced.lock().await.contains(&key) {
+                    continue;
+                }
+                let url = format!("{}/v2/{repository}/manifests/{tag}", self.registry_url);
+                let accept = MANIFEST_TYPES.join(", ");
+                let head = self.registry.send(Method::HEAD, &url, &[("accept", &accept)], Bytes::new()).await?;
+                if head.status == StatusCode::NOT_FOUND {
+                    let manifest = ecr::manifest(&self.ecr, &repository, &tag).await?;
+                    let put = self
+                        .registry
+                        .send(Method::PUT, &url, &[("content-type", &manifest.media_type)], Bytes::from(manifest.body))
+                        .await?;
+                    if !put.status.is_success() {
+                        anyhow::bail!("PUT {url}: {} {}", put.status, String::from_utf8_lossy(&put.body));
+                    }
+                    eprintln!("sync: ECR {key} → registry ({digest})");
+                } else if !head.status.is_success() {
+                    anyhow::bail!("HEAD {url}: {}", head.status);
+                }
+                self.synced.lock().await.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn repositories(&self) -> Result<Vec<String>> {
+        let mut names = vec![];
+        let mut token = None;
+        loop {
+            let out = self
+                .ecr
+                .describe_repositories()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))?;
+            names.extend(out.repositories().iter().filter_map(|r| r.repository_name().map(str::to_owned)));
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn tags(&self, repository: &str) -> Result<Vec<(String, String)>> {
+        let mut tags = vec![];
+        let mut token = None;
+        loop {
+            let out = self
+                .ecr
+                .describe_images()
+                .repository_name(repository)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))?;
+            for image in out.image_details() {
+                let digest = image.image_digest().unwrap_or_default();
+                tags.extend(image.image_tags().iter().map(|t| (t.clone(), digest.to_owned())));
+            }
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(tags);
+            }
+        }
+    }
+}

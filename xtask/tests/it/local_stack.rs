@@ -1,0 +1,205 @@
+//! The local stack: a real registry and the emulated ECR API kept in agreement.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use aws_sdk_ecr::types::ImageIdentifier;
+use bollard::{
+    Docker,
+    auth::DockerCredentials,
+    query_parameters::{BuildImageOptions, CreateImageOptions, PushImageOptions},
+};
+use futures_util::StreamExt;
+use xtask::{config::LOCAL_STAGE, ecr, workspace::Workspace};
+
+use crate::support::{docker_or_skip, local_stack, runtime, unique, workspace_root, xtask};
+
+struct Local {
+    ecr: aws_sdk_ecr::Client,
+    docker: Docker,
+    registry: String,
+    credentials: DockerCredentials,
+}
+
+async fn connect() -> Local {
+    let ws = Workspace::at(&workspace_root()).unwrap();
+    let stage = ws.config.stage(LOCAL_STAGE).unwrap();
+    let (sdk, _) = xtask::aws::load(stage, None, &ws.config.local).await.unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let auth = ecr::authorization(&ecr).await.unwrap();
+    let registry = stage.registry.clone().unwrap();
+    let credentials = DockerCredentials {
+        username: Some(auth.username),
+        password: Some(auth.password),
+        serveraddress: Some(registry.clone()),
+        ..Default::default()
+    };
+    let docker = xtask::docker::connect().await.unwrap();
+    Local { ecr, docker, registry, credentials }
+}
+
+/// A one-file image built from an in-memory context, unique per call.
+async fn tiny_image(docker: &Docker, tag: &str) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let files: [(&str, Vec<u8>); 2] =
+        [("Dockerfile", b"FROM scratch\nCOPY id /id\n".to_vec()), ("id", unique("content").into_bytes())];
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data.as_slice()).unwrap();
+    }
+    let body = bollard::body_full(tar.into_inner().unwrap().into());
+    let options = BuildImageOptions { t: Some(tag.to_string()), rm: true, ..Default::default() };
+    let mut stream = docker.build_image(options, None, Some(body));
+    while let Some(item) = stream.next().await {
+        item.expect("tiny image build");
+    }
+}
+
+/// Pushes and returns the digest the registry reported.
+async fn push(local: &Local, repository: &str, tag: &str) -> String {
+    let image = format!("{}/{repository}", local.registry);
+    let options = PushImageOptions { tag: Some(tag.to_string()), ..Default::default() };
+    let mut stream = local.docker.push_image(&image, Some(options), Some(local.credentials.clone()));
+    let mut digest = None;
+    while let Some(item) = stream.next().await {
+        let info = item.expect("push stream item");
+        if let Some(status) = info.status
+            && let Some(rest) = status.split("digest: ").nth(1)
+        {
+            digest = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    digest.expect("the push reported a digest")
+}
+
+async fn ecr_digest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
+    ecr::image_by_tag(ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
+}
+
+#[test]
+fn status_and_env_describe_the_running_stack() {
+    if !docker_or_skip("status_and_env_describe_the_running_stack") {
+        return;
+    }
+    local_stack();
+    let status = xtask(&workspace_root(), &["local", "status"]).ok();
+    for part in ["aws-api", "registry", "sync"] {
+        let line = status.lines().find(|l| l.starts_with(part)).unwrap_or_else(|| panic!("no {part} line:\n{status}"));
+        assert!(line.contains(" running "), "{part} not running:\n{status}");
+    }
+    assert!(status.contains("present      xtask-local/debian:bookworm-minbase"), "{status}");
+    assert!(status.contains("present      xtask-local/rust:host"), "{status}");
+
+    let env = xtask(&workspace_root(), &["local", "env"]).ok();
+    assert!(env.contains("export AWS_ENDPOINT_URL=http://localhost:"), "{env}");
+
+    // Idempotent: a second `up` reuses the stack.
+    let again = xtask(&workspace_root(), &["local", "up"]);
+    again.ok();
+    assert!(again.stderr().contains("already running"), "{}", again.stderr());
+}
+
+#[test]
+fn a_push_to_the_registry_appears_in_ecr_with_the_same_digest() {
+    if !docker_or_skip("a_push_to_the_registry_appears_in_ecr_with_the_same_digest") {
+        return;
+    }
+    local_stack();
+    runtime().block_on(async {
+        let local = connect().await;
+        let repository = unique("it/sync");
+        local.ecr.create_repository().repository_name(&repository).send().await.unwrap();
+        let tag = "0123456789abcdef0123456789abcdef01234567";
+        tiny_image(&local.docker, &format!("{}/{repository}:{tag}", local.registry)).await;
+
+        let pushed = push(&local, &repository, tag).await;
+        let started = Instant::now();
+        let mut seen = None;
+        while started.elapsed() < Duration::from_secs(1) && seen.is_none() {
+            seen = ecr_digest(&local.ecr, &repository, tag).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = seen.unwrap_or_else(|| panic!("{repository}:{tag} did not reach ECR within 1s"));
+        assert_eq!(seen, pushed, "ECR's digest must be the registry's");
+        eprintln!("registry → ECR in {} ms", started.elapsed().as_millis());
+
+        // The manifest ECR stores is the registry's, byte for byte: its sha256 is the digest.
+        let manifest = ecr::manifest(&local.ecr, &repository, tag).await.unwrap();
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(manifest.body.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(format!("sha256:{hex}"), pushed);
+    });
+}
+
+#[test]
+fn an_ecr_retag_is_pullable_from_the_registry() {
+    if !docker_or_skip("an_ecr_retag_is_pullable_from_the_registry") {
+        return;
+    }
+    local_stack();
+    runtime().block_on(async {
+        let local = connect().await;
+        let repository = unique("it/retag");
+        local.ecr.create_repository().repository_name(&repository).send().await.unwrap();
+        let first = "1111111111111111111111111111111111111111";
+        let second = "2222222222222222222222222222222222222222";
+        tiny_image(&local.docker, &format!("{}/{repository}:{first}", local.registry)).await;
+        let digest = push(&local, &repository, first).await;
+
+        // Wait for the image to reach ECR, then retag there: BatchGetImage + PutImage.
+        let started = Instant::now();
+        while ecr_digest(&local.ecr, &repository, first).await.is_none() {
+            assert!(started.elapsed() < Duration::from_secs(5), "push never reached ECR");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let manifest = ecr::manifest(&local.ecr, &repository, first).await.unwrap();
+        let added = ecr::put_tag(&local.ecr, &repository, &manifest, second).await.unwrap();
+        assert_eq!(added, ecr::Tagged::Added);
+        let ids = local
+            .ecr
+            .describe_images()
+            .repository_name(&repository)
+            .image_ids(ImageIdentifier::builder().image_tag(second).build())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ids.image_details()[0].image_digest(), Some(digest.as_str()));
+
+        // Pull the new tag from the registry, as ECS would.
+        let image = format!("{}/{repository}", local.registry);
+        let started = Instant::now();
+        loop {
+            let options = CreateImageOptions {
+                from_image: Some(image.clone()),
+                tag: Some(second.to_string()),
+                ..Default::default()
+            };
+            let mut stream = local.docker.create_image(Some(options), None, Some(local.credentials.clone()));
+            let mut failed = None;
+            while let Some(item) = stream.next().await {
+                if let Err(err) = item {
+                    failed = Some(err.to_string());
+                }
+            }
+            match failed {
+                None => break,
+                Some(err) if started.elapsed() > Duration::from_secs(3) => panic!("pull of {image}:{second}: {err}"),
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let inspect = local.docker.inspect_image(&format!("{image}:{second}")).await.unwrap();
+        let digests: HashMap<_, _> = inspect
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| d.split_once('@').map(|(name, digest)| (name.to_string(), digest.to_string())))
+            .collect();
+        assert_eq!(digests.get(&image), Some(&digest), "pulled digest");
+    });
+}
