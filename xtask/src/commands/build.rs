@@ -1,0 +1,60 @@
+//! `cargo xtask build`: build images locally, tagged `<repository>:<sha>`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::{
+    docker::{self, build::BuildSpec},
+    git::Git,
+    image::Plan,
+    progress::Progress,
+    workspace::Workspace,
+};
+
+/// Build images through the Docker Engine API, tagged `<repository>:<commit sha>`;
+/// nothing is pushed. The work tree must be clean (or pass --allow-dirty).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image to build (repeatable); all configured images by default.
+    #[arg(long = "image", value_name = "NAME")]
+    images: Vec<String>,
+    /// Build with a dirty work tree; the tag becomes `<sha>-dirty-<hash>`.
+    #[arg(long)]
+    allow_dirty: bool,
+    /// Stage whose build arguments apply (its AWS settings are not used).
+    #[arg(long, env = "XTASK_STAGE", default_value = crate::config::LOCAL_STAGE, value_name = "STAGE")]
+    stage: String,
+}
+
+impl Args {
+    pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
+        let stage = ws.config.stage(&self.stage)?;
+        let images = ws.config.select_images(&self.images)?;
+        let git = Git::open(&ws.root)?;
+        let tag = git.work_tree_tag(self.allow_dirty)?;
+        let docker = docker::connect().await?;
+        let progress = Progress::detect();
+        let source = git.source_url();
+        for image in images {
+            let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
+            let id = docker::build::build(&docker, &build_spec(&plan), &progress).await?;
+            progress.println(format!("{}: {} ({})", image.name, plan.local_name(), docker::build::short(&id)));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What to ask the daemon for, from a plan.
+pub fn build_spec<'p>(plan: &'p Plan<'_>) -> BuildSpec<'p> {
+    BuildSpec {
+        name: &plan.image.name,
+        context: &plan.context,
+        tag: plan.local_name(),
+        build_args: plan.build_args.clone(),
+        labels: plan.labels.clone(),
+        target: plan.image.target.clone(),
+        platform: Some(plan.image.platform.clone()),
+        network: None,
+    }
+}

@@ -1,0 +1,115 @@
+//! One configured image made concrete for a commit and a stage: its build
+//! context, build arguments, OCI labels and the key of its inputs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    config::{Config, Image, Stage},
+    context::BuildContext,
+    git::ImageTag,
+};
+
+/// Prefix of the extra tag that records an image's inputs key in ECR, so an
+/// unchanged image is found with one `DescribeImages` call.
+pub const INPUTS_TAG_PREFIX: &str = "inputs-";
+
+pub struct Plan<'a> {
+    pub image: &'a Image,
+    pub tag: ImageTag,
+    pub context: BuildContext,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// SHA-256 over everything the image is built from except the commit.
+    pub inputs_key: String,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(config: &Config, stage: &Stage, image: &'a Image, tag: &ImageTag, source: &str) -> Result<Plan<'a>> {
+        let context_dir = config.root.join(&image.context);
+        let dockerfile = config.root.join(&image.dockerfile);
+        let context = BuildContext::new(&context_dir, &dockerfile)
+            .with_context(|| format!("image `{}`: cannot read its build context", image.name))?;
+
+        // Stage arguments override the image's own; the commit argument is set last.
+        let mut build_args = image.build_args.clone();
+        build_args.extend(stage.build_args.clone());
+        let inputs_key = inputs_key(&context, &build_args, image)?;
+        build_args.insert(config.commit_arg.clone(), tag.to_string());
+
+        let labels = BTreeMap::from([
+            ("org.opencontainers.image.revision".to_string(), tag.commit.clone()),
+            ("org.opencontainers.image.source".to_string(), source.to_string()),
+            ("org.opencontainers.image.created".to_string(), rfc3339_now()),
+            ("org.opencontainers.image.title".to_string(), image.name.clone()),
+            ("org.opencontainers.image.version".to_string(), tag.to_string()),
+        ]);
+        Ok(Plan { image, tag: tag.clone(), context, build_args, labels, inputs_key })
+    }
+
+    /// The local name the build gets: `<repository>:<tag>`.
+    pub fn local_name(&self) -> String {
+        format!("{}:{}", self.image.repository, self.tag)
+    }
+
+    /// The ECR tag that records the inputs key.
+    pub fn inputs_tag(&self) -> String {
+        format!("{INPUTS_TAG_PREFIX}{}", self.inputs_key)
+    }
+}
+
+/// Context content (after ignore rules, Dockerfile included), build arguments other
+/// than the commit, target and platform.
+fn inputs_key(context: &BuildContext, build_args: &BTreeMap<String, String>, image: &Image) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut field = |name: &str, value: &str| {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    };
+    field("context", &context.digest()?);
+    field("dockerfile", context.dockerfile_name());
+    for (key, value) in build_args {
+        field(&format!("arg:{key}"), value);
+    }
+    field("target", image.target.as_deref().unwrap_or(""));
+    field("platform", &image.platform);
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+fn rfc3339(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_435_199), "2026-11-23T11:59:59Z");
+    }
+}

@@ -1,0 +1,238 @@
+//! `cargo xtask push` against the local stack, on throwaway git repositories.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::support::{Fixture, Run, create_repository, docker_or_skip, local_ecr, local_stack, runtime, unique};
+
+/// A fixture whose ECR repository exists on the local stack.
+fn pushable(immutable: bool) -> (Fixture, String) {
+    local_stack();
+    let repository = unique("it/push");
+    runtime().block_on(async { create_repository(&local_ecr().await, &repository, immutable).await });
+    (Fixture::with_repository(&repository), repository)
+}
+
+fn push_json(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
+    let mut args = vec!["push", "--json"];
+    args.extend_from_slice(extra);
+    let run = repo.xtask(&args);
+    let out = run.ok();
+    let json: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"));
+    (json, run)
+}
+
+fn ecr_digest(repository: &str, tag: &str) -> Option<String> {
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
+    })
+}
+
+#[test]
+fn push_builds_once_then_skips_then_retags_then_builds() {
+    if !docker_or_skip("push_builds_once_then_skips_then_retags_then_builds") {
+        return;
+    }
+    let (repo, repository) = pushable(true);
+    let first = repo.head();
+
+    // 1. First push: built, and ECR's digest is the one the registry reported.
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(json["commit"], first.as_str());
+    assert_eq!(json["stage"], "local");
+    let image = &json["images"][0];
+    assert_eq!(image["action"], "built", "{}", run.stderr());
+    assert_eq!(image["name"], "svc");
+    assert_eq!(image["tag"], first.as_str());
+    assert_eq!(image["repository"], repository.as_str());
+    assert!(image["uri"].as_str().unwrap().ends_with(&format!(".amazonaws.com/{repository}")), "{image}");
+    let digest = image["digest"].as_str().unwrap().to_string();
+    assert_eq!(ecr_digest(&repository, &first).as_deref(), Some(digest.as_str()));
+    assert!(run.stderr().contains(&format!("{}:{first}@{digest}", image["uri"].as_str().unwrap())), "{}", run.stderr());
+
+    // 2. Same commit again: nothing built.
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(json["images"][0]["action"], "skipped");
+    assert_eq!(json["images"][0]["digest"], digest.as_str());
+    assert!(!run.stderr().contains("Step 1/"), "no build may run:\n{}", run.stderr());
+    assert!(run.stderr().contains("already pushed"), "{}", run.stderr());
+
+    // 3. A commit that changes only a file outside the context: the image is reused.
+    repo.write("README.md", "outside the build context\n");
+    let second = repo.commit("docs only");
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(json["images"][0]["action"], "retagged", "{}", run.stderr());
+    assert_eq!(json["images"][0]["digest"], digest.as_str(), "same image, new tag");
+    assert!(!run.stderr().contains("Step 1/"), "no build may run:\n{}", run.stderr());
+    assert!(!run.stderr().contains("push "), "no layer may be pushed:\n{}", run.stderr());
+    assert_eq!(ecr_digest(&repository, &second).as_deref(), Some(digest.as_str()));
+    // The first commit's tag is still there: retagging never removes a tag.
+    assert_eq!(ecr_digest(&repository, &first).as_deref(), Some(digest.as_str()));
+
+    // 4. A change inside the context: built again, a new image.
+    repo.write("svc/data.txt", "two\n");
+    let third = repo.commit("context change");
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(json["images"][0]["action"], "built", "{}", run.stderr());
+    assert_ne!(json["images"][0]["digest"], digest.as_str());
+    assert_eq!(ecr_digest(&repository, &third).as_deref(), json["images"][0]["digest"].as_str());
+
+    // 5. --rebuild builds even when the inputs match an image already pushed.
+    repo.write("NOTES.md", "outside again\n");
+    repo.commit("docs again");
+    let (json, run) = push_json(&repo, &["--rebuild"]);
+    assert_eq!(json["images"][0]["action"], "built", "{}", run.stderr());
+}
+
+#[test]
+fn dockerignored_changes_do_not_rebuild() {
+    if !docker_or_skip("dockerignored_changes_do_not_rebuild") {
+        return;
+    }
+    let (repo, _) = pushable(true);
+    repo.write("svc/.dockerignore", "*.md\n");
+    repo.commit("ignore markdown");
+    let (json, _) = push_json(&repo, &[]);
+    assert_eq!(json["images"][0]["action"], "built");
+    repo.write("svc/CHANGES.md", "ignored by .dockerignore\n");
+    repo.commit("ignored file");
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(json["images"][0]["action"], "retagged", "{}", run.stderr());
+}
+
+#[test]
+fn github_output_gets_uri_and_digest() {
+    if !docker_or_skip("github_output_gets_uri_and_digest") {
+        return;
+    }
+    let (repo, repository) = pushable(true);
+    let output = repo.path().join("github-output");
+    repo.write(".gitignore", "/target\n*.ignored\ngithub-output\n");
+    repo.commit("ignore the output file");
+    let out = output.to_str().unwrap();
+    let run = crate::support::xtask_env(&repo.path(), &["push"], &[("GITHUB_OUTPUT", out)]);
+    run.ok();
+    let text = std::fs::read_to_string(&output).unwrap();
+    let uri = text.lines().find_map(|l| l.strip_prefix("image_uri=")).expect("image_uri written");
+    assert!(uri.ends_with(&format!("/{repository}:{}", repo.head())), "{text}");
+    let digest = text.lines().find_map(|l| l.strip_prefix("image_digest=")).expect("image_digest written");
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{text}");
+}
+
+#[test]
+fn the_registry_token_never_reaches_argv_or_output() {
+    if !docker_or_skip("the_registry_token_never_reaches_argv_or_output") {
+        return;
+    }
+    let (repo, _) = pushable(true);
+    let password = runtime().block_on(async { xtask::ecr::authorization(&local_ecr().await).await.unwrap().password });
+
+    // Watch every process's argv and environment while the push runs.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let password = password.clone();
+        std::thread::spawn(move || {
+            let mut leaks = vec![];
+            let mut samples = 0;
+            while !done.load(Ordering::Relaxed) {
+                samples += 1;
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    for file in ["cmdline", "environ"] {
+                        if let Ok(bytes) = std::fs::read(entry.path().join(file))
+                            && String::from_utf8_lossy(&bytes).contains(&password)
+                        {
+                            leaks.push(format!("{}/{file}", entry.path().display()));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (leaks, samples)
+        })
+    };
+    let run = repo.xtask(&["push", "--json"]);
+    done.store(true, Ordering::Relaxed);
+    let (leaks, samples) = watcher.join().unwrap();
+    run.ok();
+    assert!(samples > 3, "the watcher must have sampled during the push");
+    assert!(leaks.is_empty(), "the token appeared in {leaks:?}");
+    assert!(!run.stdout().contains(&password) && !run.stderr().contains(&password), "the token was printed");
+    let docker_config = std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".docker/config.json")).unwrap();
+    if let Ok(config) = std::fs::read_to_string(docker_config) {
+        assert!(!config.contains("127.0.0.1:5732"), "push must not `docker login`");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let repo = Fixture::with_repository("it/never-created");
+    // Unknown image.
+    let err = repo.xtask(&["push", "--image", "nope"]).fails();
+    assert!(err.contains("unknown image `nope`; configured images: svc"), "{err}");
+    // Unknown stage.
+    let err = repo.xtask(&["push", "--stage", "nope"]).fails();
+    assert!(err.contains("unknown stage `nope`"), "{err}");
+    // A dirty tree.
+    repo.write("svc/data.txt", "dirty\n");
+    let err = repo.xtask(&["build"]).fails();
+    assert!(err.contains("modified: svc/data.txt"), "{err}");
+}
+
+#[test]
+fn missing_repository_says_how_to_create_it() {
+    if !docker_or_skip("missing_repository_says_how_to_create_it") {
+        return;
+    }
+    local_stack();
+    let repo = Fixture::with_repository(&unique("it/absent"));
+    let err = repo.xtask(&["push"]).fails();
+    assert!(err.contains("does not exist; create it with `cargo xtask bootstrap --stage local`"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn no_docker_daemon_is_a_clear_error() {
+    let repo = Fixture::new();
+    let run = crate::support::xtask_env(&repo.path(), &["build"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let err = run.fails();
+    assert!(err.contains("no Docker daemon answers at unix:///nonexistent/docker.sock"), "{err}");
+}
+
+#[test]
+fn missing_dockerfile_is_a_clear_error() {
+    let repo = Fixture::new();
+    std::fs::remove_file(repo.path().join("svc/Dockerfile")).unwrap();
+    repo.commit("no dockerfile");
+    let err = repo.xtask(&["build"]).fails();
+    assert!(err.contains("Dockerfile"), "{err}");
+}
+
+#[test]
+fn a_non_local_stage_names_its_profile_when_credentials_are_missing() {
+    let settings = crate::support::FIXTURE_CARGO_TOML.to_string()
+        + "\n[workspace.metadata.xtask.stages.dev]\nprofile = \"no-such-profile\"\nregion = \"eu-west-1\"\n";
+    let repo = Fixture::empty();
+    repo.write("Cargo.toml", &settings);
+    repo.write("svc/Dockerfile", "FROM scratch\n");
+    repo.commit("dev stage");
+    let home = repo.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_str().unwrap();
+    let run = crate::support::xtask_env(
+        &repo.path(),
+        &["push", "--stage", "dev"],
+        &[("HOME", home), ("AWS_CONFIG_FILE", "/nonexistent"), ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")],
+    );
+    let err = run.fails();
+    assert!(err.contains("profile `no-such-profile`"), "{err}");
+    assert!(err.contains("aws sso login --profile no-such-profile"), "{err}");
+}
