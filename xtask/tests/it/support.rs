@@ -158,7 +158,8 @@ impl Fixture {
 /// Elsewhere the test is skipped with the reason printed.
 pub fn docker_or_skip(test: &str) -> bool {
     let sh = Shell::new().unwrap();
-    let answers = cmd!(sh, "docker version --format {{.Server.APIVersion}}").quiet().ignore_stderr().read().is_ok();
+    let format = "{{.Server.APIVersion}}";
+    let answers = cmd!(sh, "docker version --format {format}").quiet().ignore_stderr().read().is_ok();
     if !answers {
         assert!(std::env::var_os("CI").is_none(), "{test}: no Docker daemon answers, and CI must run this test");
         eprintln!("SKIPPED {test}: no Docker daemon answers (start dockerd or set DOCKER_HOST)");

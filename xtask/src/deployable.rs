@@ -1,0 +1,222 @@
+//! The checks that prove a commit deployable: each returns a named verdict with
+//! a detail a person can act on.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use aws_sdk_ecr::{
+    Client,
+    types::{FindingSeverity, ImageIdentifier, ImageTagMutability, ScanStatus},
+};
+use serde::Serialize;
+
+use crate::{
+    config::Image,
+    ecr,
+    git::Git,
+    image::INPUTS_TAG_PREFIX,
+    registry_api::Registry,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, detail: detail.into() }
+    }
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: false, detail: detail.into() }
+    }
+    /// An error while checking is a failed check, with its cause.
+    pub fn from_result(name: &str, result: Result<Check>) -> Check {
+        result.unwrap_or_else(|err| Check::fail(name, format!("{err:#}")))
+    }
+}
+
+/// Severities in ascending order, as ECR names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    fn of(finding: &FindingSeverity) -> Option<Severity> {
+        Some(match finding {
+            FindingSeverity::Informational => Severity::Informational,
+            FindingSeverity::Low => Severity::Low,
+            FindingSeverity::Medium => Severity::Medium,
+            FindingSeverity::High => Severity::High,
+            FindingSeverity::Critical => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The image of `tag` is in ECR; returns the check and the image's digest and tags.
+pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(Check, Option<(String, Vec<String>)>)> {
+    let name = format!("image {}", image.name);
+    let found = ecr::image_by_tag(ecr_client, &image.repository, tag).await?;
+    Ok(match found.and_then(|d| Some((d.image_digest()?.to_string(), d.image_tags().to_vec()))) {
+        Some((digest, tags)) => (Check::pass(&name, format!("{}:{tag}@{digest}", image.repository)), Some((digest, tags))),
+        None => (
+            Check::fail(&name, format!("{}:{tag} is not in ECR; push it with `cargo xtask push`", image.repository)),
+            None,
+        ),
+    })
+}
+
+/// The image's revision label names the commit, or an ancestor whose image inputs are
+/// identical (the image was reused by retagging); its platform is the configured one.
+pub async fn identity(
+    ecr_client: &Client,
+    registry: &Registry,
+    git: &Git,
+    image: &Image,
+    commit: &str,
+    tag: &str,
+    tags: &[String],
+    inputs_key: Option<&str>,
+) -> Result<Check> {
+    let name = format!("revision {}", image.name);
+    let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
+    let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
+    if config.platform != image.platform {
+        return Ok(Check::fail(
+            &name,
+            format!("the image is {}, but the service runs {}", config.platform, image.platform),
+        ));
+    }
+    let Some(revision) = config.labels.get("org.opencontainers.image.revision") else {
+        return Ok(Check::fail(&name, "the image has no org.opencontainers.image.revision label; push it with `cargo xtask push`"));
+    };
+    if revision == commit {
+        return Ok(Check::pass(&name, format!("built from {commit}, {}", config.platform)));
+    }
+    let recorded: Vec<&str> = tags.iter().filter_map(|t| t.strip_prefix(INPUTS_TAG_PREFIX)).collect();
+    let same_inputs = match inputs_key {
+        Some(key) => recorded.contains(&key),
+        // Without the work tree at this commit the key cannot be recomputed: trust the recorded one.
+        None => !recorded.is_empty(),
+    };
+    let ancestor = git.is_ancestor(revision, commit).unwrap_or(false);
+    if ancestor && same_inputs {
+        Ok(Check::pass(&name, format!("reused from ancestor {revision} (identical image inputs), {}", config.platform)))
+    } else if ancestor {
+        Ok(Check::fail(
+            &name,
+            format!("the image was built from ancestor {revision}, but its recorded inputs differ from this commit's; rebuild with `cargo xtask push --rebuild`"),
+        ))
+    } else {
+        Ok(Check::fail(
+            &name,
+            format!("the image's revision label is {revision}, which is neither this commit nor one of its ancestors"),
+        ))
+    }
+}
+
+/// The scan-on-push result, waited for up to `timeout`; findings at or above
+/// `threshold` fail, and so does a scan that never completes.
+pub async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity, timeout: Duration) -> Result<Check> {
+    let name = format!("scan {}", image.name);
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        let result = ecr_client
+            .describe_image_scan_findings()
+            .repository_name(&image.repository)
+            .image_id(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let status = out.image_scan_status().and_then(|s| s.status().cloned());
+                let description = out.image_scan_status().and_then(|s| s.description()).unwrap_or("").to_string();
+                match status {
+                    Some(ScanStatus::Complete) => {
+                        let counts = out.image_scan_findings().and_then(|f| f.finding_severity_counts());
+                        let mut blocking = vec![];
+                        let mut all = vec![];
+                        for (severity, count) in counts.into_iter().flatten() {
+                            all.push(format!("{count} {}", severity.as_str()));
+                            if *count > 0 && Severity::of(severity).is_some_and(|s| s >= threshold) {
+                                blocking.push(format!("{count} {}", severity.as_str()));
+                            }
+                        }
+                        all.sort();
+                        blocking.sort();
+                        let summary = if all.is_empty() { "no findings".to_string() } else { all.join(", ") };
+                        return Ok(if blocking.is_empty() {
+                            Check::pass(&name, format!("{summary} (threshold {threshold})"))
+                        } else {
+                            Check::fail(&name, format!("{} at or above {threshold}: fix them or raise --severity", blocking.join(", ")))
+                        });
+                    }
+                    Some(ScanStatus::Failed) | Some(ScanStatus::UnsupportedImage) | Some(ScanStatus::FindingsUnavailable) => {
+                        return Ok(Check::fail(&name, format!("the scan did not produce findings ({}): {description}", status.map(|s| s.as_str().to_string()).unwrap_or_default())));
+                    }
+                    other => last = format!("scan status {}", other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())),
+                }
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
+                last = "no scan has started (is scan on push enabled?)".to_string();
+            }
+            Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err))).map_err(|e| e.context("cannot read scan findings")),
+        }
+        if Instant::now() >= deadline {
+            return Ok(Check::fail(
+                &name,
+                format!("the scan did not complete within {}s ({last}); this is not a clean result", timeout.as_secs()),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(timeout)).await;
+    }
+}
+
+/// Immutable tags, scan on push, a lifecycle policy.
+pub async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &str) -> Result<Check> {
+    let name = format!("repository {}", image.repository);
+    let repo = ecr::repository(ecr_client, &image.repository, create_hint).await?;
+    let mut problems = vec![];
+    if repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable) {
+        problems.push("tags are mutable (a commit's tag could be moved to another image)".to_string());
+    }
+    if !repo.image_scanning_configuration().is_some_and(|c| c.scan_on_push()) {
+        problems.push("scan on push is off".to_string());
+    }
+    match ecr_client.get_lifecycle_policy().repository_name(&image.repository).send().await {
+        Ok(out) if out.lifecycle_policy_text().is_some_and(|t| !t.is_empty()) => {}
+        Ok(_) => problems.push("no lifecycle policy".to_string()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) => {
+            problems.push("no lifecycle policy".to_string())
+        }
+        Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err))).map_err(|e| e.context("cannot read the lifecycle policy")),
+    }
+    Ok(if problems.is_empty() {
+        Check::pass(&name, "immutable tags, scan on push, lifecycle policy")
+    } else {
+        Check::fail(&name, format!("{}; deploy the registry stack with `{create_hint}`", problems.join("; ")))
+    })
+}

@@ -1,0 +1,178 @@
+//! `cargo xtask check` failing for the right reason, each check named.
+
+use serde_json::{Value, json};
+
+use crate::support::{Fixture, Run, docker_or_skip, local_ecr, local_stack, runtime, unique, workspace_root};
+
+/// A fixture pushed to a repository with the given settings; returns it and the repository.
+fn pushed(immutable: bool) -> (Fixture, String) {
+    local_stack();
+    let repository = unique("it/check");
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        crate::support::create_repository(&ecr, &repository, immutable).await;
+        let scanning = aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(true).build();
+        ecr.put_image_scanning_configuration()
+            .repository_name(&repository)
+            .image_scanning_configuration(scanning)
+            .send()
+            .await
+            .unwrap();
+        let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+        ecr.put_lifecycle_policy().repository_name(&repository).lifecycle_policy_text(policy).send().await.unwrap();
+    });
+    let repo = Fixture::with_repository(&repository);
+    repo.xtask(&["push"]).ok();
+    (repo, repository)
+}
+
+fn check(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
+    let mut args = vec!["check", "--json"];
+    args.extend_from_slice(extra);
+    let run = repo.xtask(&args);
+    let json = serde_json::from_str(run.stdout().trim())
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", run.stdout(), run.stderr()));
+    (json, run)
+}
+
+/// The named check's (ok, detail).
+fn verdict<'a>(json: &'a Value, name: &str) -> (bool, &'a str) {
+    let check = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check named {name}: {json}"));
+    (check["ok"].as_bool().unwrap(), check["detail"].as_str().unwrap())
+}
+
+/// Makes the emulated ECR report `result` for the next scan lookup of the image `repository:tag`.
+fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
+    // By digest: moto matches a result against the image's digest or its latest tag only.
+    let digest = runtime().block_on(async {
+        let ecr = local_ecr().await;
+        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().unwrap().image_digest().unwrap().to_string()
+    });
+    let body = json!({
+        "region": "us-east-1",
+        "results": [{
+            "registryId": "123456789012",
+            "repositoryName": repository,
+            "imageId": { "imageDigest": digest },
+            "imageScanStatus": { "status": status, "description": "set by the test" },
+            "imageScanFindings": { "findings": [], "findingSeverityCounts": counts },
+        }],
+    });
+    runtime().block_on(async {
+        let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
+        let url = format!("{}/moto-api/static/ecr/scan-finding-results", xtask::aws::local_endpoint(&ws.config.local));
+        let response = xtask::http::Client::new(None)
+            .send(hyper::Method::POST, &url, &[("content-type", "application/json")], serde_json::to_vec(&body).unwrap().into())
+            .await
+            .unwrap();
+        assert!(response.status.is_success(), "{}", response.status);
+    });
+}
+
+#[test]
+fn a_sound_pushed_commit_passes_every_image_check() {
+    if !docker_or_skip("a_sound_pushed_commit_passes_every_image_check") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    let (json, run) = check(&repo, &["--scan-timeout", "20"]);
+    assert_eq!(json["commit"], repo.head().as_str());
+    for name in ["tree", "image svc", "revision svc", "scan svc", &format!("repository {repository}")] {
+        let (ok, detail) = verdict(&json, name);
+        assert!(ok, "{name}: {detail}\n{}", run.stderr());
+    }
+    // The fixture has no infra/: synth fails, so the whole check fails, and says so.
+    assert_eq!(verdict(&json, "synth").0, false);
+    assert_eq!(json["ok"], false);
+    assert!(!run.success());
+    assert!(run.stderr().contains("not deployable: 1 of 6 checks failed (synth)"), "{}", run.stderr());
+}
+
+#[test]
+fn a_critical_finding_fails_the_scan_check() {
+    if !docker_or_skip("a_critical_finding_fails_the_scan_check") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    set_scan_result(&repository, &repo.head(), "COMPLETE", json!({ "CRITICAL": 2, "LOW": 3 }));
+    let (json, run) = check(&repo, &[]);
+    let (ok, detail) = verdict(&json, "scan svc");
+    assert!(!ok, "{detail}");
+    assert!(detail.contains("2 CRITICAL at or above CRITICAL"), "{detail}");
+    assert!(!run.success());
+
+    // A lower threshold: LOW findings count too.
+    let (json, _) = check(&repo, &["--severity", "LOW"]);
+    let (_, detail) = verdict(&json, "scan svc");
+    assert!(detail.contains("2 CRITICAL, 3 LOW at or above LOW"), "{detail}");
+}
+
+#[test]
+fn a_scan_that_never_completes_is_not_clean() {
+    if !docker_or_skip("a_scan_that_never_completes_is_not_clean") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    set_scan_result(&repository, &repo.head(), "IN_PROGRESS", json!({}));
+    let (json, _) = check(&repo, &["--scan-timeout", "3"]);
+    let (ok, detail) = verdict(&json, "scan svc");
+    assert!(!ok);
+    assert!(detail.contains("did not complete within 3s"), "{detail}");
+    assert!(detail.contains("not a clean result"), "{detail}");
+}
+
+#[test]
+fn a_mutable_repository_fails_the_repository_check() {
+    if !docker_or_skip("a_mutable_repository_fails_the_repository_check") {
+        return;
+    }
+    let (repo, repository) = pushed(false);
+    let (json, run) = check(&repo, &[]);
+    let (ok, detail) = verdict(&json, &format!("repository {repository}"));
+    assert!(!ok);
+    assert!(detail.contains("tags are mutable"), "{detail}");
+    assert!(!detail.contains("scan on push is off"), "only the mutability is wrong: {detail}");
+    assert!(!run.success());
+}
+
+#[test]
+fn a_wrong_revision_label_fails_the_revision_check() {
+    if !docker_or_skip("a_wrong_revision_label_fails_the_revision_check") {
+        return;
+    }
+    // Another history's image, tagged in ECR with this commit's tag.
+    let (other, repository) = pushed(true);
+    let repo = Fixture::with_repository(&repository);
+    repo.write("svc/data.txt", "another history\n");
+    let commit = repo.commit("unrelated");
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        let manifest = xtask::ecr::manifest(&ecr, &repository, &other.head()).await.unwrap();
+        xtask::ecr::put_tag(&ecr, &repository, &manifest, &commit).await.unwrap();
+    });
+    let (json, run) = check(&repo, &[]);
+    let (ok, detail) = verdict(&json, "revision svc");
+    assert!(!ok, "{detail}");
+    assert!(detail.contains(&format!("revision label is {}", other.head())), "{detail}");
+    assert!(detail.contains("neither this commit nor one of its ancestors"), "{detail}");
+    assert!(!run.success());
+}
+
+#[test]
+fn a_missing_image_fails_the_image_check() {
+    if !docker_or_skip("a_missing_image_fails_the_image_check") {
+        return;
+    }
+    let (repo, _) = pushed(true);
+    repo.write("svc/data.txt", "never pushed\n");
+    repo.commit("unpushed");
+    let (json, _) = check(&repo, &[]);
+    let (ok, detail) = verdict(&json, "image svc");
+    assert!(!ok);
+    assert!(detail.contains("is not in ECR; push it with `cargo xtask push`"), "{detail}");
+}

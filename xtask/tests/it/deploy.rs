@@ -1,0 +1,76 @@
+//! `cargo xtask deploy --stage local`, end to end: a fresh clone of this workspace,
+//! the real app image, the real cdk CLI deploying into the local stack.
+
+use crate::support::{clone_workspace, docker_or_skip, ecs_service_images, local_stack, runtime};
+
+const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
+
+fn service_images() -> Vec<String> {
+    runtime().block_on(ecs_service_images("hello-local-service"))
+}
+
+#[test]
+fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
+    if !docker_or_skip("deploy_rolls_forward_and_back_and_refuses_unpushed_commits") {
+        return;
+    }
+    local_stack();
+    let repo = clone_workspace();
+
+    // A fresh clone: the whole chain (bootstrap, push, check presence, cdk deploy).
+    let first = repo.head();
+    let run = repo.xtask(&["deploy", "--stage", "local"]);
+    run.ok();
+    assert!(run.stderr().contains("$ cdk deploy hello-local-service"), "{}", run.stderr());
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
+
+    // A second commit: deploy moves the service to its tag.
+    repo.append("README.md", "\nA change outside every image's context.\n");
+    let second = repo.commit("second");
+    repo.xtask(&["deploy", "--stage", "local"]).ok();
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{second}")]);
+
+    // Rollback to the first commit, without checking it out.
+    repo.xtask(&["deploy", "--stage", "local", "--rev", &first]).ok();
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
+
+    // A commit whose image was never pushed: refused before cdk runs.
+    repo.append("README.md", "\nNever pushed.\n");
+    let third = repo.commit("third");
+    let run = repo.xtask(&["deploy", "--stage", "local", "--rev", &third]);
+    let err = run.fails();
+    assert!(err.contains(&format!("hello/app:{third} is not in ECR")), "{err}");
+    assert!(err.contains("cargo xtask push --stage local"), "{err}");
+    assert!(!err.contains("$ cdk"), "cdk must not run:\n{err}");
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")], "the service is untouched");
+
+    // check: passes on a pushed commit, names the failed check on the unpushed one.
+    let out = repo.xtask(&["check", "--stage", "local", "--rev", &second, "--json", "--scan-timeout", "20"]);
+    let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(json["ok"], true, "{}", out.stderr());
+    let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tree", "image app", "revision app", "scan app", "repository hello/app", "synth"]);
+    assert!(out.success());
+
+    let out = repo.xtask(&["check", "--stage", "local", "--rev", &third, "--json"]);
+    assert!(!out.success());
+    let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    let failed: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["image app"], "{}", out.stderr());
+}
+
+#[test]
+fn deploy_refuses_dirty_trees_for_non_local_stages() {
+    let repo = clone_workspace();
+    repo.append("README.md", "\ndirty\n");
+    let err = repo.xtask(&["deploy", "--stage", "dev", "--allow-dirty"]).fails();
+    assert!(err.contains("--allow-dirty images are never deployed to stage `dev`"), "{err}");
+    let err = repo.xtask(&["deploy", "--stage", "dev"]).fails();
+    assert!(err.contains("modified: README.md"), "{err}");
+}
