@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::workspace::Workspace;
 
+pub mod bench;
 pub mod bootstrap;
 pub mod build;
 pub mod check;
@@ -31,23 +32,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the image tag of a commit: its full 40-hex SHA.
+    #[command(about = "Print the image tag of a commit: its full 40-hex SHA")]
     Tag(tag::Args),
-    /// Build images locally through the Docker Engine API, tagged `<repository>:<sha>`.
+    #[command(about = "Build images locally through the Docker Engine API, tagged `<repository>:<sha>`")]
     Build(build::Args),
-    /// Build, tag with the commit and push each image to ECR (CI); never builds twice.
+    #[command(about = "Build, tag with the commit and push each image to ECR (CI); never builds twice")]
     Push(push::Args),
-    /// Prove a commit deployable before merge: images, scans, repositories, synth.
+    #[command(about = "Prove a commit deployable before merge: images, scans, repositories, synth")]
     Check(check::Args),
-    /// Deploy a commit (laptop): presence check, then `cdk deploy -c imageTag=<sha>`.
+    #[command(about = "Deploy a commit (laptop): presence check, then `cdk deploy -c imageTag=<sha>`")]
     Deploy(deploy::Args),
-    /// Prepare a stage: `cdk bootstrap`, then the registry stack (ECR repositories).
+    #[command(about = "Prepare a stage: `cdk bootstrap`, then the registry stack (ECR repositories)")]
     Bootstrap(bootstrap::Args),
     /// Run the local stack that stands in for AWS (registry, ECR/CloudFormation API).
     #[command(subcommand)]
     Local(local::Command),
-    /// Run every test (Rust and infra) against the local stack, starting it if needed.
+    #[command(about = "Run every test (Rust and infra) against the local stack, starting it if needed")]
     Test(test::Args),
+    #[command(about = "Measure push, build and deploy against a shell pipeline and plain cdk (not part of `test`)")]
+    Bench(bench::Args),
 }
 
 impl Cli {
@@ -62,6 +65,7 @@ impl Cli {
             Command::Bootstrap(args) => args.run(&ws).await,
             Command::Local(cmd) => cmd.run(&ws).await,
             Command::Test(args) => args.run(&ws).await,
+            Command::Bench(args) => args.run(&ws).await,
         }
     }
 }
