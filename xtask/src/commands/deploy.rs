@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use crate::{
     aws,
     cdk::{Cdk, ImageContext},
-    commands::{bootstrap, stage_args::StageArgs},
+    commands::{bootstrap, push, stage_args::StageArgs},
     deployable,
     git::Git,
     local::Stack,
@@ -51,9 +51,13 @@ impl Args {
             bail!("--allow-dirty images are never deployed to stage `{}`; commit the changes and push them", stage.name);
         }
         let git = Git::open(&ws.root)?;
-        let tag = match &self.rev {
-            Some(rev) => git.resolve(rev)?,
-            None => git.work_tree_tag(self.allow_dirty)?.to_string(),
+        // The work tree's tag is taken once: a file changed mid-deploy cannot change it.
+        let (tag, work_tree) = match &self.rev {
+            Some(rev) => (git.resolve(rev)?, None),
+            None => {
+                let tag = git.work_tree_tag(self.allow_dirty)?;
+                (tag.to_string(), Some(tag))
+            }
         };
 
         if stage.is_local() {
@@ -63,9 +67,8 @@ impl Args {
                 bootstrap::bootstrap(ws, stage, None, true).await?;
                 stack.mark_bootstrapped(ws)?;
             }
-            if self.rev.is_none() {
-                let push = crate::commands::push::Args::for_deploy(&self.stage, self.allow_dirty);
-                push.run(ws).await?;
+            if let Some(tag) = &work_tree {
+                push::push(ws, stage, None, tag, &[], false).await?;
             }
         }
         let stage = self.stage.resolve(ws).await?;
@@ -78,8 +81,8 @@ impl Args {
             let (check, found) = deployable::presence(&client, image, &tag).await?;
             let Some((digest, _)) = found else {
                 bail!(
-                    "refusing to deploy: {}; the commit's images must be pushed first (`cargo xtask push --stage {}`, which CI runs on main)",
-                    check.detail,
+                    "refusing to deploy: {}:{tag} is not in ECR; push the commit first with `cargo xtask push --stage {}` (CI pushes every commit on main)",
+                    image.repository,
                     stage.name
                 );
             };

@@ -12,7 +12,7 @@ use crate::{
     config::Stage,
     docker,
     ecr::{self, RegistryAuth, Tagged},
-    git::Git,
+    git::{Git, ImageTag},
     image::Plan,
     progress::Progress,
     workspace::Workspace,
@@ -77,53 +77,57 @@ struct Session<'a> {
 }
 
 impl Args {
-    /// The push `deploy --stage local` runs first.
-    pub fn for_deploy(stage: &StageArgs, allow_dirty: bool) -> Args {
-        Args { stage: stage.clone(), images: vec![], rebuild: false, json: false, allow_dirty }
-    }
-
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.resolve(ws).await?;
-        let images = ws.config.select_images(&self.images)?;
         let git = Git::open(&ws.root)?;
         let tag = git.work_tree_tag(self.allow_dirty)?;
-        if tag.is_dirty() && !stage.is_local() {
-            bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
-        }
-        let (sdk, target) = aws::load(stage, self.stage.profile.as_deref(), &ws.config.local).await?;
-        aws::ensure_credentials(&sdk, &target).await?;
-        let mut session = Session {
-            stage,
-            ecr: aws_sdk_ecr::Client::new(&sdk),
-            progress: Progress::detect(),
-            docker: None,
-            auth: None,
-        };
-        let source = git.source_url();
-        let mut report = Report { commit: tag.to_string(), stage: stage.name.clone(), images: vec![] };
-        for image in images {
-            let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
-            let done = session.push(&plan, self.rebuild).await?;
-            session.progress.println(format!(
-                "{}: {} {}:{}@{}",
-                done.name,
-                match done.action {
-                    Action::Built => "built and pushed",
-                    Action::Skipped => "already pushed, nothing to do:",
-                    Action::Retagged => "unchanged inputs, tagged the existing image:",
-                },
-                done.uri,
-                done.tag,
-                done.digest
-            ));
-            report.images.push(done);
-        }
+        let report = push(ws, stage, self.stage.profile.as_deref(), &tag, &self.images, self.rebuild).await?;
         if self.json {
             println!("{}", serde_json::to_string(&report)?);
         }
         write_github_output(&report)?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Pushes the images named in `names` (all when empty) of the work tree tagged `tag`.
+pub async fn push(
+    ws: &Workspace,
+    stage: &Stage,
+    profile: Option<&str>,
+    tag: &ImageTag,
+    names: &[String],
+    rebuild: bool,
+) -> Result<Report> {
+    let images = ws.config.select_images(names)?;
+    if tag.is_dirty() && !stage.is_local() {
+        bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
+    }
+    let git = Git::open(&ws.root)?;
+    let (sdk, target) = aws::load(stage, profile, &ws.config.local).await?;
+    aws::ensure_credentials(&sdk, &target).await?;
+    let mut session =
+        Session { stage, ecr: aws_sdk_ecr::Client::new(&sdk), progress: Progress::detect(), docker: None, auth: None };
+    let source = git.source_url();
+    let mut report = Report { commit: tag.to_string(), stage: stage.name.clone(), images: vec![] };
+    for image in images {
+        let plan = Plan::new(&ws.config, stage, image, tag, &source)?;
+        let done = session.push(&plan, rebuild).await?;
+        session.progress.println(format!(
+            "{}: {} {}:{}@{}",
+            done.name,
+            match done.action {
+                Action::Built => "built and pushed",
+                Action::Skipped => "already pushed, nothing to do:",
+                Action::Retagged => "unchanged inputs, tagged the existing image:",
+            },
+            done.uri,
+            done.tag,
+            done.digest
+        ));
+        report.images.push(done);
+    }
+    Ok(report)
 }
 
 impl Session<'_> {
