@@ -34,6 +34,8 @@ impl Args {
         if !sh.path_exists("node_modules") {
             cmd!(sh, "npm ci --no-audit --no-fund").run().context("`npm ci` in infra/ failed; is Node.js 20+ installed?")?;
         }
+        // ts-jest only transpiles: the type check is its own step.
+        cmd!(sh, "npm run build --silent").run().context("infra does not type-check (npm run build)")?;
         cmd!(sh, "npm test --silent").run().context("infra tests failed")?;
         Ok(ExitCode::SUCCESS)
     }

@@ -1,0 +1,44 @@
+import { App, Environment } from 'aws-cdk-lib';
+import { ProjectConfig, resolveStage } from './config';
+import { RegistryStack } from './registry-stack';
+import { ServiceStack } from './service-stack';
+
+/**
+ * Adds the stacks of one stage to `app`. The stage comes from the `stage`
+ * context (default `local`); the service stack also reads `imageTag` and
+ * `imageDigest`, which only `cargo xtask deploy` passes.
+ */
+export function addStageStacks(app: App, config: ProjectConfig) {
+  const stage = resolveStage(config, context(app, 'stage') ?? 'local');
+  const env: Environment = {
+    account: stage.account ?? process.env.CDK_DEFAULT_ACCOUNT,
+    region: stage.region ?? process.env.CDK_DEFAULT_REGION,
+  };
+  const prefix = `${config.project}-${stage.name}`;
+  const tags = { project: config.project, stage: stage.name };
+
+  const registry = new RegistryStack(app, `${prefix}-registry`, {
+    env,
+    tags,
+    description: `${config.project} ${stage.name}: ECR repositories`,
+    images: config.images,
+    keepImages: config.keepImages,
+  });
+  const service = new ServiceStack(app, `${prefix}-service`, {
+    env,
+    tags,
+    description: `${config.project} ${stage.name}: load-balanced Fargate services`,
+    stage: stage.name,
+    images: config.images,
+    imageTag: context(app, 'imageTag'),
+    imageDigest: context(app, 'imageDigest'),
+  });
+  return { registry, service };
+}
+
+/** A string context value; `-c key=` (empty) counts as absent. */
+function context(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  return String(value);
+}

@@ -1,0 +1,158 @@
+import { Annotations, CfnOutput, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as ecsPatterns from 'aws-cdk-lib/aws-ecs-patterns';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { ConfigError, ImageConfig, imageId, Platform } from './config';
+
+/** A full commit SHA, optionally marked as built from a dirty work tree. */
+const IMAGE_TAG = /^[0-9a-f]{40}(-dirty-[0-9a-f]{8})?$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+const CPU_ARCHITECTURE: Record<Platform, ecs.CpuArchitecture> = {
+  'linux/amd64': ecs.CpuArchitecture.X86_64,
+  'linux/arm64': ecs.CpuArchitecture.ARM64,
+};
+
+export interface ServiceStackProps extends StackProps {
+  readonly stage: string;
+  readonly images: readonly ImageConfig[];
+  /**
+   * The tag every image is deployed as: the commit SHA (`-c imageTag=...`).
+   * Without it the stack synthesizes with an error, so it cannot be deployed,
+   * while the rest of the app (`cdk ls`, the registry stack, bootstrap) still works.
+   */
+  readonly imageTag?: string;
+  /** `sha256:...` (one image) or `name=sha256:...,...`: pins each image by digest (`-c imageDigest=...`). */
+  readonly imageDigest?: string;
+}
+
+/** One load-balanced Fargate service per image, in a VPC without NAT gateways. */
+export class ServiceStack extends Stack {
+  constructor(scope: Construct, id: string, props: ServiceStackProps) {
+    super(scope, id, props);
+
+    const { imageTag } = props;
+    if (imageTag === undefined) {
+      Annotations.of(this).addError(
+        `${id} needs the image tag to deploy; deploy it with \`cargo xtask deploy --stage ${props.stage}\` ` +
+          '(which passes -c imageTag=<commit sha>)',
+      );
+      return;
+    }
+    validateImageTag(imageTag);
+    const digests = parseImageDigests(props.imageDigest, props.images);
+
+    // Public subnets only: tasks get public IPs and pull from ECR through the
+    // internet gateway, so the stack pays for no NAT gateway.
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
+      // Nothing uses the default security group (every ENI here has its own), and
+      // emptying it takes a Lambda-backed custom resource: keep the stack plain CloudFormation.
+      restrictDefaultSecurityGroup: false,
+    });
+    const cluster = new ecs.Cluster(this, 'Cluster', { vpc });
+
+    for (const image of props.images) {
+      const name = imageId(image);
+      const repository = ecr.Repository.fromRepositoryName(this, `${name}Repository`, image.repository);
+
+      const taskDefinition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
+        cpu: 256,
+        memoryLimitMiB: 512,
+        runtimePlatform: {
+          cpuArchitecture: CPU_ARCHITECTURE[image.platform],
+          operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+        },
+      });
+      taskDefinition.addContainer(image.name, {
+        image: ecs.ContainerImage.fromEcrRepository(repository, digests?.[image.name] ?? imageTag),
+        portMappings: [{ containerPort: image.port }],
+        // The running service reports the commit it was deployed as.
+        environment: { APP_IMAGE_TAG: imageTag },
+        // An init process reaps zombies and forwards SIGTERM to the app.
+        linuxParameters: new ecs.LinuxParameters(this, `${name}LinuxParameters`, { initProcessEnabled: true }),
+        logging: ecs.LogDrivers.awsLogs({
+          streamPrefix: image.name,
+          logGroup: new logs.LogGroup(this, `${name}Logs`, {
+            retention: logs.RetentionDays.ONE_MONTH,
+            removalPolicy: RemovalPolicy.DESTROY,
+          }),
+        }),
+      });
+
+      const service = new ecsPatterns.ApplicationLoadBalancedFargateService(this, `${name}Service`, {
+        cluster,
+        taskDefinition,
+        desiredCount: 1,
+        // Start the new task before stopping the old one; roll back a deployment that never gets healthy.
+        minHealthyPercent: 100,
+        maxHealthyPercent: 200,
+        circuitBreaker: { rollback: true },
+        taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+        assignPublicIp: true,
+      });
+      service.targetGroup.configureHealthCheck({ path: '/healthz', healthyHttpCodes: '200' });
+      service.targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
+
+      new CfnOutput(this, `${name}Url`, {
+        description: `URL of the ${image.name} service`,
+        value: `http://${service.loadBalancer.loadBalancerDnsName}`,
+      });
+    }
+  }
+
+  // The first two zones of the region, resolved by CloudFormation: synth needs no
+  // AZ lookup (no credentials, no cdk.context.json) even with a concrete env.
+  get availabilityZones(): string[] {
+    return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
+  }
+}
+
+/** Throws unless `tag` is a full lowercase commit SHA, optionally `-dirty-<8 hex>`. */
+export function validateImageTag(tag: string): void {
+  if (!IMAGE_TAG.test(tag)) {
+    throw new ConfigError(
+      `imageTag \`${tag}\` is not a commit: expected 40 lowercase hex digits, optionally followed by -dirty-<8 hex>`,
+    );
+  }
+}
+
+/**
+ * Parses `-c imageDigest=...` into a digest per image name: either one `sha256:<hex>`
+ * (only when exactly one image is configured) or `name=sha256:<hex>` pairs, one per image,
+ * separated by commas. Returns undefined when no digest is given.
+ */
+export function parseImageDigests(
+  value: string | undefined,
+  images: readonly ImageConfig[],
+): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const names = images.map((image) => image.name);
+  const usage = `expected ${names.length === 1 ? 'sha256:<64 hex> or ' : ''}comma-separated <image>=sha256:<64 hex> pairs for ${names.join(', ')}`;
+
+  if (!value.includes('=')) {
+    if (!DIGEST.test(value) || names.length !== 1) {
+      throw new ConfigError(`imageDigest \`${value}\` is invalid: ${usage}`);
+    }
+    return { [names[0]]: value };
+  }
+
+  const digests: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const [name, digest, ...rest] = pair.split('=');
+    if (rest.length > 0 || !names.includes(name) || !DIGEST.test(digest) || Object.hasOwn(digests, name)) {
+      throw new ConfigError(`imageDigest \`${value}\` is invalid at \`${pair}\`: ${usage}`);
+    }
+    digests[name] = digest;
+  }
+  const missing = names.filter((name) => !Object.hasOwn(digests, name));
+  if (missing.length > 0) {
+    throw new ConfigError(`imageDigest \`${value}\` has no digest for ${missing.join(', ')}: ${usage}`);
+  }
+  return digests;
+}

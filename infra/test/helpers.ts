@@ -1,0 +1,28 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { addStageStacks } from '../lib/app';
+import { loadConfig, ProjectConfig } from '../lib/config';
+
+/** A fixed tag: a new commit never changes a snapshot. */
+export const TAG = '0123456789abcdef0123456789abcdef01234567';
+export const DIGEST_WEB = `sha256:${'a'.repeat(64)}`;
+export const DIGEST_API = `sha256:${'b'.repeat(64)}`;
+
+// The feature flags of cdk.json, which the CLI synthesizes with: the tests see the same templates.
+const featureFlags = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8')).context;
+
+export const fixture: ProjectConfig = loadConfig(path.join(__dirname, 'fixtures', 'Cargo.toml'));
+
+/**
+ * An app as the CLI runs it: cdk.json's feature flags, and a stack's validation
+ * errors (such as a missing tag) fail only that stack, not the whole synth.
+ */
+export function app(context: Record<string, unknown> = {}): App {
+  return new App({ context: { ...featureFlags, '@aws-cdk/core:failSynthOnValidationErrors': false, ...context } });
+}
+
+/** The app's stacks for the fixture config and the given context (`stage`, `imageTag`, `imageDigest`). */
+export function stacks(context: Record<string, string> = {}, config: ProjectConfig = fixture) {
+  return addStageStacks(app(context), config);
+}

@@ -1,0 +1,143 @@
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { parseConfig } from '../lib/config';
+import { addStageStacks } from '../lib/app';
+import { app, DIGEST_API, DIGEST_WEB, fixture, stacks, TAG } from './helpers';
+
+const { service } = stacks({ imageTag: TAG });
+const template = Template.fromStack(service);
+
+/** The container definition of an image's task definition. */
+function container(t: Template, name: string) {
+  const tasks = t.findResources('AWS::ECS::TaskDefinition');
+  const containers = Object.values(tasks).flatMap((task) => task.Properties.ContainerDefinitions);
+  const found = containers.find((c) => c.Name === name);
+  expect(found).toBeDefined();
+  return found;
+}
+
+/** The image reference after the registry host, e.g. `/demo/web:<tag>`: the host is a Fn::Join of tokens. */
+function imageRef(image: any): string {
+  expect(image['Fn::Join']).toBeDefined();
+  const parts: unknown[] = image['Fn::Join'][1];
+  expect(parts[0]).toBe('123456789012.dkr.ecr.us-east-1.');
+  expect(parts[1]).toEqual({ Ref: 'AWS::URLSuffix' });
+  return parts.slice(2).join('');
+}
+
+test('matches the snapshot', () => {
+  expect(template.toJSON()).toMatchSnapshot();
+});
+
+test('passes CloudFormation validation', () => {
+  const strict = app({ '@aws-cdk/core:failSynthOnValidationErrors': true, imageTag: TAG });
+  addStageStacks(strict, fixture);
+  expect(() => strict.synth()).not.toThrow();
+});
+
+test('is named after the project and stage', () => {
+  expect(service.stackName).toBe('demo-local-service');
+  expect(stacks({ stage: 'dev', imageTag: TAG }).service.stackName).toBe('demo-dev-service');
+});
+
+test('runs each image from its repository at the deployed tag', () => {
+  expect(imageRef(container(template, 'web').Image)).toBe(`/demo/web:${TAG}`);
+  expect(imageRef(container(template, 'api-gateway').Image)).toBe(`/demo/api-gateway:${TAG}`);
+});
+
+test('tells the running service its tag', () => {
+  for (const image of fixture.images) {
+    expect(container(template, image.name).Environment).toEqual([{ Name: 'APP_IMAGE_TAG', Value: TAG }]);
+  }
+});
+
+test('accepts a dirty tag', () => {
+  const dirty = `${TAG}-dirty-0badcafe`;
+  const t = Template.fromStack(stacks({ imageTag: dirty }).service);
+  expect(imageRef(container(t, 'web').Image)).toBe(`/demo/web:${dirty}`);
+});
+
+test('pins images by digest when imageDigest is given', () => {
+  const imageDigest = `web=${DIGEST_WEB},api-gateway=${DIGEST_API}`;
+  const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest }).service);
+  expect(imageRef(container(t, 'web').Image)).toBe(`/demo/web@${DIGEST_WEB}`);
+  expect(imageRef(container(t, 'api-gateway').Image)).toBe(`/demo/api-gateway@${DIGEST_API}`);
+  expect(container(t, 'web').Environment).toEqual([{ Name: 'APP_IMAGE_TAG', Value: TAG }]);
+});
+
+test('takes a bare digest when there is one image', () => {
+  const single = parseConfig(`
+[workspace.metadata.xtask]
+project = "one"
+[[workspace.metadata.xtask.images]]
+name = "app"
+repository = "one/app"
+port = 8080
+`);
+  const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest: DIGEST_WEB }, single).service);
+  expect(imageRef(container(t, 'app').Image)).toBe(`/one/app@${DIGEST_WEB}`);
+});
+
+test.each([
+  ['a bare digest with two images', DIGEST_WEB, 'expected comma-separated <image>=sha256:<64 hex> pairs for web, api-gateway'],
+  ['an unknown image', `web=${DIGEST_WEB},db=${DIGEST_API}`, 'is invalid at `db='],
+  ['a short digest', `web=sha256:abc,api-gateway=${DIGEST_API}`, 'is invalid at `web=sha256:abc`'],
+  ['a repeated image', `web=${DIGEST_WEB},web=${DIGEST_WEB}`, 'is invalid at `web='],
+  ['a missing image', `web=${DIGEST_WEB}`, 'has no digest for api-gateway'],
+])('rejects an imageDigest with %s', (_, imageDigest, message) => {
+  expect(() => stacks({ imageTag: TAG, imageDigest })).toThrow(message);
+});
+
+test.each([
+  'latest',
+  TAG.slice(0, 12),
+  TAG.toUpperCase(),
+  `${TAG}-dirty`,
+  `${TAG}-dirty-0BADCAFE`,
+  `${TAG}0`,
+])('rejects the tag %s', (imageTag) => {
+  expect(() => stacks({ imageTag })).toThrow(`imageTag \`${imageTag}\` is not a commit`);
+});
+
+test('without a tag, only the service stack fails, telling how to deploy it', () => {
+  const { registry, service: untagged } = stacks({ stage: 'dev' });
+  Annotations.fromStack(untagged).hasError(
+    '/demo-dev-service',
+    'demo-dev-service needs the image tag to deploy; deploy it with `cargo xtask deploy --stage dev` ' +
+      '(which passes -c imageTag=<commit sha>)',
+  );
+  expect(Annotations.fromStack(registry).findError('*', Match.anyValue())).toEqual([]);
+  Template.fromStack(untagged).resourceCountIs('AWS::ECS::Service', 0);
+});
+
+test('runs Fargate tasks on the image platform, 256 CPU / 512 MiB, with an init process', () => {
+  for (const [name, arch] of [['web', 'X86_64'], ['api-gateway', 'ARM64']]) {
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      Cpu: '256',
+      Memory: '512',
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: arch, OperatingSystemFamily: 'LINUX' },
+      ContainerDefinitions: [Match.objectLike({ Name: name, LinuxParameters: Match.objectLike({ InitProcessEnabled: true }) })],
+    });
+  }
+});
+
+test('routes the load balancer to each container port, health-checked on /healthz', () => {
+  for (const image of fixture.images) {
+    expect(container(template, image.name).PortMappings).toEqual([{ ContainerPort: image.port, Protocol: 'tcp' }]);
+  }
+  template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 2);
+  template.allResourcesProperties('AWS::ElasticLoadBalancingV2::TargetGroup', { HealthCheckPath: '/healthz' });
+  expect(Object.keys(template.findOutputs('*'))).toEqual(expect.arrayContaining(['WebUrl', 'ApiGatewayUrl']));
+});
+
+test('rolls back failed deployments and runs in public subnets without NAT', () => {
+  template.resourceCountIs('AWS::ECS::Service', 2);
+  template.allResourcesProperties('AWS::ECS::Service', {
+    DeploymentConfiguration: Match.objectLike({ DeploymentCircuitBreaker: { Enable: true, Rollback: true } }),
+    NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'ENABLED' }) },
+  });
+  template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  template.resourceCountIs('AWS::EC2::Subnet', 2);
+  // Plain CloudFormation: no Lambda-backed custom resource, no asset to publish.
+  template.resourceCountIs('AWS::Lambda::Function', 0);
+});
