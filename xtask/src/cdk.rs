@@ -100,6 +100,14 @@ impl<'a> Cdk<'a> {
     pub fn deploy(&self, stack: &str, image: Option<&ImageContext>, approve: bool, extra: &[String]) -> Result<ExitStatus> {
         let mut args = vec!["deploy".to_string(), stack.to_string()];
         args.extend(image_context(image));
+        if self.target.endpoint.is_some() {
+            // The local stack's CloudFormation (moto) cannot delete change sets, so a second
+            // deploy through one hangs; it updates stacks directly, given the bootstrap
+            // version parameter explicitly (it cannot reuse a previous value).
+            args.extend(
+                ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"].map(String::from),
+            );
+        }
         if approve {
             args.extend(["--require-approval".to_string(), "never".to_string()]);
         }

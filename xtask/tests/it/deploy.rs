@@ -1,12 +1,12 @@
 //! `cargo xtask deploy --stage local`, end to end: a fresh clone of this workspace,
 //! the real app image, the real cdk CLI deploying into the local stack.
 
-use crate::support::{clone_workspace, docker_or_skip, ecs_service_images, local_stack, runtime};
+use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, stack_task_images};
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
 
 fn service_images() -> Vec<String> {
-    runtime().block_on(ecs_service_images("hello-local-service"))
+    runtime().block_on(stack_task_images("hello-local-service"))
 }
 
 #[test]

@@ -225,31 +225,48 @@ pub async fn moto_json(service: &str, target: &str, body: serde_json::Value) -> 
     serde_json::from_slice(&response.body).unwrap()
 }
 
-/// The image of every container of every ECS service in clusters whose name contains `needle`.
-pub async fn ecs_service_images(needle: &str) -> Vec<String> {
-    const ECS: &str = "AmazonEC2ContainerServiceV20141113";
-    let clusters = moto_json("ecs", &format!("{ECS}.ListClusters"), serde_json::json!({})).await;
+/// The container images of the task definitions stack `stack` holds now.
+pub async fn stack_task_images(stack: &str) -> Vec<String> {
+    let resources = moto_query("cloudformation", &[("Action", "DescribeStackResources"), ("StackName", stack)]).await;
     let mut images = vec![];
-    for cluster in clusters["clusterArns"].as_array().unwrap().iter().filter_map(|c| c.as_str()) {
-        if !cluster.contains(needle) {
-            continue;
-        }
-        let services = moto_json("ecs", &format!("{ECS}.ListServices"), serde_json::json!({ "cluster": cluster })).await;
-        let arns = services["serviceArns"].clone();
-        let described =
-            moto_json("ecs", &format!("{ECS}.DescribeServices"), serde_json::json!({ "cluster": cluster, "services": arns }))
-                .await;
-        for service in described["services"].as_array().unwrap() {
-            let task = service["taskDefinition"].as_str().unwrap();
-            let def =
-                moto_json("ecs", &format!("{ECS}.DescribeTaskDefinition"), serde_json::json!({ "taskDefinition": task }))
-                    .await;
-            for container in def["taskDefinition"]["containerDefinitions"].as_array().unwrap() {
-                images.push(container["image"].as_str().unwrap().to_string());
-            }
+    for arn in resources
+        .split("<StackResource>")
+        .filter(|r| r.contains("<ResourceType>AWS::ECS::TaskDefinition</ResourceType>"))
+        .filter_map(|r| between(r, "<PhysicalResourceId>", "</PhysicalResourceId>"))
+    {
+        let def = moto_json(
+            "ecs",
+            "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+            serde_json::json!({ "taskDefinition": arn }),
+        )
+        .await;
+        for container in def["taskDefinition"]["containerDefinitions"].as_array().unwrap() {
+            // moto keeps CloudFormation's key casing for a task definition it made on a stack update.
+            let image = container.get("image").or_else(|| container.get("Image"));
+            images.push(image.and_then(|i| i.as_str()).unwrap().to_string());
         }
     }
     images
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    Some(&text[from..from + text[from..].find(end)?])
+}
+
+/// Calls a query-protocol AWS API (XML answers) of the local stack directly.
+pub async fn moto_query(service: &str, params: &[(&str, &str)]) -> String {
+    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
+    let url = format!("{}/", xtask::aws::local_endpoint(&ws.config.local));
+    let scope = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
+    let response = xtask::http::Client::new(Some(scope))
+        .send(hyper::Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body.join("&").into())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    assert!(response.status.is_success(), "{service} {params:?}: {} {text}", response.status);
+    text
 }
 
 /// A fresh clone of this workspace's HEAD, sharing infra's installed packages.
