@@ -101,9 +101,9 @@ impl<'a> Cdk<'a> {
         let mut args = vec!["deploy".to_string(), stack.to_string()];
         args.extend(image_context(image));
         if self.target.endpoint.is_some() {
-            // The local stack's CloudFormation (moto) cannot delete change sets, so a second
-            // deploy through one hangs; it updates stacks directly, given the bootstrap
-            // version parameter explicitly (it cannot reuse a previous value).
+            // The local stack's CloudFormation (moto) cannot delete change sets, so a deploy
+            // through one can hang; create the stack directly, with the bootstrap version
+            // parameter given explicitly (moto cannot reuse a previous value).
             args.extend(
                 ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"].map(String::from),
             );
@@ -113,6 +113,11 @@ impl<'a> Cdk<'a> {
         }
         args.extend(extra.iter().cloned());
         self.stream(&args)
+    }
+
+    /// `cdk destroy --force` of `stack`; returns cdk's exit status.
+    pub fn destroy(&self, stack: &str) -> Result<ExitStatus> {
+        self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()])
     }
 
     /// `cdk synth` of `stack`, quietly; the error carries cdk's output.

@@ -57,6 +57,15 @@ pub async fn authorization(client: &Client) -> Result<RegistryAuth> {
     Ok(RegistryAuth { username: username.to_string(), password: password.to_string(), host: host.to_string() })
 }
 
+/// Does the repository exist?
+pub async fn repository_exists(client: &Client, name: &str) -> Result<bool> {
+    match client.describe_repositories().repository_names(name).send().await {
+        Ok(out) => Ok(!out.repositories().is_empty()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(false),
+        Err(err) => Err(anyhow::anyhow!(describe(&err))).with_context(|| format!("cannot describe ECR repository `{name}`")),
+    }
+}
+
 /// The repository, or an error that says how to create it.
 pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Result<Repository> {
     match client.describe_repositories().repository_names(name).send().await {

@@ -60,10 +60,12 @@ impl Args {
             }
         };
 
+        let (sdk, target) = aws::load(stage, self.stage.profile.as_deref(), &ws.config.local).await?;
+        let client = aws_sdk_ecr::Client::new(&sdk);
         if stage.is_local() {
             let stack = Stack::new(ws);
             stack.up(ws).await?;
-            if !stack.is_bootstrapped(ws)? {
+            if !stack.is_bootstrapped(ws, &client).await? {
                 bootstrap::bootstrap(ws, stage, None, true).await?;
                 stack.mark_bootstrapped(ws)?;
             }
@@ -73,9 +75,7 @@ impl Args {
         }
         let stage = self.stage.resolve(ws).await?;
 
-        let (sdk, target) = aws::load(stage, self.stage.profile.as_deref(), &ws.config.local).await?;
         aws::ensure_credentials(&sdk, &target).await?;
-        let client = aws_sdk_ecr::Client::new(&sdk);
         let mut digests = vec![];
         for image in &ws.config.images {
             let (check, found) = deployable::presence(&client, image, &tag).await?;
@@ -93,6 +93,15 @@ impl Args {
         let cdk = Cdk::new(ws, stage, &target)?;
         let image = ImageContext { tag: tag.clone(), digests: if self.pin_digest { digests } else { vec![] } };
         let service = ws.config.service_stack(stage);
+        if stage.is_local() {
+            // moto's CloudFormation updates an ECS task definition by dropping its containers,
+            // so on the local stack a deploy replaces the service stack instead of updating it.
+            // (Its delete may report the VPC's dependencies yet remove the stack; the deploy
+            // below fails loudly if it did not.)
+            if !cdk.destroy(&service)?.success() {
+                eprintln!("note: the local stack's CloudFormation reported an error deleting {service}; deploying anyway");
+            }
+        }
         let status = cdk.deploy(&service, Some(&image), self.yes || stage.is_local(), &self.cdk_args)?;
         if !status.success() {
             eprintln!("error: cdk deploy of {service} failed ({status})");

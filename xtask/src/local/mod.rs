@@ -202,24 +202,25 @@ impl Stack {
         )
     }
 
-    /// Has `bootstrap` run against the AWS API that runs now, with these settings?
-    /// (The API keeps its state in memory: a restart forgets it.)
-    pub fn is_bootstrapped(&self, ws: &Workspace) -> Result<bool> {
+    /// Has `bootstrap` run with these settings against the AWS API that runs now?
+    /// The API keeps its state in memory, so its repositories are asked too.
+    pub async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
         let marker = std::fs::read_to_string(self.dir.join("bootstrapped")).unwrap_or_default();
-        Ok(marker == self.bootstrap_marker(ws)?)
+        if marker != settings_hash(ws)? {
+            return Ok(false);
+        }
+        for image in &ws.config.images {
+            if !crate::ecr::repository_exists(ecr, &image.repository).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
-        std::fs::write(self.dir.join("bootstrapped"), self.bootstrap_marker(ws)?)?;
-        Ok(())
-    }
-
-    fn bootstrap_marker(&self, ws: &Workspace) -> Result<String> {
-        use sha2::Digest;
-        let pid = self.load_state().moto.map(|m| m.pid).unwrap_or(0);
-        let settings = std::fs::read(ws.root.join("Cargo.toml"))?;
-        let hash = sha2::Sha256::digest(settings);
-        Ok(format!("{pid}:{}", hash.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()))
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let marker = self.dir.join("bootstrapped");
+        std::fs::write(&marker, settings_hash(ws)?).with_context(|| format!("cannot write {}", marker.display()))
     }
 
     /// Fails with the command that starts the stack unless every part answers.
@@ -255,6 +256,15 @@ impl Health {
         }
         out
     }
+}
+
+/// A hash of the workspace settings the registry stack is made from.
+fn settings_hash(ws: &Workspace) -> Result<String> {
+    use sha2::Digest;
+    let manifest = ws.root.join("Cargo.toml");
+    let settings = std::fs::read(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let hash = sha2::Sha256::digest(settings);
+    Ok(hash.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 fn ensure_port_free(what: &str, port: u16) -> Result<()> {

@@ -230,7 +230,7 @@ pub async fn stack_task_images(stack: &str) -> Vec<String> {
     let resources = moto_query("cloudformation", &[("Action", "DescribeStackResources"), ("StackName", stack)]).await;
     let mut images = vec![];
     for arn in resources
-        .split("<StackResource>")
+        .split("<member>")
         .filter(|r| r.contains("<ResourceType>AWS::ECS::TaskDefinition</ResourceType>"))
         .filter_map(|r| between(r, "<PhysicalResourceId>", "</PhysicalResourceId>"))
     {
