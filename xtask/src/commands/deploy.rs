@@ -96,10 +96,16 @@ impl Args {
         if stage.is_local() {
             // moto's CloudFormation updates an ECS task definition by dropping its containers,
             // so on the local stack a deploy replaces the service stack instead of updating it.
-            // (Its delete may report the VPC's dependencies yet remove the stack; the deploy
-            // below fails loudly if it did not.)
-            if !cdk.destroy(&service)?.success() {
-                eprintln!("note: the local stack's CloudFormation reported an error deleting {service}; deploying anyway");
+            // Its delete can report the VPC's dependencies and still remove the stack, or leave
+            // it: destroy until cdk reports the stack gone.
+            let mut tries = 0;
+            while !cdk.destroy(&service)?.success() {
+                tries += 1;
+                if tries == 3 {
+                    bail!(
+                        "cannot remove {service} from the local stack to replace it; restart the stack (`cargo xtask local down && cargo xtask local up`)"
+                    );
+                }
             }
         }
         let status = cdk.deploy(&service, Some(&image), self.yes || stage.is_local(), &self.cdk_args)?;

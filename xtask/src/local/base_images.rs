@@ -27,15 +27,14 @@ pub const RUST: &str = "xtask-local/rust:host";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Makes whichever base image is missing.
-pub async fn ensure(ws: &Workspace, dir: &Path) -> Result<()> {
-    let docker = docker::connect().await?;
+pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path) -> Result<()> {
     let dir = dir.join("base");
     let progress = Progress::detect();
-    if !exists(&docker, DEBIAN).await {
-        make_debian(ws, &docker, &dir, &progress).await?;
+    if !exists(docker, DEBIAN).await {
+        make_debian(ws, docker, &dir, &progress).await?;
     }
-    if !exists(&docker, RUST).await {
-        make_rust(ws, &docker, &dir, &progress).await?;
+    if !exists(docker, RUST).await {
+        make_rust(ws, docker, &dir, &progress).await?;
     }
     Ok(())
 }

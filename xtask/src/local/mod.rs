@@ -90,6 +90,9 @@ impl Stack {
     /// Starts every part that is not running, or reuses a healthy stack. Idempotent.
     pub async fn up(&self, ws: &Workspace) -> Result<()> {
         let started = Instant::now();
+        // The registry is pushed to by a Docker daemon, and the base images live in one:
+        // without a daemon nothing is started.
+        let docker = crate::docker::connect().await?;
         let state = self.load_state();
         if self.health().await.all() {
             eprintln!("local stack already running (AWS API {}, registry {})", self.moto_url(), self.registry_host());
@@ -104,7 +107,7 @@ impl Stack {
                 self.registry_host()
             );
         }
-        base_images::ensure(ws, &self.dir).await?;
+        base_images::ensure(ws, &docker, &self.dir).await?;
         Ok(())
     }
 

@@ -203,3 +203,12 @@ fn an_ecr_retag_is_pullable_from_the_registry() {
         assert_eq!(digests.get(&image), Some(&digest), "pulled digest");
     });
 }
+
+#[test]
+fn up_without_a_docker_daemon_says_so_and_starts_nothing() {
+    let repo = crate::support::Fixture::new();
+    let run = crate::support::xtask_env(&repo.path(), &["local", "up"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let err = run.fails();
+    assert!(err.contains("no Docker daemon answers at unix:///nonexistent/docker.sock"), "{err}");
+    assert!(!repo.path().join("target/local/state.json").exists(), "nothing may be started");
+}
