@@ -22,8 +22,8 @@ pub struct Plan<'a> {
     pub context: BuildContext,
     pub build_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
-    /// SHA-256 over everything the image is built from except the commit.
-    pub inputs_key: String,
+    /// Build arguments that count for the inputs key (all but the commit).
+    keyed_args: BTreeMap<String, String>,
 }
 
 impl<'a> Plan<'a> {
@@ -36,7 +36,7 @@ impl<'a> Plan<'a> {
         // Stage arguments override the image's own; the commit argument is set last.
         let mut build_args = image.build_args.clone();
         build_args.extend(stage.build_args.clone());
-        let inputs_key = inputs_key(&context, &build_args, image)?;
+        let keyed_args = build_args.clone();
         build_args.insert(config.commit_arg.clone(), tag.to_string());
 
         let labels = BTreeMap::from([
@@ -46,7 +46,7 @@ impl<'a> Plan<'a> {
             ("org.opencontainers.image.title".to_string(), image.name.clone()),
             ("org.opencontainers.image.version".to_string(), tag.to_string()),
         ]);
-        Ok(Plan { image, tag: tag.clone(), context, build_args, labels, inputs_key })
+        Ok(Plan { image, tag: tag.clone(), context, build_args, labels, keyed_args })
     }
 
     /// The local name the build gets: `<repository>:<tag>`.
@@ -54,14 +54,19 @@ impl<'a> Plan<'a> {
         format!("{}:{}", self.image.repository, self.tag)
     }
 
-    /// The ECR tag that records the inputs key.
-    pub fn inputs_tag(&self) -> String {
-        format!("{INPUTS_TAG_PREFIX}{}", self.inputs_key)
+    /// SHA-256 over everything the image is built from except the commit: the context's
+    /// content (after ignore rules, Dockerfile included), the other build arguments, the
+    /// target and the platform. It reads the whole context, so it is made only when asked.
+    pub fn inputs_key(&self) -> Result<String> {
+        inputs_key(&self.context, &self.keyed_args, self.image)
     }
 }
 
-/// Context content (after ignore rules, Dockerfile included), build arguments other
-/// than the commit, target and platform.
+/// The ECR tag that records an inputs key.
+pub fn inputs_tag(key: &str) -> String {
+    format!("{INPUTS_TAG_PREFIX}{key}")
+}
+
 fn inputs_key(context: &BuildContext, build_args: &BTreeMap<String, String>, image: &Image) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut field = |name: &str, value: &str| {

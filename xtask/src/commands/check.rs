@@ -90,7 +90,7 @@ impl Args {
                 // The inputs key can be recomputed only from a work tree at this commit.
                 let key = if at_head {
                     let tag = crate::git::ImageTag { commit: commit.clone(), dirty: None };
-                    Plan::new(&ws.config, stage, image, &tag, &source).ok().map(|plan| plan.inputs_key)
+                    Plan::new(&ws.config, stage, image, &tag, &source).ok().and_then(|plan| plan.inputs_key().ok())
                 } else {
                     None
                 };

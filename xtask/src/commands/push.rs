@@ -153,7 +153,7 @@ impl Session<'_> {
         }
 
         // 2. An image with the same inputs exists: add this commit's tag to it.
-        let inputs_tag = plan.inputs_tag();
+        let inputs_tag = crate::image::inputs_tag(&plan.inputs_key()?);
         if !rebuild && ecr::image_by_tag(&self.ecr, &image.repository, &inputs_tag).await?.is_some() {
             let manifest = ecr::manifest(&self.ecr, &image.repository, &inputs_tag).await?;
             ecr::put_tag(&self.ecr, &image.repository, &manifest, &tag).await?;
