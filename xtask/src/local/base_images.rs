@@ -89,22 +89,9 @@ async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Pro
             }
         }
     }
-    // The rootfs becomes an image through the same build path as every image.
     let dockerfile = dir.join("Dockerfile.debian");
     std::fs::write(&dockerfile, "FROM scratch\nCOPY . /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD [\"/bin/bash\"]\n")?;
-    let context = BuildContext::new(&rootfs, &dockerfile)?;
-    let spec = BuildSpec {
-        name: DEBIAN,
-        context: &context,
-        tag: DEBIAN.to_string(),
-        build_args: Default::default(),
-        labels: [("org.opencontainers.image.title".to_string(), "local stand-in for debian:bookworm-slim".to_string())]
-            .into(),
-        target: None,
-        platform: None,
-        network: None,
-    };
-    docker::build::build(docker, &spec, progress).await?;
+    build(docker, DEBIAN, "debian:bookworm-slim", &rootfs, &dockerfile, None, progress).await?;
     std::fs::remove_dir_all(&rootfs).ok();
     Ok(())
 }
@@ -134,20 +121,34 @@ async fn make_rust(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progr
              ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CARGO_HOME=/usr/local/cargo\n"
         ),
     )?;
-    let context = BuildContext::new(&toolchain, &dockerfile)?;
+    // apt-get needs the network; the daemon may run without a bridge.
+    build(docker, RUST, "rust:slim-bookworm", &toolchain, &dockerfile, Some("host"), progress).await?;
+    std::fs::remove_dir_all(&toolchain).ok();
+    Ok(())
+}
+
+/// Builds a stand-in named `name` for `official` through the same path as every image.
+async fn build(
+    docker: &Docker,
+    name: &str,
+    official: &str,
+    context: &Path,
+    dockerfile: &Path,
+    network: Option<&str>,
+    progress: &Progress,
+) -> Result<()> {
+    let context = BuildContext::new(context, dockerfile)?;
+    let title = ("org.opencontainers.image.title".to_string(), format!("local stand-in for {official}"));
     let spec = BuildSpec {
-        name: RUST,
+        name,
         context: &context,
-        tag: RUST.to_string(),
+        tag: name.to_string(),
         build_args: Default::default(),
-        labels: [("org.opencontainers.image.title".to_string(), "local stand-in for rust:slim-bookworm".to_string())]
-            .into(),
+        labels: [title].into(),
         target: None,
         platform: None,
-        // apt-get needs the network; the daemon may run without a bridge.
-        network: Some("host".to_string()),
+        network: network.map(str::to_owned),
     };
     docker::build::build(docker, &spec, progress).await?;
-    std::fs::remove_dir_all(&toolchain).ok();
     Ok(())
 }
