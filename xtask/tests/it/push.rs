@@ -56,13 +56,17 @@ fn push_builds_once_then_skips_then_retags_then_builds() {
     assert!(image["uri"].as_str().unwrap().ends_with(&format!(".amazonaws.com/{repository}")), "{image}");
     let digest = image["digest"].as_str().unwrap().to_string();
     assert_eq!(ecr_digest(&repository, &first).as_deref(), Some(digest.as_str()));
+    // What a build and a push print (plain lines, as in CI): the later runs must not.
+    let built = format!("svc: built {repository}:{first}");
+    assert!(run.stderr().contains(&built), "{}", run.stderr());
+    assert!(run.stderr().contains(&format!("pushed 127.0.0.1:5732/{repository}:{first}")), "{}", run.stderr());
     assert!(run.stderr().contains(&format!("{}:{first}@{digest}", image["uri"].as_str().unwrap())), "{}", run.stderr());
 
     // 2. Same commit again: nothing built.
     let (json, run) = push_json(&repo, &[]);
     assert_eq!(json["images"][0]["action"], "skipped");
     assert_eq!(json["images"][0]["digest"], digest.as_str());
-    assert!(!run.stderr().contains("Step 1/"), "no build may run:\n{}", run.stderr());
+    assert!(!run.stderr().contains(": built "), "no build may run:\n{}", run.stderr());
     assert!(run.stderr().contains("already pushed"), "{}", run.stderr());
 
     // 3. A commit that changes only a file outside the context: the image is reused.
@@ -71,8 +75,8 @@ fn push_builds_once_then_skips_then_retags_then_builds() {
     let (json, run) = push_json(&repo, &[]);
     assert_eq!(json["images"][0]["action"], "retagged", "{}", run.stderr());
     assert_eq!(json["images"][0]["digest"], digest.as_str(), "same image, new tag");
-    assert!(!run.stderr().contains("Step 1/"), "no build may run:\n{}", run.stderr());
-    assert!(!run.stderr().contains("push "), "no layer may be pushed:\n{}", run.stderr());
+    assert!(!run.stderr().contains(": built "), "no build may run:\n{}", run.stderr());
+    assert!(!run.stderr().contains("pushed 127.0.0.1"), "no layer may be pushed:\n{}", run.stderr());
     assert_eq!(ecr_digest(&repository, &second).as_deref(), Some(digest.as_str()));
     // The first commit's tag is still there: retagging never removes a tag.
     assert_eq!(ecr_digest(&repository, &first).as_deref(), Some(digest.as_str()));

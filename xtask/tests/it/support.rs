@@ -101,7 +101,8 @@ impl Fixture {
 
     fn with_settings(cargo_toml: &str) -> Fixture {
         let fixture = Fixture::empty();
-        fixture.write("Cargo.toml", cargo_toml);
+        // Two fixtures made in the same second would otherwise share their first commit.
+        fixture.write("Cargo.toml", &format!("{cargo_toml}\n# {}\n", unique("fixture")));
         fixture.write(".gitignore", "/target\n*.ignored\n");
         fixture.write("svc/Dockerfile", "FROM scratch\nCOPY . /srv/\n");
         fixture.write("svc/data.txt", "one\n");

@@ -1,34 +1,21 @@
-//! Image builds through the Engine API: the context is streamed as it is read.
+//! The classic builder (`DOCKER_BUILDKIT=0`): progress from its `Step n/m` lines.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use anyhow::{Context, Result, bail};
-use bollard::{Docker, query_parameters::BuildImageOptions};
+use bollard::{
+    Docker,
+    models::{BuildInfoAux, ImageId},
+    query_parameters::BuildImageOptions,
+};
 use futures_util::StreamExt;
 
-use crate::{context::BuildContext, progress::Progress};
-
-/// What to build.
-pub struct BuildSpec<'a> {
-    /// Shown in progress lines.
-    pub name: &'a str,
-    pub context: &'a BuildContext,
-    /// The local tag (`repository:tag`) the image gets.
-    pub tag: String,
-    pub build_args: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-    pub target: Option<String>,
-    pub platform: Option<String>,
-    /// `host` where a build step needs the network on a daemon without a bridge.
-    pub network: Option<String>,
-}
-
-/// Lines of build output shown when a step fails.
-const TAIL: usize = 25;
+use super::{BuildSpec, TAIL, inspect_id, short, to_map};
+use crate::progress::Progress;
 
 /// Builds the image and returns its id (`sha256:...`). On failure the error names
 /// the failing step and ends with the tail of its output; nothing is tagged.
-pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
     let options = BuildImageOptions {
         dockerfile: spec.context.dockerfile_name().to_string(),
         t: Some(spec.tag.clone()),
@@ -71,7 +58,7 @@ pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -
                 tail.into_iter().collect::<Vec<_>>().join("\n")
             );
         }
-        if let Some(aux) = info.aux.and_then(|aux| aux.id) {
+        if let Some(BuildInfoAux::Default(ImageId { id: Some(aux) })) = info.aux {
             id = Some(aux);
         }
         let Some(text) = info.stream else { continue };
@@ -90,23 +77,8 @@ pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -
     }
     let id = match id {
         Some(id) => id,
-        None => {
-            let inspect = docker
-                .inspect_image(&spec.tag)
-                .await
-                .with_context(|| format!("the build of {} ended without an image", spec.name))?;
-            inspect.id.context("the daemon reported an image without an id")?
-        }
+        None => inspect_id(docker, spec).await?,
     };
     task.finish(format!("built {} ({})", spec.tag, short(&id)));
     Ok(id)
-}
-
-fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
-/// `sha256:0123456789ab` for display.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(19)]
 }

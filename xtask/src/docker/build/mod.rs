@@ -1,0 +1,129 @@
+//! Image builds through the Engine API: the context is streamed as it is read.
+//!
+//! Two builders: BuildKit (a session next to the build, progress as vertexes) where the
+//! daemon supports it, else the classic builder. `XTASK_BUILDER` overrides the choice:
+//!
+//! - `XTASK_BUILDER=buildkit`: always BuildKit (fails on a daemon without it);
+//! - `XTASK_BUILDER=classic`: always the classic builder (`DOCKER_BUILDKIT=0`);
+//! - unset, empty or `auto`: BuildKit on a Linux Docker daemon, the classic builder
+//!   otherwise (Windows daemons, Podman's Docker API).
+//!
+//! Either way the image gets the same tag and labels, and a failed build names the
+//! failing step and ends with the last lines of its output; nothing is tagged.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use anyhow::{Result, bail};
+use bollard::Docker;
+
+use crate::{context::BuildContext, progress::Progress};
+
+mod buildkit;
+mod classic;
+
+/// What to build.
+pub struct BuildSpec<'a> {
+    /// Shown in progress lines.
+    pub name: &'a str,
+    pub context: &'a BuildContext,
+    /// The local tag (`repository:tag`) the image gets.
+    pub tag: String,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    /// `host` where a build step needs the network on a daemon without a bridge.
+    pub network: Option<String>,
+}
+
+/// Lines of build output shown when a step fails.
+const TAIL: usize = 25;
+
+/// The environment variable that picks the builder: `classic`, `buildkit` or `auto`.
+pub const BUILDER_ENV: &str = "XTASK_BUILDER";
+
+/// Which builder runs a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    Classic,
+    BuildKit,
+}
+
+impl Builder {
+    /// `XTASK_BUILDER` if set, else what the daemon supports.
+    pub async fn select(docker: &Docker) -> Result<Builder> {
+        let choice = std::env::var(BUILDER_ENV).unwrap_or_default();
+        match choice.trim().to_ascii_lowercase().as_str() {
+            "classic" | "v1" => Ok(Builder::Classic),
+            "buildkit" | "v2" => Ok(Builder::BuildKit),
+            "" | "auto" => Ok(Builder::detect(docker).await),
+            other => bail!("{BUILDER_ENV}={other} is not a builder; use `classic`, `buildkit` or `auto` (or unset it)"),
+        }
+    }
+
+    /// BuildKit on a Linux Docker daemon (`connect()` already requires API 1.41, and
+    /// BuildKit sessions need 1.39); the classic builder where the daemon cannot tell
+    /// or is not Docker's (Podman answers `/version` with a "Podman Engine" component).
+    async fn detect(docker: &Docker) -> Builder {
+        let Ok(version) = docker.version().await else {
+            return Builder::Classic;
+        };
+        let linux = version.os.as_deref().is_some_and(|os| os.eq_ignore_ascii_case("linux"));
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .any(|component| component.name.to_ascii_lowercase().contains("podman"));
+        if linux && !podman {
+            Builder::BuildKit
+        } else {
+            Builder::Classic
+        }
+    }
+}
+
+/// Builds the image and returns its id (`sha256:...`) with the builder `XTASK_BUILDER`
+/// or the daemon picks. On failure the error names the failing step and ends with the
+/// tail of its output; nothing is tagged.
+pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+    match Builder::select(docker).await? {
+        Builder::Classic => classic::build(docker, spec, progress).await,
+        Builder::BuildKit => buildkit::build(docker, spec, progress).await,
+    }
+}
+
+/// The id of the image the build tagged, for a stream that did not report it.
+async fn inspect_id(docker: &Docker, spec: &BuildSpec<'_>) -> Result<String> {
+    use anyhow::Context;
+    let inspect = docker
+        .inspect_image(&spec.tag)
+        .await
+        .with_context(|| format!("the build of {} ended without an image", spec.name))?;
+    inspect.id.context("the daemon reported an image without an id")
+}
+
+/// The last `TAIL` lines of output.
+#[derive(Default)]
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        if self.0.len() == TAIL {
+            self.0.pop_front();
+        }
+        self.0.push_back(line.to_string());
+    }
+
+    fn text(&self) -> String {
+        self.0.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// `sha256:0123456789ab` for display.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(19)]
+}
