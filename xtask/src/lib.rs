@@ -4,6 +4,7 @@
 //! hold one job each (git identity, build context, Docker, ECR, CDK, the local stack).
 
 pub mod aws;
+pub mod bench;
 pub mod cdk;
 pub mod commands;
 pub mod config;

@@ -1,0 +1,76 @@
+//! Row 4: `cargo xtask deploy --stage local` beside plain `cdk deploy` of the same
+//! stack with the same tag, in a snapshot of this workspace.
+//!
+//! Ours includes its local stack check, the push (nothing to do after the warm-up),
+//! the presence check and, on the local stack only, the service stack's replacement
+//! (`cdk destroy`, then `cdk deploy`: moto cannot update a task definition).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use xshell::cmd;
+
+use super::{
+    Bench, Row,
+    fixture::Fixture,
+    measure::{self, Stdout},
+};
+use crate::{config::LOCAL_STAGE, local::Stack};
+
+/// Longest a deploy may take before the bench stops it and fails.
+const LIMIT: Duration = Duration::from_secs(600);
+
+/// What plain cdk needs on the local stack, as ours passes it there: moto cannot
+/// delete change sets, so a deploy through one can hang; and it cannot reuse a
+/// previous parameter value.
+const LOCAL_STACK_CDK_ARGS: [&str; 3] =
+    ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
+
+pub fn row(b: &Bench<'_>) -> Result<Row> {
+    let ws = b.ws;
+    let fixture = Fixture::snapshot(ws, &b.dir.join("deploy"))?;
+    let sh = &fixture.sh;
+    let tag = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
+    let stage = ws.config.stage(LOCAL_STAGE)?;
+    let service = ws.config.service_stack(stage);
+    // What `cargo xtask local env` prints, as `KEY=VALUE` pairs.
+    let env = Stack::new(ws).env(stage.region.as_deref().unwrap_or("us-east-1"));
+    let env: Vec<(String, String)> = env
+        .lines()
+        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (exe, infra) = (&b.exe, fixture.dir.join("infra"));
+    let cdk = infra.join("node_modules/.bin/cdk");
+    let local_args = LOCAL_STACK_CDK_ARGS;
+
+    let runs = b.rounds("row 4, deploy", || {
+        let ours = b.ours(cmd!(sh, "{exe} deploy --stage local"));
+        let ours = measure::run("cargo xtask deploy", ours, Stdout::Keep, &b.log("deploy-ours"), LIMIT)?;
+        let _infra = sh.push_dir(&infra);
+        let mut plain = cmd!(
+            sh,
+            "{cdk} deploy {service} -c stage=local -c imageTag={tag} --require-approval never {local_args...}"
+        )
+        // Ours sets it too: the check would reach for the internet.
+        .env("CDK_DISABLE_VERSION_CHECK", "1");
+        for (key, value) in &env {
+            plain = plain.env(key, value);
+        }
+        let plain = measure::run("cdk deploy", plain, Stdout::Keep, &b.log("deploy-cdk"), LIMIT)?;
+        Ok((ours.secs, plain.secs))
+    })?;
+    let (ours, theirs) = runs.into_iter().unzip();
+    Ok(Row {
+        id: "4".into(),
+        what: format!("`deploy --stage local` of {service}, the tag already deployed"),
+        baseline: "`cdk deploy` of the same stack and tag (`--method=direct`, as moto needs)".into(),
+        ours,
+        theirs,
+        also: vec![
+            "ours includes the stack and presence checks, the push (nothing to do) and, on the local stack, \
+             the stack's replacement (`cdk destroy`, then `cdk deploy`)"
+                .into(),
+        ],
+    })
+}
