@@ -11,6 +11,12 @@ use xshell::{Cmd, Shell, cmd};
 
 use crate::{aws::Target, config::Stage, workspace::Workspace};
 
+/// What cdk needs to deploy on the local stack: its CloudFormation (moto) cannot delete
+/// change sets, so a deploy through one can hang; stacks are deployed directly, with the
+/// bootstrap version parameter given explicitly (moto cannot reuse a previous value).
+pub const LOCAL_STACK_CDK_ARGS: [&str; 3] =
+    ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
+
 pub struct Cdk<'a> {
     sh: &'a Shell,
     infra: PathBuf,
@@ -101,12 +107,7 @@ impl<'a> Cdk<'a> {
         let mut args = vec!["deploy".to_string(), stack.to_string()];
         args.extend(image_context(image));
         if self.target.endpoint.is_some() {
-            // The local stack's CloudFormation (moto) cannot delete change sets, so a deploy
-            // through one can hang; create the stack directly, with the bootstrap version
-            // parameter given explicitly (moto cannot reuse a previous value).
-            args.extend(
-                ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"].map(String::from),
-            );
+            args.extend(LOCAL_STACK_CDK_ARGS.map(String::from));
         }
         if approve {
             args.extend(["--require-approval".to_string(), "never".to_string()]);

@@ -20,11 +20,8 @@ use crate::{config::LOCAL_STAGE, local::Stack};
 /// Longest a deploy may take before the bench stops it and fails.
 const LIMIT: Duration = Duration::from_secs(600);
 
-/// What plain cdk needs on the local stack, as ours passes it there: moto cannot
-/// delete change sets, so a deploy through one can hang; and it cannot reuse a
-/// previous parameter value.
-const LOCAL_STACK_CDK_ARGS: [&str; 3] =
-    ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
+/// What plain cdk needs on the local stack, as ours passes it there.
+use crate::cdk::LOCAL_STACK_CDK_ARGS;
 
 pub fn row(b: &Bench<'_>) -> Result<Row> {
     let ws = b.ws;
