@@ -15,13 +15,11 @@ use super::{
     fixture::Fixture,
     measure::{self, Stdout},
 };
-use crate::{config::LOCAL_STAGE, local::Stack};
+// Plain cdk gets the flags ours passes on the local stack.
+use crate::{cdk::LOCAL_STACK_CDK_ARGS, config::LOCAL_STAGE, local::Stack};
 
 /// Longest a deploy may take before the bench stops it and fails.
 const LIMIT: Duration = Duration::from_secs(600);
-
-/// What plain cdk needs on the local stack, as ours passes it there.
-use crate::cdk::LOCAL_STACK_CDK_ARGS;
 
 pub fn row(b: &Bench<'_>) -> Result<Row> {
     let ws = b.ws;
