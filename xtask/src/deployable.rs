@@ -183,7 +183,7 @@ pub async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Seve
             Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
                 last = "no scan has started (is scan on push enabled?)".to_string();
             }
-            Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err))).map_err(|e| e.context("cannot read scan findings")),
+            Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err)).context("cannot read scan findings")),
         }
         if Instant::now() >= deadline {
             return Ok(Check::fail(
@@ -212,7 +212,7 @@ pub async fn repository_settings(ecr_client: &Client, image: &Image, create_hint
         Err(err) if err.as_service_error().is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) => {
             problems.push("no lifecycle policy".to_string())
         }
-        Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err))).map_err(|e| e.context("cannot read the lifecycle policy")),
+        Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err)).context("cannot read the lifecycle policy")),
     }
     Ok(if problems.is_empty() {
         Check::pass(&name, "immutable tags, scan on push, lifecycle policy")

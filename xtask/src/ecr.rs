@@ -16,6 +16,14 @@ pub struct RegistryAuth {
     pub host: String,
 }
 
+impl RegistryAuth {
+    /// The `Authorization` header value for the registry's HTTP API.
+    pub fn basic_header(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+    }
+}
+
 impl std::fmt::Debug for RegistryAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryAuth").field("username", &self.username).field("host", &self.host).finish()

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use serde::Deserialize;
 
 use crate::{ecr, http};
@@ -62,10 +61,9 @@ struct ContainerConfig {
 impl Registry {
     /// The registry at `auth.host`: plain http on loopback (the local stack), https elsewhere.
     pub fn new(auth: &ecr::RegistryAuth) -> Registry {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
         let loopback = auth.host.starts_with("127.") || auth.host.starts_with("localhost");
         let scheme = if loopback { "http" } else { "https" };
-        Registry { client: http::Client::new(Some(format!("Basic {basic}"))), base: format!("{scheme}://{}", auth.host) }
+        Registry { client: http::Client::new(Some(auth.basic_header())), base: format!("{scheme}://{}", auth.host) }
     }
 
     /// The config of the image `manifest` describes (for an index, the entry for `platform`).

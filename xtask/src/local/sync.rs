@@ -12,7 +12,6 @@ use std::{collections::HashSet, convert::Infallible, path::Path, sync::Arc, time
 
 use anyhow::{Context, Result};
 use aws_sdk_ecr::Client as Ecr;
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
@@ -57,10 +56,9 @@ pub async fn run(ws: &Workspace) -> Result<()> {
     let (sdk, _) = aws::load(stage, None, &ports).await?;
     let ecr_client = Ecr::new(&sdk);
     let auth = ecr::authorization(&ecr_client).await?;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
     let sync = Arc::new(Sync {
         ecr: ecr_client,
-        registry: http::Client::new(Some(format!("Basic {basic}"))),
+        registry: http::Client::new(Some(auth.basic_header())),
         registry_url: format!("http://127.0.0.1:{}", ports.registry_port),
         synced: Mutex::new(HashSet::new()),
     });

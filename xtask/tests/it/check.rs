@@ -49,10 +49,9 @@ fn verdict<'a>(json: &'a Value, name: &str) -> (bool, &'a str) {
 /// Makes the emulated ECR report `result` for the next scan lookup of the image `repository:tag`.
 fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
     // By digest: moto matches a result against the image's digest or its latest tag only.
-    let digest = runtime().block_on(async {
-        let ecr = local_ecr().await;
-        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().unwrap().image_digest().unwrap().to_string()
-    });
+    let digest = runtime()
+        .block_on(async { crate::support::ecr_digest(&local_ecr().await, repository, tag).await })
+        .expect("the image is in ECR");
     let body = json!({
         "region": "us-east-1",
         "results": [{

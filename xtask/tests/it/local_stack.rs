@@ -14,7 +14,7 @@ use bollard::{
 use futures_util::StreamExt;
 use xtask::{config::LOCAL_STAGE, ecr, workspace::Workspace};
 
-use crate::support::{docker_or_skip, local_stack, runtime, unique, workspace_root, xtask};
+use crate::support::{docker_or_skip, ecr_digest, local_ecr, local_stack, runtime, unique, workspace_root, xtask};
 
 struct Local {
     ecr: aws_sdk_ecr::Client,
@@ -26,8 +26,7 @@ struct Local {
 async fn connect() -> Local {
     let ws = Workspace::at(&workspace_root()).unwrap();
     let stage = ws.config.stage(LOCAL_STAGE).unwrap();
-    let (sdk, _) = xtask::aws::load(stage, None, &ws.config.local).await.unwrap();
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let ecr = local_ecr().await;
     let auth = ecr::authorization(&ecr).await.unwrap();
     let registry = stage.registry.clone().unwrap();
     let credentials = DockerCredentials {
@@ -75,10 +74,6 @@ async fn push(local: &Local, repository: &str, tag: &str) -> String {
         }
     }
     digest.expect("the push reported a digest")
-}
-
-async fn ecr_digest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
-    ecr::image_by_tag(ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
 }
 
 #[test]

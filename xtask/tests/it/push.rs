@@ -30,10 +30,7 @@ fn push_json(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
 }
 
 fn ecr_digest(repository: &str, tag: &str) -> Option<String> {
-    runtime().block_on(async {
-        let ecr = local_ecr().await;
-        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
-    })
+    runtime().block_on(async { crate::support::ecr_digest(&local_ecr().await, repository, tag).await })
 }
 
 #[test]

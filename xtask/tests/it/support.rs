@@ -195,6 +195,11 @@ pub async fn local_ecr() -> aws_sdk_ecr::Client {
     aws_sdk_ecr::Client::new(&sdk)
 }
 
+/// The digest of `repository:tag` in ECR, if the tag is there.
+pub async fn ecr_digest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
+    xtask::ecr::image_by_tag(ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
+}
+
 /// Creates an ECR repository on the local stack.
 pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str, immutable: bool) {
     let mutability = if immutable {
