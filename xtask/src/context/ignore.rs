@@ -8,14 +8,17 @@
 //!   suffix or regular-expression match exactly as `Pattern.compile` does, and the last
 //!   pattern that matches a path decides (a `!` pattern re-includes).
 //!
-//! The regular-expression case is matched by a small backtracking matcher over the tokens that
-//! `compile` would have turned into a Go regexp (`*` is `[^/]*`, `?` is `[^/]`, `**` is
-//! `(.*/)?`, a trailing `**` is `.*`, `[...]` a class, `\x` the literal `x`, and an unescaped
-//! `^` the start anchor it is in Go's regexp). A few constructs that Docker accepts but reads as
-//! something other than a glob (a `*` or `?` inside `[...]`, `[:class:]`, `\d`-style escapes)
-//! are refused with an error here instead of being matched differently.
+//! The regular-expression case is translated as `compile` does (`*` is `[^/]*`, `?` is `[^/]`,
+//! `**` is `(.*/)?`, a trailing `**` is `.*`, `[...]` a class, `\x` the literal `x`, and an
+//! unescaped `^` the start anchor it is in Go's regexp), with each literal character escaped for
+//! `regex_lite`, whose syntax differs from Go's in what may follow a `\` or sit inside `[...]`.
+//! A few constructs that Docker accepts but reads as something other than a glob (a `*` or `?`
+//! inside `[...]`, `[:class:]`, `\d`-style escapes) are refused with an error here instead of
+//! being matched differently.
 
 use std::fmt;
+
+use regex_lite::Regex;
 
 /// A pattern line read from a `.dockerignore`, with its 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +94,6 @@ pub struct MatchInfo {
 #[derive(Debug, Clone)]
 pub struct PatternMatcher {
     patterns: Vec<Pattern>,
-    exclusions: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,32 +106,13 @@ struct Pattern {
     kind: MatchKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MatchKind {
+/// moby's `matchType`, with the compiled regexp of the `regexpMatch` case.
+#[derive(Debug, Clone)]
+enum MatchKind {
     Exact,
     Prefix,
     Suffix,
-    Regex(Vec<Token>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Token {
-    Literal(char),
-    /// `*`: `[^/]*`
-    AnyRun,
-    /// `?`: `[^/]`
-    AnyOne,
-    /// `**` followed by more pattern: `(.*/)?`
-    AnyDirs,
-    /// a trailing `**` after other tokens: `.*`
-    AnyAll,
-    /// `[...]`
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-    /// an unescaped `^`, which Go's regexp reads as the start of the text
-    Start,
+    Regex(Regex),
 }
 
 impl PatternMatcher {
@@ -137,7 +120,6 @@ impl PatternMatcher {
     /// cleaned like `filepath.Clean`, and a leading `!` makes it an exception.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PatternMatcher, PatternError> {
         let mut compiled = Vec::with_capacity(patterns.len());
-        let mut exclusions = false;
         for (index, raw) in patterns.iter().enumerate() {
             let raw = raw.as_ref();
             let error = |reason: String| PatternError { index, pattern: raw.to_string(), reason };
@@ -152,7 +134,6 @@ impl PatternMatcher {
                     return Err(error("a lone `!` excludes nothing; remove the line or add a pattern after it".into()));
                 }
                 exclusion = true;
-                exclusions = true;
                 p = rest.to_string();
             }
             check_glob_syntax(&p).map_err(error)?;
@@ -160,12 +141,13 @@ impl PatternMatcher {
             let dirs = p.split('/').count();
             compiled.push(Pattern { cleaned: p, dirs, exclusion, kind });
         }
-        Ok(PatternMatcher { patterns: compiled, exclusions })
+        Ok(PatternMatcher { patterns: compiled })
     }
 
-    /// Does any pattern start with `!`?
-    pub fn has_exclusions(&self) -> bool {
-        self.exclusions
+    /// `Exclusions`: does any pattern start with `!`?
+    #[cfg(test)]
+    fn has_exclusions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exclusion)
     }
 
     /// Could an exception re-include something below the excluded directory `dir`?
@@ -179,13 +161,11 @@ impl PatternMatcher {
     }
 
     /// `MatchesExact`: is `path` excluded, looking at the path alone (no parent directories)?
-    pub fn matches_exact(&self, path: &str) -> bool {
+    #[cfg(test)]
+    fn matches_exact(&self, path: &str) -> bool {
         let mut matched = false;
         for pattern in &self.patterns {
-            if pattern.exclusion != matched {
-                continue;
-            }
-            if pattern.matches(path) {
+            if pattern.exclusion == matched && pattern.matches(path) {
                 matched = !pattern.exclusion;
             }
         }
@@ -194,19 +174,11 @@ impl PatternMatcher {
 
     /// `MatchesOrParentMatches`: is `path` excluded, because it or one of its parent
     /// directories matches a pattern that no later pattern overrides?
-    pub fn matches_or_parent_matches(&self, path: &str) -> bool {
-        let parent = go_dir(path);
-        let parent_dirs: Vec<&str> = parent.split('/').collect();
+    #[cfg(test)]
+    fn matches_or_parent_matches(&self, path: &str) -> bool {
         let mut matched = false;
         for pattern in &self.patterns {
-            if pattern.exclusion != matched {
-                continue;
-            }
-            let mut hit = pattern.matches(path);
-            if !hit && parent != "." {
-                hit = (1..=parent_dirs.len()).any(|i| pattern.matches(&parent_dirs[..i].join("/")));
-            }
-            if hit {
+            if pattern.exclusion == matched && (pattern.matches(path) || pattern.matches_a_parent(path)) {
                 matched = !pattern.exclusion;
             }
         }
@@ -214,9 +186,9 @@ impl PatternMatcher {
     }
 
     /// `MatchesUsingParentResults`, what `archive.TarWithOptions` uses while walking: like
-    /// [`Self::matches_or_parent_matches`], but a pattern counts as matching a parent only if it
-    /// was evaluated (and matched) when that parent was visited. This differs from it in
-    /// corner cases (patterns `a`, `!a/b`, `a` keep `a/b/f`), and Docker sends what this says.
+    /// `MatchesOrParentMatches`, but a pattern counts as matching a parent only if it was
+    /// evaluated (and matched) when that parent was visited. This differs from it in corner
+    /// cases (patterns `a`, `!a/b`, `a` keep `a/b/f`), and Docker sends what this says.
     ///
     /// With an empty `parent` (a top-level path, or no information) it checks the parents itself.
     pub fn matches_using_parent_results(&self, path: &str, parent: &MatchInfo) -> (bool, MatchInfo) {
@@ -230,14 +202,7 @@ impl PatternMatcher {
                 if pattern.exclusion != matched {
                     continue;
                 }
-                hit = pattern.matches(path);
-                if !hit && parent_matched.is_empty() {
-                    let parent = go_dir(path);
-                    if parent != "." {
-                        let dirs: Vec<&str> = parent.split('/').collect();
-                        hit = (1..=dirs.len()).any(|n| pattern.matches(&dirs[..n].join("/")));
-                    }
-                }
+                hit = pattern.matches(path) || (parent_matched.is_empty() && pattern.matches_a_parent(path));
             }
             info.parent_matched[i] = hit;
             if hit {
@@ -280,6 +245,7 @@ impl PatternMatcher {
 }
 
 impl Pattern {
+    /// `Pattern.match`.
     fn matches(&self, path: &str) -> bool {
         match &self.kind {
             MatchKind::Exact => path == self.cleaned,
@@ -288,11 +254,16 @@ impl Pattern {
                 let suffix = &self.cleaned[2..];
                 path.ends_with(suffix) || suffix.strip_prefix('/').is_some_and(|s| path == s)
             }
-            MatchKind::Regex(tokens) => {
-                let text: Vec<char> = path.chars().collect();
-                Backtrack { tokens, text: &text, memo: vec![None; (tokens.len() + 1) * (text.len() + 1)] }.at(0, 0)
-            }
+            MatchKind::Regex(regex) => regex.is_match(path),
         }
+    }
+
+    /// The parent loop of `MatchesOrParentMatches`: does the pattern match `a`, `a/b`, ... of
+    /// `path`'s parent directory `a/b/...`?
+    fn matches_a_parent(&self, path: &str) -> bool {
+        let parent = go_dir(path);
+        let dirs: Vec<&str> = parent.split('/').collect();
+        parent != "." && (1..=dirs.len()).any(|n| self.matches(&dirs[..n].join("/")))
     }
 }
 
@@ -387,7 +358,7 @@ fn check_glob_syntax(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `Pattern.compile`: decides the match type and builds the regexp tokens.
+/// `Pattern.compile`: decides the match type and, for a regexp, translates the pattern into one.
 fn compile(pattern: &str) -> Result<MatchKind, String> {
     #[derive(PartialEq)]
     enum Detected {
@@ -397,11 +368,11 @@ fn compile(pattern: &str) -> Result<MatchKind, String> {
         Regex,
     }
     let chars: Vec<char> = pattern.chars().collect();
-    let mut tokens = Vec::new();
+    let mut re = String::from("^");
     let mut detected = Detected::Exact;
     let mut k = 0;
-    let mut first = true;
     while k < chars.len() {
+        let first = k == 0;
         let ch = chars[k];
         k += 1;
         match ch {
@@ -411,15 +382,13 @@ fn compile(pattern: &str) -> Result<MatchKind, String> {
                 if chars.get(k) == Some(&'/') {
                     k += 1;
                 }
-                if k == chars.len() {
-                    if detected == Detected::Exact {
-                        detected = Detected::Prefix;
-                    } else {
-                        tokens.push(Token::AnyAll);
-                        detected = Detected::Regex;
-                    }
+                if k < chars.len() {
+                    re.push_str("(.*/)?");
+                    detected = Detected::Regex;
+                } else if detected == Detected::Exact {
+                    detected = Detected::Prefix;
                 } else {
-                    tokens.push(Token::AnyDirs);
+                    re.push_str(".*");
                     detected = Detected::Regex;
                 }
                 if first {
@@ -427,31 +396,31 @@ fn compile(pattern: &str) -> Result<MatchKind, String> {
                 }
             }
             '*' => {
-                tokens.push(Token::AnyRun);
+                re.push_str("[^/]*");
                 detected = Detected::Regex;
             }
             '?' => {
-                tokens.push(Token::AnyOne);
+                re.push_str("[^/]");
                 detected = Detected::Regex;
             }
             '\\' => {
                 // A trailing backslash was refused by the syntax check.
-                let escaped = escaped_char(chars[k])?;
+                re += &literal(escaped_char(chars[k])?);
                 k += 1;
-                tokens.push(Token::Literal(escaped));
                 detected = Detected::Regex;
             }
             '[' => {
-                let negated = chars.get(k) == Some(&'^');
-                if negated {
+                re.push('[');
+                if chars.get(k) == Some(&'^') {
+                    re.push('^');
                     k += 1;
                 }
-                let mut ranges = Vec::new();
+                let mut empty = true;
                 loop {
                     // The syntax check guarantees a closing `]`.
                     let c = chars[k];
                     k += 1;
-                    if c == ']' && !ranges.is_empty() {
+                    if c == ']' && !empty {
                         break;
                     }
                     let lo = class_char(c, &chars, &mut k)?;
@@ -465,26 +434,36 @@ fn compile(pattern: &str) -> Result<MatchKind, String> {
                     if lo > hi {
                         return Err(format!("the range `{lo}-{hi}` is reversed; write it as `{hi}-{lo}`"));
                     }
-                    ranges.push((lo, hi));
+                    re += &literal(lo);
+                    if hi != lo {
+                        re.push('-');
+                        re += &literal(hi);
+                    }
+                    empty = false;
                 }
-                tokens.push(Token::Class { negated, ranges });
+                re.push(']');
                 detected = Detected::Regex;
             }
             ']' => {
-                tokens.push(Token::Literal(']'));
+                re += &literal(']');
                 detected = Detected::Regex;
             }
-            '^' => tokens.push(Token::Start),
-            c => tokens.push(Token::Literal(c)),
+            // Not escaped by moby: the start of the text in Go's regexp, and in `regex_lite`.
+            '^' => re.push('^'),
+            c => re += &literal(c),
         }
-        first = false;
     }
     Ok(match detected {
         Detected::Exact => MatchKind::Exact,
         Detected::Prefix => MatchKind::Prefix,
         Detected::Suffix => MatchKind::Suffix,
-        Detected::Regex => MatchKind::Regex(tokens),
+        Detected::Regex => MatchKind::Regex(Regex::new(&(re + "$")).map_err(|e| e.to_string())?),
     })
+}
+
+/// The literal `c` in `regex_lite`'s syntax, inside or outside `[...]`.
+fn literal(c: char) -> String {
+    regex_lite::escape(c.encode_utf8(&mut [0; 4]))
 }
 
 /// `\c` becomes a regexp escape in Docker: the literal `c` for ASCII punctuation, something else
@@ -514,83 +493,6 @@ fn class_char(c: char, chars: &[char], k: &mut usize) -> Result<char, String> {
             Err("Docker reads `[:name:]` inside `[...]` as a POSIX class, which this matcher does not support".into())
         }
         c => Ok(c),
-    }
-}
-
-/// Full-match of a token list against a path, memoised on (token, position).
-struct Backtrack<'a> {
-    tokens: &'a [Token],
-    text: &'a [char],
-    memo: Vec<Option<bool>>,
-}
-
-impl Backtrack<'_> {
-    fn at(&mut self, t: usize, pos: usize) -> bool {
-        let n = self.text.len();
-        if t == self.tokens.len() {
-            return pos == n;
-        }
-        let slot = t * (n + 1) + pos;
-        if let Some(known) = self.memo[slot] {
-            return known;
-        }
-        let next = self.text.get(pos).copied();
-        let result = match &self.tokens[t] {
-            Token::Literal(c) => next == Some(*c) && self.at(t + 1, pos + 1),
-            Token::AnyOne => next.is_some_and(|c| c != '/') && self.at(t + 1, pos + 1),
-            Token::Class { negated, ranges } => {
-                next.is_some_and(|c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
-                    && self.at(t + 1, pos + 1)
-            }
-            Token::Start => pos == 0 && self.at(t + 1, pos),
-            // `[^/]*`
-            Token::AnyRun => {
-                let mut end = pos;
-                loop {
-                    if self.at(t + 1, end) {
-                        break true;
-                    }
-                    if end < n && self.text[end] != '/' {
-                        end += 1;
-                    } else {
-                        break false;
-                    }
-                }
-            }
-            // `.*`: Go's `.` does not match a newline.
-            Token::AnyAll => {
-                let mut end = pos;
-                loop {
-                    if self.at(t + 1, end) {
-                        break true;
-                    }
-                    if end < n && self.text[end] != '\n' {
-                        end += 1;
-                    } else {
-                        break false;
-                    }
-                }
-            }
-            // `(.*/)?`
-            Token::AnyDirs => {
-                self.at(t + 1, pos) || {
-                    let mut found = false;
-                    for end in pos..n {
-                        let c = self.text[end];
-                        if c == '\n' {
-                            break;
-                        }
-                        if c == '/' && self.at(t + 1, end + 1) {
-                            found = true;
-                            break;
-                        }
-                    }
-                    found
-                }
-            }
-        };
-        self.memo[slot] = Some(result);
-        result
     }
 }
 
