@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { App } from 'aws-cdk-lib';
-import { addStageStacks } from '../lib/app';
-import { ConfigError, loadConfig } from '../lib/config';
+import { addStageStacks, configFromContext } from '../lib/app';
+import { ConfigError } from '../lib/config';
 
-// Settings come from [workspace.metadata.xtask] in the workspace's Cargo.toml.
+// Settings come from the JSON file that `cargo xtask` resolves from
+// [workspace.metadata.xtask] and passes as `-c xtaskConfig=<file>`.
 try {
-  addStageStacks(new App(), loadConfig());
+  const app = new App();
+  addStageStacks(app, configFromContext(app));
 } catch (e) {
   if (!(e instanceof ConfigError)) throw e;
   // A settings or context mistake: its message alone, as the last line cdk prints before failing.

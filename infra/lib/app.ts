@@ -1,7 +1,18 @@
 import { App, Environment } from 'aws-cdk-lib';
-import { ProjectConfig, resolveStage } from './config';
+import { CONFIG_CONTEXT, ConfigError, LOCAL_STAGE, loadConfig, NO_CONFIG_MESSAGE, ProjectConfig, resolveStage } from './config';
 import { RegistryStack } from './registry-stack';
 import { ServiceStack } from './service-stack';
+
+/**
+ * The configuration in the file that the `xtaskConfig` context names: the
+ * resolved [workspace.metadata.xtask] settings that `cargo xtask` writes and
+ * passes to every cdk command as `-c xtaskConfig=<file>`.
+ */
+export function configFromContext(app: App): ProjectConfig {
+  const file = context(app, CONFIG_CONTEXT);
+  if (file === undefined) throw new ConfigError(NO_CONFIG_MESSAGE);
+  return loadConfig(file);
+}
 
 /**
  * Adds the stacks of one stage to `app`. The stage comes from the `stage`
@@ -9,7 +20,7 @@ import { ServiceStack } from './service-stack';
  * `imageDigest`, which only `cargo xtask deploy` passes.
  */
 export function addStageStacks(app: App, config: ProjectConfig) {
-  const stage = resolveStage(config, context(app, 'stage') ?? 'local');
+  const stage = resolveStage(config, context(app, 'stage') ?? LOCAL_STAGE);
   const env: Environment = {
     account: stage.account ?? process.env.CDK_DEFAULT_ACCOUNT,
     region: stage.region ?? process.env.CDK_DEFAULT_REGION,

@@ -1,18 +1,19 @@
-// Project settings: [workspace.metadata.xtask] in the workspace's Cargo.toml, the
-// one file that `cargo xtask` and this app both read.
+// Project settings. They live in [workspace.metadata.xtask] in the workspace's
+// Cargo.toml, but this app never reads that file: `cargo xtask` validates it,
+// fills in the defaults (such as the `local` stage) and hands the app the
+// resolved configuration as a JSON file, passed as `-c xtaskConfig=<file>`.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { parse } from 'smol-toml';
 
-/** The workspace manifest, found from this file so the app works from any cwd. */
-export const CARGO_TOML = path.join(__dirname, '..', '..', 'Cargo.toml');
+/** The context key that holds the path of the configuration file. */
+export const CONFIG_CONTEXT = 'xtaskConfig';
 
-/** The stage that runs on the local stack; it exists even when the file omits it. */
+/** The version of the configuration file's format that this app reads. */
+export const CONFIG_SCHEMA = 1;
+
+/** The stage that runs on the local stack; xtask always writes it. */
 export const LOCAL_STAGE = 'local';
-const LOCAL_DEFAULTS = { region: 'us-east-1', account: '123456789012' };
 
 export type Platform = 'linux/amd64' | 'linux/arm64';
-const PLATFORMS: readonly string[] = ['linux/amd64', 'linux/arm64'];
 
 export interface ImageConfig {
   readonly name: string;
@@ -44,78 +45,38 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Table = Record<string, unknown>;
+/** The error when the app runs without `-c xtaskConfig=<file>`. */
+export const NO_CONFIG_MESSAGE =
+  `no configuration: run cdk through cargo xtask (deploy, check, bootstrap), which passes -c ${CONFIG_CONTEXT}=<file>; ` +
+  'or write one with `cargo xtask config --out FILE`';
 
-/** Reads [workspace.metadata.xtask] from a Cargo.toml (the workspace's by default). */
-export function loadConfig(file: string = CARGO_TOML): ProjectConfig {
-  const text = fs.readFileSync(file, 'utf8');
+/**
+ * Reads the resolved configuration that `cargo xtask` writes. xtask has
+ * validated it already; only the schema version is checked here.
+ */
+export function loadConfig(file: string): ProjectConfig {
+  let text: string;
   try {
-    return parseConfig(text);
+    text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`invalid [workspace.metadata.xtask] in ${file}: ${(e as Error).message}`);
+    throw new ConfigError(`cannot read the configuration file ${file}: ${errorMessage(e)}`);
   }
-}
-
-export function parseConfig(cargoToml: string): ProjectConfig {
-  const manifest = parse(cargoToml) as Table;
-  const xtask = table(table(table(manifest, 'workspace'), 'metadata'), 'xtask');
-  if (Object.keys(xtask).length === 0) {
-    throw new ConfigError('the table is missing; add it to the workspace Cargo.toml');
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`the configuration file ${file} is not valid JSON: ${errorMessage(e)}`);
   }
-
-  const project = str(xtask, 'project', '[workspace.metadata.xtask]');
-  if (project === undefined || !/^[A-Za-z][A-Za-z0-9-]*$/.test(project)) {
-    throw new ConfigError('`project` must be a stack-name prefix: a letter, then letters, digits or dashes');
+  const schema = isObject(data) ? data.schema : undefined;
+  if (schema !== CONFIG_SCHEMA) {
+    const found = schema === undefined ? 'none' : JSON.stringify(schema);
+    throw new ConfigError(
+      `${file} has configuration schema ${found}, this app reads ${CONFIG_SCHEMA}; ` +
+        'rebuild xtask (any cargo xtask command does) and retry',
+    );
   }
-
-  const keepImages = xtask['keep-images'] ?? 30;
-  if (typeof keepImages !== 'number' || !Number.isInteger(keepImages) || keepImages < 1) {
-    throw new ConfigError('`keep-images` must be a positive integer');
-  }
-
-  const rawImages = xtask.images ?? [];
-  if (!Array.isArray(rawImages) || rawImages.length === 0) {
-    throw new ConfigError('no images configured; add an [[workspace.metadata.xtask.images]] entry');
-  }
-  const images = rawImages.map((raw: unknown, i) => {
-    if (!isTable(raw)) throw new ConfigError(`images[${i}] must be a table`);
-    return parseImage(raw, i);
-  });
-  const names = new Set<string>();
-  for (const image of images) {
-    if (names.has(image.name)) throw new ConfigError(`image \`${image.name}\` is configured twice`);
-    names.add(image.name);
-  }
-
-  const stages: Record<string, StageConfig> = {};
-  const stageTables = table(xtask, 'stages');
-  for (const name of Object.keys(stageTables)) {
-    if (!/^[A-Za-z0-9-]+$/.test(name)) {
-      throw new ConfigError(`stage \`${name}\`: a stage name may hold only letters, digits and dashes`);
-    }
-    const stage = table(stageTables, name);
-    const where = `stages.${name}`;
-    stages[name] = {
-      name,
-      profile: str(stage, 'profile', where),
-      region: str(stage, 'region', where),
-      account: str(stage, 'account', where),
-    };
-  }
-  const local = stages[LOCAL_STAGE];
-  stages[LOCAL_STAGE] = {
-    name: LOCAL_STAGE,
-    profile: local?.profile,
-    region: local?.region ?? LOCAL_DEFAULTS.region,
-    account: local?.account ?? LOCAL_DEFAULTS.account,
-  };
-  for (const stage of Object.values(stages)) {
-    if (stage.account !== undefined && !/^\d{12}$/.test(stage.account)) {
-      throw new ConfigError(`stages.${stage.name}.account must be a 12-digit AWS account id`);
-    }
-  }
-
-  return { project, keepImages, images, stages };
+  const config = data as unknown as ProjectConfig;
+  return { project: config.project, keepImages: config.keepImages, images: config.images, stages: config.stages };
 }
 
 /** The named stage, or an error that lists the known ones. */
@@ -138,43 +99,10 @@ export function imageId(image: ImageConfig): string {
     .join('');
 }
 
-function parseImage(raw: Table, index: number): ImageConfig {
-  const name = str(raw, 'name', `images[${index}]`);
-  if (name === undefined || !/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
-    throw new ConfigError(`images[${index}].name must be lowercase letters, digits, '-' or '_'`);
-  }
-  const where = `image \`${name}\``;
-  const repository = str(raw, 'repository', where);
-  // ECR's own rule for repository names.
-  if (repository === undefined || !/^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(repository)) {
-    throw new ConfigError(`${where}: \`repository\` must be an ECR repository name such as "project/app"`);
-  }
-  const port = raw.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigError(`${where}: \`port\` must be the TCP port the container listens on (the load balancer routes to it)`);
-  }
-  const platform = str(raw, 'platform', where) ?? 'linux/amd64';
-  if (!PLATFORMS.includes(platform)) {
-    throw new ConfigError(`${where}: platform \`${platform}\` is not supported; use ${PLATFORMS.join(' or ')}`);
-  }
-  return { name, repository, port, platform: platform as Platform };
-}
-
-function isTable(value: unknown): value is Table {
+function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function table(parent: Table, key: string): Table {
-  const value = parent[key];
-  if (value === undefined) return {};
-  if (!isTable(value)) throw new ConfigError(`\`${key}\` must be a table`);
-  return value;
-}
-
-function str(parent: Table, key: string, where: string): string | undefined {
-  const value = parent[key];
-  if (value !== undefined && typeof value !== 'string') {
-    throw new ConfigError(`${where}: \`${key}\` must be a string`);
-  }
-  return value;
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

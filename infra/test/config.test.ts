@@ -1,14 +1,18 @@
-import { CARGO_TOML, loadConfig, parseConfig, resolveStage } from '../lib/config';
-import { fixture, stacks } from './helpers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { configFromContext } from '../lib/app';
+import { ConfigError, loadConfig, resolveStage } from '../lib/config';
+import { app, fixture, FIXTURE, stacks } from './helpers';
 
-const MINIMAL = `
-[workspace.metadata.xtask]
-project = "p"
-[[workspace.metadata.xtask.images]]
-name = "app"
-repository = "p/app"
-port = 8080
-`;
+/** A scratch file holding `text`, removed after the test run. */
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'infra-config-'));
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+function file(name: string, text: string): string {
+  const p = path.join(scratch, name);
+  fs.writeFileSync(p, text);
+  return p;
+}
 
 test('reads the fixture', () => {
   expect(fixture.project).toBe('demo');
@@ -21,24 +25,11 @@ test('reads the fixture', () => {
 });
 
 test('the local stage always exists, with defaults', () => {
-  expect(resolveStage(fixture, 'local')).toEqual({
+  expect(resolveStage(fixture, 'local')).toStrictEqual({
     name: 'local',
-    profile: undefined,
     region: 'us-east-1',
     account: '123456789012',
   });
-});
-
-test('defaults keep-images and platform', () => {
-  const config = parseConfig(MINIMAL);
-  expect(config.keepImages).toBe(30);
-  expect(config.images[0].platform).toBe('linux/amd64');
-});
-
-test("the workspace's own Cargo.toml is valid", () => {
-  const config = loadConfig(CARGO_TOML);
-  expect(config.images.length).toBeGreaterThan(0);
-  expect(Object.keys(config.stages)).toContain('local');
 });
 
 test('rejects an unknown stage, listing the known ones', () => {
@@ -47,14 +38,47 @@ test('rejects an unknown stage, listing the known ones', () => {
   );
 });
 
+test('reads the file that the xtaskConfig context names', () => {
+  expect(configFromContext(app({ xtaskConfig: FIXTURE }))).toEqual(fixture);
+});
+
 test.each([
-  ['a missing table', '[workspace]\nmembers = []\n', 'the table is missing'],
-  ['a duplicate image', MINIMAL + MINIMAL.split('\n').slice(3).join('\n'), 'image `app` is configured twice'],
-  ['an unknown platform', MINIMAL + 'platform = "windows/amd64"\n', 'platform `windows/amd64` is not supported'],
-  ['a missing port', MINIMAL.replace('port = 8080', ''), '`port` must be the TCP port'],
-  ['a bad repository name', MINIMAL.replace('p/app', 'P/App'), '`repository` must be an ECR repository name'],
-  ['a bad keep-images', MINIMAL.replace('project = "p"', 'project = "p"\nkeep-images = 0'), '`keep-images` must be a positive integer'],
-  ['a bad account', MINIMAL + '[workspace.metadata.xtask.stages.dev]\naccount = "42"\n', 'stages.dev.account must be a 12-digit'],
-])('rejects %s', (_, toml, message) => {
-  expect(() => parseConfig(toml)).toThrow(message);
+  ['a missing', {}],
+  ['an empty', { xtaskConfig: '' }],
+])('rejects %s xtaskConfig context, saying how to get one', (_, context) => {
+  const load = () => configFromContext(app(context));
+  expect(load).toThrow(ConfigError);
+  expect(load).toThrow(
+    'no configuration: run cdk through cargo xtask (deploy, check, bootstrap), which passes -c xtaskConfig=<file>; ' +
+      'or write one with `cargo xtask config --out FILE`',
+  );
+});
+
+test('rejects a file it cannot read, naming it', () => {
+  const missing = path.join(scratch, 'missing.json');
+  expect(() => loadConfig(missing)).toThrow(ConfigError);
+  expect(() => loadConfig(missing)).toThrow(`cannot read the configuration file ${missing}: `);
+});
+
+test('rejects a file that is not JSON, naming it', () => {
+  const truncated = file('truncated.json', '{\n  "schema": 1,\n  "project": "demo",\n');
+  expect(() => loadConfig(truncated)).toThrow(ConfigError);
+  expect(() => loadConfig(truncated)).toThrow(`the configuration file ${truncated} is not valid JSON: `);
+});
+
+test.each([
+  ['a newer schema', { ...fixture, schema: 2 }, '2'],
+  ['a string schema', { ...fixture, schema: '1' }, '"1"'],
+  ['no schema', fixture, 'none'],
+])('rejects %s', (_, config, found) => {
+  const json = file('schema.json', JSON.stringify(config));
+  expect(() => loadConfig(json)).toThrow(ConfigError);
+  expect(() => loadConfig(json)).toThrow(
+    `${json} has configuration schema ${found}, this app reads 1; rebuild xtask (any cargo xtask command does) and retry`,
+  );
+});
+
+test('rejects JSON that is not an object as having no schema', () => {
+  const json = file('array.json', '[1]\n');
+  expect(() => loadConfig(json)).toThrow(`${json} has configuration schema none, this app reads 1`);
 });

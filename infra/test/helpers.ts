@@ -12,7 +12,9 @@ export const DIGEST_API = `sha256:${'b'.repeat(64)}`;
 // The feature flags of cdk.json, which the CLI synthesizes with: the tests see the same templates.
 const featureFlags = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8')).context;
 
-export const fixture: ProjectConfig = loadConfig(path.join(__dirname, 'fixtures', 'Cargo.toml'));
+/** The resolved form of fixtures/Cargo.toml, as `cargo xtask config --out` writes it. */
+export const FIXTURE = path.join(__dirname, 'fixtures', 'config.json');
+export const fixture: ProjectConfig = loadConfig(FIXTURE);
 
 /**
  * An app as the CLI runs it: cdk.json's feature flags, and a stack's validation

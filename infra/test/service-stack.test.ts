@@ -1,5 +1,5 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { parseConfig } from '../lib/config';
+import { LOCAL_STAGE, ProjectConfig } from '../lib/config';
 import { addStageStacks } from '../lib/app';
 import { app, DIGEST_API, DIGEST_WEB, fixture, stacks, TAG } from './helpers';
 
@@ -65,14 +65,13 @@ test('pins images by digest when imageDigest is given', () => {
 });
 
 test('takes a bare digest when there is one image', () => {
-  const single = parseConfig(`
-[workspace.metadata.xtask]
-project = "one"
-[[workspace.metadata.xtask.images]]
-name = "app"
-repository = "one/app"
-port = 8080
-`);
+  // As xtask resolves a project with one image and the default keep-images, platform and local stage.
+  const single: ProjectConfig = {
+    project: 'one',
+    keepImages: 30,
+    images: [{ name: 'app', repository: 'one/app', port: 8080, platform: 'linux/amd64' }],
+    stages: { [LOCAL_STAGE]: { name: LOCAL_STAGE, region: 'us-east-1', account: '123456789012' } },
+  };
   const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest: DIGEST_WEB }, single).service);
   expect(imageRef(container(t, 'app').Image)).toBe(`/one/app@${DIGEST_WEB}`);
 });

@@ -1,5 +1,6 @@
-//! The `cdk` CLI of `infra/` (pinned in its package.json), run with the same
-//! profile and region the SDK uses, so the two never disagree.
+//! The `cdk` CLI of `infra/` (pinned in its package.json), run with the same profile and
+//! region the SDK uses, so the two never disagree, and with the settings xtask resolved
+//! (`-c xtaskConfig=<file>`): the CDK app reads nothing else.
 
 use std::{
     path::PathBuf,
@@ -7,34 +8,29 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use xshell::{Cmd, Shell, cmd};
+use xshell::{Cmd, cmd};
 
-use crate::{aws::Target, config::Stage, workspace::Workspace};
+use crate::stage::StageContext;
 
-/// What cdk needs to deploy on the local stack: its CloudFormation (moto) cannot delete
-/// change sets, so a deploy through one can hang; stacks are deployed directly, with the
-/// bootstrap version parameter given explicitly (moto cannot reuse a previous value).
-pub const LOCAL_STACK_CDK_ARGS: [&str; 3] =
-    ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
-
-pub struct Cdk<'a> {
-    sh: &'a Shell,
+pub(crate) struct Cdk<'a> {
+    ctx: &'a StageContext<'a>,
     infra: PathBuf,
+    /// This run's cloud assembly, removed when the run is done.
     out: PathBuf,
-    stage: &'a Stage,
-    target: &'a Target,
+    config: PathBuf,
 }
 
 /// Context that selects the deployed image.
-pub struct ImageContext {
+pub(crate) struct ImageContext {
     pub tag: String,
     /// `name=sha256:...` pairs, when deploys pin digests.
     pub digests: Vec<(String, String)>,
 }
 
 impl<'a> Cdk<'a> {
-    /// Installs infra's packages on first use (`npm ci`).
-    pub fn new(ws: &'a Workspace, stage: &'a Stage, target: &'a Target) -> Result<Cdk<'a>> {
+    /// Installs infra's packages on first use (`npm ci`) and writes the resolved settings.
+    pub fn new(ctx: &'a StageContext<'a>) -> Result<Cdk<'a>> {
+        let ws = ctx.ws;
         let infra = ws.root.join("infra");
         let sh = &ws.sh;
         if !infra.join("node_modules/.bin/cdk").exists() {
@@ -44,44 +40,41 @@ impl<'a> Cdk<'a> {
                 .run()
                 .context("`npm ci` in infra/ failed; install Node.js 20 or newer and retry")?;
         }
+        let dir = ws.target_dir().join("xtask");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // One file per process: the content is the same for every run of this workspace,
+        // but a writer never replaces a file another run is reading.
+        let config = dir.join(format!("config-{}.json", std::process::id()));
+        std::fs::write(&config, ws.config.resolved_json())
+            .with_context(|| format!("cannot write {}", config.display()))?;
         // One assembly directory per stage and process, so concurrent runs never share one.
-        let out = ws.target_dir().join("cdk.out").join(format!("{}-{}", stage.name, std::process::id()));
-        Ok(Cdk { sh, infra, out, stage, target })
+        let out = ws.target_dir().join("cdk.out").join(format!("{}-{}", ctx.stage.name, std::process::id()));
+        Ok(Cdk { ctx, infra, out, config })
     }
 
     /// `cdk <args>` in infra/, with the stage's account settings in its environment.
     fn cdk(&self, args: &[String]) -> Cmd<'a> {
+        let sh = &self.ctx.ws.sh;
         let bin = self.infra.join("node_modules/.bin/cdk");
-        let out = &self.out;
-        let stage = format!("stage={}", self.stage.name);
-        let profile: Vec<String> = match &self.target.profile {
-            Some(p) => vec!["--profile".into(), p.clone()],
+        let (out, config) = (&self.out, format!("xtaskConfig={}", self.config.display()));
+        let stage = format!("stage={}", self.ctx.stage.name);
+        let profile: Vec<String> = match self.ctx.target.profile() {
+            Some(p) => vec!["--profile".into(), p.to_string()],
             None => vec![],
         };
-        let sh = self.sh;
-        let mut cmd = cmd!(sh, "{bin} {args...} -c {stage} --output {out} {profile...}")
-            .env("AWS_REGION", &self.target.region)
-            .env("AWS_DEFAULT_REGION", &self.target.region)
+        let region = &self.ctx.region;
+        let cmd = cmd!(sh, "{bin} {args...} -c {stage} -c {config} --output {out} {profile...}")
+            .env("AWS_REGION", region)
+            .env("AWS_DEFAULT_REGION", region)
             .env("CDK_DISABLE_VERSION_CHECK", "1");
-        if let Some(endpoint) = &self.target.endpoint {
-            // The local stack: its endpoint and its dummy credentials (they grant nothing elsewhere).
-            let key = crate::aws::LOCAL_ACCESS_KEY;
-            cmd = cmd
-                .env("AWS_ENDPOINT_URL", endpoint)
-                .env("AWS_ACCESS_KEY_ID", key)
-                .env("AWS_SECRET_ACCESS_KEY", key)
-                .env_remove("AWS_PROFILE")
-                .env_remove("AWS_SESSION_TOKEN");
-        }
-        cmd
+        self.ctx.target.cdk_env(cmd, region)
     }
 
     /// Runs cdk with its output streaming live; returns its exit status.
     fn stream(&self, args: &[String]) -> Result<ExitStatus> {
-        let cmd = self.cdk(args);
         let line = format!("cdk {}", args.join(" "));
         eprintln!("$ {line}");
-        let mut command: Command = cmd.into();
+        let mut command: Command = self.cdk(args).into();
         command.current_dir(&self.infra);
         command.status().with_context(|| format!("cannot run {line}; is Node.js installed?"))
     }
@@ -96,22 +89,24 @@ impl<'a> Cdk<'a> {
 
     pub fn bootstrap(&self) -> Result<()> {
         let mut args = vec!["bootstrap".to_string()];
-        if let (Some(account), region) = (&self.stage.account, &self.target.region) {
-            args.push(format!("aws://{account}/{region}"));
+        if let Some(account) = &self.ctx.stage.account {
+            args.push(format!("aws://{account}/{}", self.ctx.region));
         }
         self.run(&args)
     }
 
-    /// Deploys `stack`; `extra` goes to cdk as is. Returns cdk's exit status.
-    pub fn deploy(&self, stack: &str, image: Option<&ImageContext>, approve: bool, extra: &[String]) -> Result<ExitStatus> {
+    /// Deploys `stack` with the stage's deploy flags; `extra` goes to cdk as is.
+    /// Returns cdk's exit status.
+    pub fn deploy(
+        &self,
+        stack: &str,
+        image: Option<&ImageContext>,
+        approve: bool,
+        extra: &[String],
+    ) -> Result<ExitStatus> {
         let mut args = vec!["deploy".to_string(), stack.to_string()];
         args.extend(image_context(image));
-        if self.target.endpoint.is_some() {
-            args.extend(LOCAL_STACK_CDK_ARGS.map(String::from));
-        }
-        if approve {
-            args.extend(["--require-approval".to_string(), "never".to_string()]);
-        }
+        args.extend(self.ctx.target.cdk_deploy_args(approve));
         args.extend(extra.iter().cloned());
         self.stream(&args)
     }
@@ -121,11 +116,12 @@ impl<'a> Cdk<'a> {
         self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()])
     }
 
-    /// `cdk synth` of `stack`, quietly; the error carries cdk's output.
+    /// `cdk synth` of `stack`, quietly; the error carries the end of cdk's output.
+    /// Returns the template's path (valid while this `Cdk` lives).
     pub fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
         let mut args = vec!["synth".to_string(), stack.to_string(), "--quiet".to_string()];
         args.extend(image_context(image));
-        let _dir = self.sh.push_dir(&self.infra);
+        let _dir = self.ctx.ws.sh.push_dir(&self.infra);
         let out = self.cdk(&args).quiet().ignore_status().output()?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -133,6 +129,13 @@ impl<'a> Cdk<'a> {
             bail!("`cdk synth {stack}` failed: {}", lines[lines.len().saturating_sub(5)..].join(" | "));
         }
         Ok(self.out.join(format!("{stack}.template.json")))
+    }
+}
+
+impl Drop for Cdk<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.out);
+        let _ = std::fs::remove_file(&self.config);
     }
 }
 

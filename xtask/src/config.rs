@@ -1,18 +1,25 @@
 //! Project settings: `[workspace.metadata.xtask]` in the workspace's `Cargo.toml`.
 //!
-//! One declarative place says which images exist and how each stage is reached;
-//! the CDK app in `infra/` reads the same table.
+//! This module is the one reader of that table: it refuses unknown keys and wrong types
+//! with the key's path, checks every value once, and hands the CDK app in `infra/` the
+//! resolved settings as JSON ([`Config::resolved_json`]), so the two never disagree.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The name of the stage that runs on this machine's local stack.
 pub const LOCAL_STAGE: &str = "local";
+/// The local stage's region and account, unless the file sets them.
+const LOCAL_REGION: &str = "us-east-1";
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
+const RESOLVED_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,7 +30,8 @@ pub struct Config {
     pub keep_images: u32,
     pub images: Vec<Image>,
     pub stages: BTreeMap<String, Stage>,
-    pub local: LocalPorts,
+    /// `[workspace.metadata.xtask.local]`: read by the local stack only.
+    pub local: LocalStackSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,8 +50,8 @@ pub struct Image {
     pub platform: String,
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
-    #[serde(default)]
-    pub port: Option<u16>,
+    /// The port the container listens on; the service stack routes its load balancer to it.
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,47 +66,31 @@ pub struct Stage {
     pub region: Option<String>,
     #[serde(default)]
     pub account: Option<String>,
-    /// Registry host to push to instead of the one ECR reports (`host:port`).
-    #[serde(default)]
-    pub registry: Option<String>,
     /// Build arguments that apply to every image in this stage (override the image's own).
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
 }
 
-/// Loopback ports of the local stack.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Loopback ports of the local stack; each one unset is picked free when the stack starts.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct LocalPorts {
-    #[serde(default = "default_moto_port")]
-    pub moto_port: u16,
-    #[serde(default = "default_registry_port")]
-    pub registry_port: u16,
-    #[serde(default = "default_sync_port")]
-    pub sync_port: u16,
-}
-
-impl Default for LocalPorts {
-    fn default() -> Self {
-        LocalPorts {
-            moto_port: default_moto_port(),
-            registry_port: default_registry_port(),
-            sync_port: default_sync_port(),
-        }
-    }
+pub struct LocalStackSettings {
+    #[serde(default)]
+    pub moto_port: Option<u16>,
+    #[serde(default)]
+    pub registry_port: Option<u16>,
+    #[serde(default)]
+    pub sync_port: Option<u16>,
 }
 
 fn default_platform() -> String {
     "linux/amd64".to_string()
 }
-fn default_moto_port() -> u16 {
-    5731
+fn default_commit_arg() -> String {
+    "GIT_COMMIT".to_string()
 }
-fn default_registry_port() -> u16 {
-    5732
-}
-fn default_sync_port() -> u16 {
-    5733
+fn default_keep_images() -> u32 {
+    30
 }
 
 #[derive(Deserialize)]
@@ -114,55 +106,41 @@ struct Raw {
     #[serde(default)]
     stages: BTreeMap<String, Stage>,
     #[serde(default)]
-    local: LocalPorts,
-}
-
-fn default_commit_arg() -> String {
-    "GIT_COMMIT".to_string()
-}
-fn default_keep_images() -> u32 {
-    30
+    local: LocalStackSettings,
 }
 
 impl Config {
     /// Reads the settings of the workspace whose root is `root`.
     pub fn load(root: &Path) -> Result<Config> {
         let manifest = root.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest)
-            .with_context(|| format!("cannot read {}", manifest.display()))?;
-        Config::parse(root, &text).with_context(|| {
-            format!("invalid [workspace.metadata.xtask] in {}", manifest.display())
-        })
+        let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+        Config::parse(root, &text)
+            .with_context(|| format!("invalid [workspace.metadata.xtask] in {}", manifest.display()))
     }
 
     pub fn parse(root: &Path, cargo_toml: &str) -> Result<Config> {
-        #[derive(Deserialize)]
-        struct Manifest {
-            workspace: Option<Workspace>,
-        }
-        #[derive(Deserialize)]
-        struct Workspace {
-            metadata: Option<Metadata>,
-        }
-        #[derive(Deserialize)]
-        struct Metadata {
-            xtask: Option<toml::Value>,
-        }
-        let manifest: Manifest = toml::from_str(cargo_toml)?;
-        let Some(table) = manifest.workspace.and_then(|w| w.metadata).and_then(|m| m.xtask) else {
+        let manifest: toml::Table = toml::from_str(cargo_toml).map_err(|err| {
+            let line = err.span().map_or(0, |span| cargo_toml[..span.start].lines().count().max(1));
+            anyhow::anyhow!("line {line}: {}", err.message().trim())
+        })?;
+        let Some(table) = manifest.get("workspace").and_then(|w| w.get("metadata")).and_then(|m| m.get("xtask")) else {
             bail!("the table is missing; add it to the workspace Cargo.toml (see README)");
         };
-        let raw: Raw = table.try_into()?;
+        // The error names the key: `images[0].port: invalid type: string "80", expected u16`.
+        let raw: Raw = serde_path_to_error::deserialize(table.clone()).map_err(|err| {
+            let path = err.path().to_string();
+            // toml appends "\nin `images`" to its own message: the path above says it better.
+            let inner = err.into_inner().to_string();
+            let inner = inner.lines().next().unwrap_or_default().trim();
+            if path == "." { anyhow::anyhow!("{inner}") } else { anyhow::anyhow!("{path}: {inner}") }
+        })?;
         let mut stages = raw.stages;
-        stages.entry(LOCAL_STAGE.to_string()).or_default();
+        let local = stages.entry(LOCAL_STAGE.to_string()).or_default();
+        local.region.get_or_insert_with(|| LOCAL_REGION.to_string());
+        local.account.get_or_insert_with(|| LOCAL_ACCOUNT.to_string());
         for (name, stage) in &mut stages {
             stage.name = name.clone();
         }
-        let local = stages.get_mut(LOCAL_STAGE).expect("inserted above");
-        local.region.get_or_insert_with(|| "us-east-1".to_string());
-        local.account.get_or_insert_with(|| "123456789012".to_string());
-        local.registry = Some(format!("127.0.0.1:{}", raw.local.registry_port));
-
         let config = Config {
             root: root.to_path_buf(),
             project: raw.project,
@@ -177,20 +155,52 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.images.is_empty() {
-            bail!("no images configured; add an [[workspace.metadata.xtask.images]] entry");
+        if !is_name(&self.project, |c| c.is_ascii_alphanumeric() || c == '-') || !starts_with_letter(&self.project) {
+            bail!(
+                "project: `{}` is not a stack-name prefix; use a letter, then letters, digits or dashes",
+                self.project
+            );
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for image in &self.images {
+        if self.keep_images == 0 {
+            bail!("keep-images: must be at least 1 (the images a rollback can reach)");
+        }
+        if self.images.is_empty() {
+            bail!("images: none configured; add an [[workspace.metadata.xtask.images]] entry");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            let at = format!("images[{i}]");
             if !seen.insert(&image.name) {
-                bail!("image `{}` is configured twice", image.name);
+                bail!("{at}.name: image `{}` is configured twice", image.name);
+            }
+            let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+            if !is_name(&image.name, lower) || image.name.starts_with(['-', '_']) {
+                bail!("{at}.name: `{}` must be lowercase letters, digits, `-` or `_`", image.name);
+            }
+            if !is_ecr_repository_name(&image.repository) {
+                bail!("{at}.repository: `{}` is not an ECR repository name such as \"project/app\"", image.repository);
+            }
+            if image.port == 0 {
+                bail!("{at}.port: must be the TCP port the container listens on (1-65535)");
             }
             if !matches!(image.platform.as_str(), "linux/amd64" | "linux/arm64") {
-                bail!(
-                    "image `{}`: platform `{}` is not supported; use linux/amd64 or linux/arm64",
-                    image.name,
-                    image.platform
-                );
+                bail!("{at}.platform: `{}` is not supported; use linux/amd64 or linux/arm64", image.platform);
+            }
+            for (key, value) in &image.build_args {
+                check_build_arg(&format!("{at}.build-args.{key}"), value)?;
+            }
+        }
+        for (name, stage) in &self.stages {
+            if !is_name(name, |c| c.is_ascii_alphanumeric() || c == '-') {
+                bail!("stages.{name}: a stage name may hold only letters, digits and dashes");
+            }
+            if let Some(account) = &stage.account
+                && !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+            {
+                bail!("stages.{name}.account: `{account}` is not a 12-digit AWS account id");
+            }
+            for (key, value) in &stage.build_args {
+                check_build_arg(&format!("stages.{name}.build-args.{key}"), value)?;
             }
         }
         Ok(())
@@ -229,12 +239,106 @@ impl Config {
     pub fn service_stack(&self, stage: &Stage) -> String {
         format!("{}-{}-service", self.project, stage.name)
     }
+
+    /// The settings the CDK app needs, resolved (defaults applied), as the JSON it reads
+    /// from the file named by its `xtaskConfig` context.
+    pub fn resolved_json(&self) -> String {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Resolved<'a> {
+            schema: u32,
+            project: &'a str,
+            keep_images: u32,
+            images: Vec<ResolvedImage<'a>>,
+            stages: BTreeMap<&'a str, ResolvedStage<'a>>,
+        }
+        #[derive(Serialize)]
+        struct ResolvedImage<'a> {
+            name: &'a str,
+            repository: &'a str,
+            port: u16,
+            platform: &'a str,
+        }
+        #[derive(Serialize)]
+        struct ResolvedStage<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            profile: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            region: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            account: Option<&'a str>,
+        }
+        let resolved = Resolved {
+            schema: RESOLVED_SCHEMA,
+            project: &self.project,
+            keep_images: self.keep_images,
+            images: self
+                .images
+                .iter()
+                .map(|i| ResolvedImage {
+                    name: &i.name,
+                    repository: &i.repository,
+                    port: i.port,
+                    platform: &i.platform,
+                })
+                .collect(),
+            stages: self
+                .stages
+                .values()
+                .map(|s| {
+                    let stage = ResolvedStage {
+                        name: &s.name,
+                        profile: s.profile.as_deref(),
+                        region: s.region.as_deref(),
+                        account: s.account.as_deref(),
+                    };
+                    (s.name.as_str(), stage)
+                })
+                .collect(),
+        };
+        let mut json = serde_json::to_string_pretty(&resolved).expect("plain data serializes");
+        json.push('\n');
+        json
+    }
 }
 
 impl Stage {
+    /// Does this stage run on the local stack rather than in an AWS account?
     pub fn is_local(&self) -> bool {
         self.name == LOCAL_STAGE
     }
+}
+
+fn is_name(name: &str, allowed: impl Fn(char) -> bool) -> bool {
+    !name.is_empty() && name.chars().all(allowed)
+}
+
+fn starts_with_letter(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// ECR's rule: `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`.
+fn is_ecr_repository_name(name: &str) -> bool {
+    name.split('/').all(|part| {
+        let mut previous_separator = true;
+        for c in part.chars() {
+            let separator = matches!(c, '.' | '_' | '-');
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || separator) || (separator && previous_separator) {
+                return false;
+            }
+            previous_separator = separator;
+        }
+        !previous_separator
+    })
+}
+
+/// A build argument reaches the daemon as one value: a line break would split it.
+fn check_build_arg(at: &str, value: &str) -> Result<()> {
+    if value.contains(['\n', '\r', '\0']) {
+        bail!("{at}: a build argument cannot hold a line break or NUL");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,14 +354,19 @@ name = "app"
 context = "app"
 dockerfile = "app/Dockerfile"
 repository = "p/app"
+port = 8080
 "#;
+
+    fn error(toml: &str) -> String {
+        format!("{:#}", Config::parse(Path::new("/w"), toml).unwrap_err())
+    }
 
     #[test]
     fn local_stage_always_exists() {
         let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
         let local = config.stage("local").unwrap();
         assert_eq!(local.region.as_deref(), Some("us-east-1"));
-        assert_eq!(local.registry.as_deref(), Some("127.0.0.1:5732"));
+        assert_eq!(local.account.as_deref(), Some("123456789012"));
         assert_eq!(config.service_stack(local), "p-local-service");
     }
 
@@ -269,16 +378,121 @@ repository = "p/app"
     }
 
     #[test]
-    fn unknown_keys_are_rejected() {
-        let text = MINIMAL.replace("repository = \"p/app\"", "repository = \"p/app\"\nrepo = 1");
-        let err = format!("{:#}", Config::parse(Path::new("/w"), &text).unwrap_err());
-        assert!(err.contains("unknown field `repo`"), "{err}");
-    }
-
-    #[test]
     fn unknown_image_is_named() {
         let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
         let err = config.select_images(&["web".into()]).unwrap_err().to_string();
         assert_eq!(err, "unknown image `web`; configured images: app");
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_keys_path() {
+        let stage = "[workspace.metadata.xtask.stages.dev]\n";
+        let cases = [
+            (
+                "an unknown key",
+                MINIMAL.replace("port = 8080", "port = 8080\nrepo = 1"),
+                "images[0].repo: unknown field `repo`",
+            ),
+            ("a wrong type", MINIMAL.replace("port = 8080", "port = \"80\""), "images[0].port: invalid type: string \"80\", expected u16"),
+            ("a missing port", MINIMAL.replace("port = 8080", ""), "images[0]: missing field `port`"),
+            ("a port of 0", MINIMAL.replace("port = 8080", "port = 0"), "images[0].port: must be the TCP port"),
+            (
+                "an unknown top key",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nimage = 1"),
+                "image: unknown field `image`",
+            ),
+            ("no table", "[workspace]\nmembers = []\n".to_string(), "the table is missing"),
+            (
+                "a duplicate image",
+                format!("{MINIMAL}{}", &MINIMAL[MINIMAL.find("[[").unwrap()..]),
+                "images[1].name: image `app` is configured twice",
+            ),
+            (
+                "an unknown platform",
+                MINIMAL.replace("port = 8080", "port = 8080\nplatform = \"windows/amd64\""),
+                "images[0].platform: `windows/amd64` is not supported",
+            ),
+            (
+                "a bad repository",
+                MINIMAL.replace("p/app", "P/App"),
+                "images[0].repository: `P/App` is not an ECR repository name",
+            ),
+            (
+                "a repository with a double separator",
+                MINIMAL.replace("p/app", "p/a--b"),
+                "is not an ECR repository name",
+            ),
+            (
+                "a bad image name",
+                MINIMAL.replace("name = \"app\"", "name = \"App\""),
+                "images[0].name: `App` must be lowercase",
+            ),
+            (
+                "a zero keep-images",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nkeep-images = 0"),
+                "keep-images: must be at least 1",
+            ),
+            (
+                "a bad project",
+                MINIMAL.replace("project = \"p\"", "project = \"9p\""),
+                "project: `9p` is not a stack-name prefix",
+            ),
+            (
+                "a bad account",
+                format!("{MINIMAL}{stage}account = \"42\"\n"),
+                "stages.dev.account: `42` is not a 12-digit",
+            ),
+            (
+                "a bad stage name",
+                format!("{MINIMAL}[workspace.metadata.xtask.stages.\"d v\"]\n"),
+                "stages.d v: a stage name may hold only",
+            ),
+            ("an unknown stage key", format!("{MINIMAL}{stage}regoin = \"x\"\n"), "stages.dev.regoin: unknown field `regoin`"),
+            (
+                "a build argument with a newline",
+                format!("{MINIMAL}{stage}build-args = {{ A = \"1\\n2\" }}\n"),
+                "stages.dev.build-args.A: a build argument cannot hold a line break",
+            ),
+            (
+                "an unknown local key",
+                format!("{MINIMAL}[workspace.metadata.xtask.local]\nmoto = 1\n"),
+                "local.moto: unknown field `moto`",
+            ),
+            ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
+        ];
+        let mut wrong = vec![];
+        for (what, toml, expected) in cases {
+            let err = error(&toml);
+            if !err.contains(expected) || err.contains('\n') {
+                wrong.push(format!("{what}: expected one line with `{expected}`, got `{err}`"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_workspaces_own_settings_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let config = Config::load(root).unwrap();
+        assert!(config.stages.contains_key(LOCAL_STAGE));
+    }
+
+    /// infra's tests read `test/fixtures/config.json`, the resolved form of
+    /// `test/fixtures/Cargo.toml`: the two must agree, as the CDK app and xtask must.
+    #[test]
+    fn infra_fixture_is_the_resolved_form_of_its_manifest() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let fixtures = root.join("infra/test/fixtures");
+        let config = Config::load(&fixtures).unwrap();
+        let path = fixtures.join("config.json");
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, config.resolved_json()).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == config.resolved_json(),
+            "{} is stale; refresh it with `UPDATE_FIXTURES=1 cargo test -p xtask infra_fixture`",
+            path.display()
+        );
     }
 }

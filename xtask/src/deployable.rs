@@ -11,12 +11,94 @@ use aws_sdk_ecr::{
 use serde::Serialize;
 
 use crate::{
+    aws::SdkResultExt,
+    cdk::{Cdk, ImageContext},
     config::Image,
     ecr,
-    git::Git,
-    image::INPUTS_TAG_PREFIX,
+    git::{Git, ImageTag},
+    image::{INPUTS_TAG_PREFIX, Plan},
     registry_api::Registry,
+    stage::StageContext,
 };
+
+pub struct CheckOptions<'a> {
+    /// The revision to check; HEAD, whose work tree must then be clean, when `None`.
+    pub rev: Option<&'a str>,
+    /// Scan findings at or above this fail.
+    pub severity: Severity,
+    /// How long to wait for a scan on push to complete.
+    pub scan_timeout: Duration,
+}
+
+/// Every check of a commit, in order: tree, then per image presence, revision and
+/// platform, scan and repository settings, then the service stack's synth.
+pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result<(String, Vec<Check>)> {
+    let ws = ctx.ws;
+    let git = Git::open(&ws.root)?;
+    let mut checks = vec![];
+
+    // 1. The commit: a clean work tree at HEAD, or the REV given.
+    let (commit, at_head) = match options.rev {
+        Some(rev) => {
+            let commit = git.resolve(rev)?;
+            let at_head = git.resolve("HEAD").ok().as_deref() == Some(commit.as_str()) && git.dirty_paths()?.is_empty();
+            checks.push(Check::pass("tree", format!("checking {rev} = {commit}")));
+            (commit, at_head)
+        }
+        None => {
+            let commit = git.resolve("HEAD")?;
+            let clean = match git.work_tree_tag(false) {
+                Ok(_) => Check::pass("tree", format!("clean at {commit}")),
+                Err(err) => Check::fail("tree", format!("{err:#}")),
+            };
+            let at_head = clean.ok;
+            checks.push(clean);
+            (commit, at_head)
+        }
+    };
+
+    let registry = Registry::new(ctx.registry().await?)?;
+    let hint = ctx.bootstrap_hint();
+    let source = git.source_url();
+    for image in &ws.config.images {
+        // 2. Presence, revision label and platform.
+        let (present, found) = presence(&ctx.ecr, image, &commit).await?;
+        checks.push(present);
+        if let Some((_digest, tags)) = found {
+            let name = format!("revision {}", image.name);
+            // The inputs key can be recomputed only from a work tree at this commit; a
+            // failure to recompute it is a failed check, never a reason to trust the record.
+            let key = if at_head {
+                let tag = ImageTag { commit: commit.clone(), dirty: None };
+                Some(Plan::new(&ws.config, ctx.stage, image, &tag, &source).and_then(|plan| plan.inputs_key()))
+            } else {
+                None
+            };
+            let result = match key {
+                Some(Err(err)) => Err(err.context("cannot recompute the image's inputs key")),
+                Some(Ok(key)) => identity(&ctx.ecr, &registry, &git, image, &commit, &tags, Some(&key)).await,
+                None => identity(&ctx.ecr, &registry, &git, image, &commit, &tags, None).await,
+            };
+            checks.push(Check::from_result(&name, result));
+            // 3. Scan findings.
+            let result = scan(&ctx.ecr, image, &commit, options.severity, options.scan_timeout).await;
+            checks.push(Check::from_result(&format!("scan {}", image.name), result));
+        }
+        // 4. Repository settings.
+        let result = repository_settings(&ctx.ecr, image, &hint).await;
+        checks.push(Check::from_result(&format!("repository {}", image.repository), result));
+    }
+
+    // 5. The service stack synthesizes with the tag.
+    let stack = ws.config.service_stack(ctx.stage);
+    let image = ImageContext { tag: commit.clone(), digests: vec![] };
+    let synth = Cdk::new(ctx).and_then(|cdk| cdk.synth(&stack, Some(&image)));
+    checks.push(match synth {
+        Ok(_) => Check::pass("synth", format!("{stack} synthesizes with imageTag={commit}")),
+        Err(err) => Check::fail("synth", format!("{err:#}")),
+    });
+    Ok((commit, checks))
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -80,7 +162,9 @@ pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(
     let name = format!("image {}", image.name);
     let found = ecr::image_by_tag(ecr_client, &image.repository, tag).await?;
     Ok(match found.and_then(|d| Some((d.image_digest()?.to_string(), d.image_tags().to_vec()))) {
-        Some((digest, tags)) => (Check::pass(&name, format!("{}:{tag}@{digest}", image.repository)), Some((digest, tags))),
+        Some((digest, tags)) => {
+            (Check::pass(&name, format!("{}:{tag}@{digest}", image.repository)), Some((digest, tags)))
+        }
         None => (
             Check::fail(&name, format!("{}:{tag} is not in ECR; push it with `cargo xtask push`", image.repository)),
             None,
@@ -90,18 +174,17 @@ pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(
 
 /// The image's revision label names the commit, or an ancestor whose image inputs are
 /// identical (the image was reused by retagging); its platform is the configured one.
-pub async fn identity(
+async fn identity(
     ecr_client: &Client,
     registry: &Registry,
     git: &Git,
     image: &Image,
     commit: &str,
-    tag: &str,
     tags: &[String],
     inputs_key: Option<&str>,
 ) -> Result<Check> {
     let name = format!("revision {}", image.name);
-    let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
+    let manifest = ecr::manifest(ecr_client, &image.repository, commit).await?;
     let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
     if config.platform != image.platform {
         return Ok(Check::fail(
@@ -110,7 +193,10 @@ pub async fn identity(
         ));
     }
     let Some(revision) = config.labels.get("org.opencontainers.image.revision") else {
-        return Ok(Check::fail(&name, "the image has no org.opencontainers.image.revision label; push it with `cargo xtask push`"));
+        return Ok(Check::fail(
+            &name,
+            "the image has no org.opencontainers.image.revision label; push it with `cargo xtask push`",
+        ));
     };
     if revision == commit {
         return Ok(Check::pass(&name, format!("built from {commit}, {}", config.platform)));
@@ -121,13 +207,15 @@ pub async fn identity(
         // Without the work tree at this commit the key cannot be recomputed: trust the recorded one.
         None => !recorded.is_empty(),
     };
-    let ancestor = git.is_ancestor(revision, commit).unwrap_or(false);
+    let ancestor = git.is_ancestor(revision, commit)?;
     if ancestor && same_inputs {
         Ok(Check::pass(&name, format!("reused from ancestor {revision} (identical image inputs), {}", config.platform)))
     } else if ancestor {
         Ok(Check::fail(
             &name,
-            format!("the image was built from ancestor {revision}, but its recorded inputs differ from this commit's; rebuild with `cargo xtask push --rebuild`"),
+            format!(
+                "the image was built from ancestor {revision}, but its recorded inputs differ from this commit's; rebuild with `cargo xtask push --rebuild`"
+            ),
         ))
     } else {
         Ok(Check::fail(
@@ -139,7 +227,7 @@ pub async fn identity(
 
 /// The scan-on-push result, waited for up to `timeout`; findings at or above
 /// `threshold` fail, and so does a scan that never completes.
-pub async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity, timeout: Duration) -> Result<Check> {
+async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity, timeout: Duration) -> Result<Check> {
     let name = format!("scan {}", image.name);
     let deadline = Instant::now() + timeout;
     let mut last;
@@ -171,19 +259,40 @@ pub async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Seve
                         return Ok(if blocking.is_empty() {
                             Check::pass(&name, format!("{summary} (threshold {threshold})"))
                         } else {
-                            Check::fail(&name, format!("{} at or above {threshold}: fix them or raise --severity", blocking.join(", ")))
+                            Check::fail(
+                                &name,
+                                format!(
+                                    "{} at or above {threshold}: fix them or raise --severity",
+                                    blocking.join(", ")
+                                ),
+                            )
                         });
                     }
-                    Some(ScanStatus::Failed) | Some(ScanStatus::UnsupportedImage) | Some(ScanStatus::FindingsUnavailable) => {
-                        return Ok(Check::fail(&name, format!("the scan did not produce findings ({}): {description}", status.map(|s| s.as_str().to_string()).unwrap_or_default())));
+                    Some(ScanStatus::Failed)
+                    | Some(ScanStatus::UnsupportedImage)
+                    | Some(ScanStatus::FindingsUnavailable) => {
+                        return Ok(Check::fail(
+                            &name,
+                            format!(
+                                "the scan did not produce findings ({}): {description}",
+                                status.map(|s| s.as_str().to_string()).unwrap_or_default()
+                            ),
+                        ));
                     }
-                    other => last = format!("scan status {}", other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())),
+                    other => {
+                        last = format!(
+                            "scan status {}",
+                            other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())
+                        )
+                    }
                 }
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
                 last = "no scan has started (is scan on push enabled?)".to_string();
             }
-            Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err)).context("cannot read scan findings")),
+            Err(err) => {
+                return Err(err).sdk_context(|| format!("cannot read the scan findings of {}:{tag}", image.repository));
+            }
         }
         if Instant::now() >= deadline {
             return Ok(Check::fail(
@@ -196,7 +305,7 @@ pub async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Seve
 }
 
 /// Immutable tags, scan on push, a lifecycle policy.
-pub async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &str) -> Result<Check> {
+async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &str) -> Result<Check> {
     let name = format!("repository {}", image.repository);
     let repo = ecr::repository(ecr_client, &image.repository, create_hint).await?;
     let mut problems = vec![];
@@ -212,7 +321,9 @@ pub async fn repository_settings(ecr_client: &Client, image: &Image, create_hint
         Err(err) if err.as_service_error().is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) => {
             problems.push("no lifecycle policy".to_string())
         }
-        Err(err) => return Err(anyhow::anyhow!(ecr::describe(&err)).context("cannot read the lifecycle policy")),
+        Err(err) => {
+            return Err(err).sdk_context(|| format!("cannot read the lifecycle policy of `{}`", image.repository));
+        }
     }
     Ok(if problems.is_empty() {
         Check::pass(&name, "immutable tags, scan on push, lifecycle policy")

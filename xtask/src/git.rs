@@ -31,17 +31,6 @@ impl std::fmt::Display for ImageTag {
     }
 }
 
-/// Is `tag` a tag this tool makes (`<40 hex>` or `<40 hex>-dirty-<8 hex>`)?
-pub fn is_image_tag(tag: &str) -> bool {
-    let is_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    match tag.split_once("-dirty-") {
-        Some((commit, hash)) => is_hex(commit, 40) && is_hex(hash, 8),
-        None => is_hex(tag, 40),
-    }
-}
-
 pub struct Git {
     repo: Repository,
 }
@@ -70,9 +59,7 @@ impl Git {
             }
             Err(err) => return Err(err).with_context(|| format!("cannot resolve revision `{rev}`")),
         };
-        let commit = object
-            .peel_to_commit()
-            .with_context(|| format!("revision `{rev}` does not name a commit"))?;
+        let commit = object.peel_to_commit().with_context(|| format!("revision `{rev}` does not name a commit"))?;
         Ok(commit.id().to_string())
     }
 
@@ -83,11 +70,7 @@ impl Git {
     /// Paths that differ from HEAD: modified, staged, deleted, or untracked and not ignored.
     pub fn dirty_paths(&self) -> Result<Vec<(String, &'static str)>> {
         let mut options = StatusOptions::new();
-        options
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .exclude_submodules(false);
+        options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false).exclude_submodules(false);
         let statuses = self.repo.statuses(Some(&mut options)).context("cannot read git status")?;
         let mut paths: Vec<(String, &'static str)> = statuses
             .iter()
@@ -140,8 +123,7 @@ impl Git {
             }
             hasher.update([0]);
         }
-        let digest = hasher.finalize();
-        Ok(digest.iter().take(4).map(|b| format!("{b:02x}")).collect())
+        Ok(format!("{:x}", hasher.finalize())[..8].to_string())
     }
 
     /// Where the source lives, for the `org.opencontainers.image.source` label:
@@ -160,6 +142,15 @@ impl Git {
         let c = git2::Oid::from_str(commit).with_context(|| format!("`{commit}` is not a commit SHA"))?;
         if a == c {
             return Ok(true);
+        }
+        if self.repo.find_commit(a).is_err() {
+            // A commit this clone lacks: not an ancestor, unless the history was cut short.
+            if self.repo.is_shallow() {
+                bail!(
+                    "this clone is shallow and lacks commit {ancestor}, so whether it is an ancestor cannot be told; fetch the history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout) and retry"
+                );
+            }
+            return Ok(false);
         }
         match self.repo.graph_descendant_of(c, a) {
             Ok(yes) => Ok(yes),
@@ -206,16 +197,5 @@ mod tests {
         assert_eq!(without_userinfo("https://x:ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
         assert_eq!(without_userinfo("https://github.com/o/r.git"), "https://github.com/o/r.git");
         assert_eq!(without_userinfo("git@github.com:o/r.git"), "git@github.com:o/r.git");
-    }
-
-    #[test]
-    fn recognises_its_own_tags() {
-        let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert!(is_image_tag(sha));
-        assert!(is_image_tag(&format!("{sha}-dirty-deadbeef")));
-        assert!(!is_image_tag("latest"));
-        assert!(!is_image_tag(&sha[..39]));
-        assert!(!is_image_tag(&sha.to_uppercase()));
-        assert!(!is_image_tag(&format!("{sha}-dirty-dead")));
     }
 }

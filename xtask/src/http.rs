@@ -46,13 +46,7 @@ impl Client {
         Client { inner: self.inner.clone(), authorization: None }
     }
 
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Result<Response> {
+    pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Result<Response> {
         let mut request = Request::builder().method(method.clone()).uri(url);
         if let Some(auth) = &self.authorization {
             request = request.header("authorization", auth);

@@ -1,21 +1,33 @@
 //! `cargo xtask`: the release plumbing of this workspace.
 //!
-//! Each command lives in its own module under `commands`; the modules beside it
-//! hold one job each (git identity, build context, Docker, ECR, CDK, the local stack).
+//! `commands` holds one module per command with its flags; the modules beside it hold one
+//! job each: the stage a command works on (`stage`, and `target`, the one seam between a
+//! stage in AWS and the local stack), the release steps (`push`, `deployable`, `deploy`,
+//! `bootstrap`, and `pipeline`, the chain a local deploy runs), and what they are built
+//! from (git identity, build context, Docker, ECR, CDK, the local stack).
+//!
+//! What the integration tests use is `pub`; the rest is `pub(crate)` or private.
 
-pub mod aws;
-pub mod bench;
-pub mod cdk;
+mod aws;
+mod bench;
+mod bootstrap;
+mod cdk;
 pub mod commands;
 pub mod config;
-pub mod deployable;
 pub mod context;
+mod deploy;
+mod deployable;
 pub mod docker;
 pub mod ecr;
-pub mod git;
+pub mod exit;
+mod git;
 pub mod http;
-pub mod image;
+mod image;
 pub mod local;
-pub mod progress;
-pub mod registry_api;
+mod pipeline;
+mod progress;
+mod push;
+mod registry_api;
+mod stage;
+mod target;
 pub mod workspace;

@@ -17,11 +17,6 @@ impl Progress {
         Progress { multi: live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
     }
 
-    /// Plain lines only.
-    pub fn plain() -> Progress {
-        Progress { multi: None }
-    }
-
     pub fn is_live(&self) -> bool {
         self.multi.is_some()
     }
@@ -49,19 +44,6 @@ impl Progress {
             bar
         });
         Task { bar, prefix: prefix.to_string() }
-    }
-
-    /// A byte-count bar (a layer being pushed); `None` in CI.
-    pub fn bytes(&self, prefix: &str, total: u64) -> Option<ProgressBar> {
-        self.multi.as_ref().map(|multi| {
-            let bar = multi.add(ProgressBar::new(total));
-            bar.set_style(
-                ProgressStyle::with_template("  {prefix} {bar:30} {bytes}/{total_bytes} {msg}")
-                    .expect("valid template"),
-            );
-            bar.set_prefix(prefix.to_string());
-            bar
-        })
     }
 }
 

@@ -59,15 +59,18 @@ struct ContainerConfig {
 }
 
 impl Registry {
-    /// The registry at `auth.host`: plain http on loopback (the local stack), https elsewhere.
-    pub fn new(auth: &ecr::RegistryAuth) -> Registry {
-        let loopback = auth.host.starts_with("127.") || auth.host.starts_with("localhost");
-        let scheme = if loopback { "http" } else { "https" };
-        Registry { client: http::Client::new(Some(auth.basic_header())), base: format!("{scheme}://{}", auth.host) }
+    /// The registry `auth` names, with its credentials.
+    pub fn new(auth: &ecr::RegistryAuth) -> Result<Registry> {
+        Ok(Registry { client: http::Client::new(Some(auth.basic_header())), base: auth.base_url()? })
     }
 
     /// The config of the image `manifest` describes (for an index, the entry for `platform`).
-    pub async fn image_config(&self, repository: &str, manifest: &ecr::Manifest, platform: &str) -> Result<ImageConfig> {
+    pub async fn image_config(
+        &self,
+        repository: &str,
+        manifest: &ecr::Manifest,
+        platform: &str,
+    ) -> Result<ImageConfig> {
         let parsed: Manifest = serde_json::from_str(&manifest.body).context("the image manifest is not valid JSON")?;
         let config_digest = match parsed.config {
             Some(config) => config.digest,
@@ -78,7 +81,8 @@ impl Registry {
                     .find(|m| m.platform.as_ref().is_some_and(|p| format!("{}/{}", p.os, p.architecture) == platform))
                     .with_context(|| format!("the image index has no entry for {platform}"))?;
                 let body = self.get(&format!("/v2/{repository}/manifests/{}", entry.digest)).await?;
-                let inner: Manifest = serde_json::from_slice(&body).context("the platform manifest is not valid JSON")?;
+                let inner: Manifest =
+                    serde_json::from_slice(&body).context("the platform manifest is not valid JSON")?;
                 inner.config.context("the platform manifest names no config")?.digest
             }
         };

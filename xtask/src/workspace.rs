@@ -11,12 +11,14 @@ pub struct Workspace {
     pub root: PathBuf,
     pub config: Config,
     pub sh: Shell,
+    /// `--local-stack`: the local stack's directory, when not this workspace's own.
+    local_stack: Option<PathBuf>,
 }
 
 impl Workspace {
     /// The workspace around the current directory: the nearest `Cargo.toml` upwards
     /// that has a `[workspace.metadata.xtask]` table, as cargo finds its workspace.
-    pub fn find() -> Result<Workspace> {
+    pub fn find(local_stack: Option<PathBuf>) -> Result<Workspace> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let root = cwd
             .ancestors()
@@ -30,14 +32,16 @@ impl Workspace {
                     cwd.display()
                 )
             })?;
-        Workspace::at(root)
+        let mut ws = Workspace::at(root)?;
+        ws.local_stack = local_stack.map(|dir| cwd.join(dir));
+        Ok(ws)
     }
 
     pub fn at(root: &Path) -> Result<Workspace> {
         let config = Config::load(root)?;
         let sh = Shell::new().context("cannot create a shell")?;
         sh.change_dir(root);
-        Ok(Workspace { root: root.to_path_buf(), config, sh })
+        Ok(Workspace { root: root.to_path_buf(), config, sh, local_stack: None })
     }
 
     /// `target/` of the workspace (honours CARGO_TARGET_DIR).
@@ -46,5 +50,12 @@ impl Workspace {
             Some(dir) => self.root.join(dir),
             None => self.root.join("target"),
         }
+    }
+}
+
+impl Workspace {
+    /// Where the local stack keeps its ports, pids, logs and data.
+    pub(crate) fn local_stack_dir(&self) -> PathBuf {
+        self.local_stack.clone().unwrap_or_else(|| self.target_dir().join("local"))
     }
 }

@@ -29,7 +29,8 @@ pub fn rows(b: &Bench<'_>, big_mib: u64) -> Result<Vec<Row>> {
     let sizes = [SMALL_MIB, big_mib];
     let spec = |mib: u64| Spec { files: FILES_PER_GIB * mib / 1024, bytes: mib * MIB, seed: 3 };
     let dir = |mib: u64| data.join(format!("ctx-{mib}m"));
-    let missing: u64 = sizes.iter().filter(|&&mib| !dir(mib).with_extension("done").exists()).map(|&mib| mib * MIB).sum();
+    let missing: u64 =
+        sizes.iter().filter(|&&mib| !dir(mib).with_extension("done").exists()).map(|&mib| mib * MIB).sum();
     check_space(&b.ws.sh, &data, missing, big_mib * MIB)?;
 
     let mut made = vec![];
@@ -39,12 +40,9 @@ pub fn rows(b: &Bench<'_>, big_mib: u64) -> Result<Vec<Row>> {
     }
     let names: Vec<String> = sizes.iter().map(|mib| format!("ctx{mib}")).collect();
     let contexts: Vec<String> = sizes.iter().map(|mib| format!("../data/ctx-{mib}m")).collect();
-    let images: Vec<Image> = names
-        .iter()
-        .zip(&contexts)
-        .map(|(name, context)| Image { name, context, repository: "bench/build" })
-        .collect();
-    let fixture = Fixture::workspace(&b.dir.join("build"), &b.ws.config.local, &images)?;
+    let images: Vec<Image> =
+        names.iter().zip(&contexts).map(|(name, context)| Image { name, context, repository: "bench/build" }).collect();
+    let fixture = Fixture::workspace(&b.dir.join("build"), &images)?;
     let commit = fixture.commit("contexts to build")?;
 
     let mut rows = vec![];
@@ -88,10 +86,16 @@ fn row(b: &Bench<'_>, sh: &Shell, name: &str, context: &Path, made: Made, ours_i
         let classic = cmd!(sh, "docker build -q -t {classic_image} {context}").env("DOCKER_BUILDKIT", "0");
         let classic = measure::run("docker build", classic, Stdout::Keep, &b.log("build-classic"), limit)?;
         rmi(sh, &classic_image)?;
-        let floor = measure::run("tar -c", cmd!(sh, "tar -c -f - -C {context} ."), Stdout::Drain, &b.log("build-tar"), limit)?;
+        let floor =
+            measure::run("tar -c", cmd!(sh, "tar -c -f - -C {context} ."), Stdout::Drain, &b.log("build-tar"), limit)?;
         std::fs::remove_file(context.join(ROUND_FILE))?;
         if floor.stdout_bytes < made.bytes {
-            bail!("`tar -c` of {} gave {} bytes, fewer than the {} in its files", context.display(), floor.stdout_bytes, made.bytes);
+            bail!(
+                "`tar -c` of {} gave {} bytes, fewer than the {} in its files",
+                context.display(),
+                floor.stdout_bytes,
+                made.bytes
+            );
         }
         Ok((ours, classic, floor))
     })?;

@@ -16,7 +16,7 @@ use super::{
     measure::{self, Stdout},
 };
 // Plain cdk gets the flags ours passes on the local stack.
-use crate::{cdk::LOCAL_STACK_CDK_ARGS, config::LOCAL_STAGE, local::Stack};
+use crate::{config::LOCAL_STAGE, target::LOCAL_CDK_DEPLOY_ARGS};
 
 /// Longest a deploy may take before the bench stops it and fails.
 const LIMIT: Duration = Duration::from_secs(600);
@@ -28,16 +28,14 @@ pub fn row(b: &Bench<'_>) -> Result<Row> {
     let tag = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
     let stage = ws.config.stage(LOCAL_STAGE)?;
     let service = ws.config.service_stack(stage);
-    // What `cargo xtask local env` prints, as `KEY=VALUE` pairs.
-    let env = Stack::new(ws).env(stage.region.as_deref().unwrap_or("us-east-1"));
-    let env: Vec<(String, String)> = env
-        .lines()
-        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    // What `cargo xtask local env` prints, and the settings `cargo xtask config` writes.
+    let env = b.ports.env(stage.region.as_deref().unwrap_or_default());
+    let config = b.dir.join("deploy-config.json");
+    std::fs::write(&config, ws.config.resolved_json())?;
+    let config = format!("xtaskConfig={}", config.display());
     let (exe, infra) = (&b.exe, fixture.dir.join("infra"));
     let cdk = infra.join("node_modules/.bin/cdk");
-    let local_args = LOCAL_STACK_CDK_ARGS;
+    let local_args = LOCAL_CDK_DEPLOY_ARGS;
 
     let runs = b.rounds("row 4, deploy", || {
         let ours = b.ours(cmd!(sh, "{exe} deploy --stage local"));
@@ -45,7 +43,7 @@ pub fn row(b: &Bench<'_>) -> Result<Row> {
         let _infra = sh.push_dir(&infra);
         let mut plain = cmd!(
             sh,
-            "{cdk} deploy {service} -c stage=local -c imageTag={tag} --require-approval never {local_args...}"
+            "{cdk} deploy {service} -c stage=local -c {config} -c imageTag={tag} --require-approval never {local_args...}"
         )
         // Ours sets it too: the check would reach for the internet.
         .env("CDK_DISABLE_VERSION_CHECK", "1");

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::{config::LocalPorts, workspace::Workspace};
+use crate::workspace::Workspace;
 
 pub struct Fixture {
     pub dir: PathBuf,
@@ -35,19 +35,16 @@ impl Fixture {
         Ok(Fixture { dir: dir.to_path_buf(), sh })
     }
 
-    /// A workspace whose settings list `images`, on the local stack's ports.
-    pub fn workspace(dir: &Path, ports: &LocalPorts, images: &[Image]) -> Result<Fixture> {
+    /// A workspace whose settings list `images` (run it with `Bench::ours`, which points it
+    /// at the running local stack).
+    pub fn workspace(dir: &Path, images: &[Image]) -> Result<Fixture> {
         let fixture = Fixture::init(dir)?;
-        let mut toml = format!(
-            "[workspace]\nmembers = []\n\n[workspace.metadata.xtask]\nproject = \"bench\"\n\n\
-             [workspace.metadata.xtask.local]\nmoto-port = {}\nregistry-port = {}\nsync-port = {}\n",
-            ports.moto_port, ports.registry_port, ports.sync_port
-        );
+        let mut toml = "[workspace]\nmembers = []\n\n[workspace.metadata.xtask]\nproject = \"bench\"\n".to_string();
         for image in images {
             let Image { name, context, repository } = image;
             toml += &format!(
                 "\n[[workspace.metadata.xtask.images]]\nname = \"{name}\"\ncontext = \"{context}\"\n\
-                 dockerfile = \"{context}/Dockerfile\"\nrepository = \"{repository}\"\n"
+                 dockerfile = \"{context}/Dockerfile\"\nrepository = \"{repository}\"\nport = 8080\n"
             );
         }
         fixture.write("Cargo.toml", &toml)?;

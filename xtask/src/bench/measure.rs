@@ -172,11 +172,7 @@ pub fn mib(bytes: f64) -> String {
 }
 
 pub fn bytes(n: f64) -> String {
-    match n {
-        n if n < 1024.0 => format!("{n:.0} B"),
-        n if n < 1024.0 * 1024.0 => format!("{:.1} KiB", n / 1024.0),
-        n => mib(n),
-    }
+    indicatif::HumanBytes(n as u64).to_string()
 }
 
 #[cfg(test)]
@@ -191,12 +187,18 @@ mod tests {
     fn drains_stdout_and_reads_peak_memory() {
         let sh = Shell::new().unwrap();
         let dir = sh.create_temp_dir().unwrap();
-        let sample =
-            run("head", cmd!(sh, "head -c 3000000 /dev/zero"), Stdout::Drain, &dir.path().join("log"), Duration::from_secs(30))
-                .unwrap();
+        let sample = run(
+            "head",
+            cmd!(sh, "head -c 3000000 /dev/zero"),
+            Stdout::Drain,
+            &dir.path().join("log"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
         assert_eq!((sample.stdout_bytes, sample.stdout.as_str()), (3_000_000, ""));
-        let sample = run("sleep", cmd!(sh, "sleep 0.3"), Stdout::Keep, &dir.path().join("log"), Duration::from_secs(30))
-            .unwrap();
+        let sample =
+            run("sleep", cmd!(sh, "sleep 0.3"), Stdout::Keep, &dir.path().join("log"), Duration::from_secs(30))
+                .unwrap();
         assert!(sample.secs >= 0.3 && sample.peak_rss > 0, "{} s, {} bytes", sample.secs, sample.peak_rss);
     }
 

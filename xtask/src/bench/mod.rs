@@ -10,25 +10,28 @@
 //! sends the daemon), [`tree`] (generated contexts), [`fixture`] (throwaway git
 //! workspaces), [`docker_cli`] (the baseline's logged-in docker CLI), [`report`].
 
-pub mod build;
-pub mod counter;
-pub mod deploy;
-pub mod docker_cli;
-pub mod fixture;
-pub mod measure;
-pub mod push;
-pub mod report;
-pub mod tree;
+pub(crate) mod build;
+mod counter;
+pub(crate) mod deploy;
+mod docker_cli;
+mod fixture;
+mod measure;
+pub(crate) mod push;
+pub(crate) mod report;
+mod tree;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use xshell::Cmd;
 
-use crate::workspace::Workspace;
+use crate::{local::Ports, workspace::Workspace};
 
 pub struct Bench<'w> {
     pub ws: &'w Workspace,
+    /// The running local stack's ports and directory, which "ours" is pointed at.
+    pub ports: Ports,
+    pub stack_dir: PathBuf,
     /// target/bench: fixtures, generated data, logs and the report.
     pub dir: PathBuf,
     /// Measured rounds per row, after the warm-up.
@@ -54,10 +57,13 @@ impl Bench<'_> {
         self.dir.join("logs").join(format!("{name}.log"))
     }
 
-    /// `cargo xtask ARGS` as the child "ours": this binary, without the settings from
-    /// the environment that would change what it does.
+    /// `cargo xtask ARGS` as the child "ours": this binary, on this workspace's local
+    /// stack, without the settings from the environment that would change what it does.
     pub fn ours<'a>(&self, cmd: Cmd<'a>) -> Cmd<'a> {
-        cmd.env_remove("XTASK_STAGE").env_remove("XTASK_PROFILE").env_remove("GITHUB_OUTPUT")
+        cmd.env_remove("XTASK_STAGE")
+            .env_remove("XTASK_PROFILE")
+            .env_remove("GITHUB_OUTPUT")
+            .env("XTASK_LOCAL_STACK", &self.stack_dir)
     }
 
     /// Calls `round` once as a warm-up (discarded), then `runs` times.

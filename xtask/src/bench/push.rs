@@ -12,14 +12,15 @@ use aws_sdk_ecr::types::ImageTagMutability;
 use xshell::cmd;
 
 use super::{
-    Bench, Row, counts,
+    Bench, Row,
     counter::BuildCounter,
+    counts,
     docker_cli::DockerCli,
     fixture::{Fixture, Image},
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use crate::{aws, config::LOCAL_STAGE, ecr};
+use crate::{aws::SdkResultExt, config::LOCAL_STAGE, ecr};
 
 /// The service context both push: a small service's worth of files.
 const SERVICE: Spec = Spec { files: 1_000, bytes: 16 * MIB, seed: 1 };
@@ -30,27 +31,23 @@ pub async fn rows(b: &Bench<'_>, already_pushed: bool, unchanged_inputs: bool) -
     let ws = b.ws;
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let (ours_repo, shell_repo) = (format!("bench/ours-{nonce:x}"), format!("bench/shell-{nonce:x}"));
-    let fixture = Fixture::workspace(
-        &b.dir.join("push"),
-        &ws.config.local,
-        &[Image { name: "svc", context: "svc", repository: &ours_repo }],
-    )?;
+    let fixture =
+        Fixture::workspace(&b.dir.join("push"), &[Image { name: "svc", context: "svc", repository: &ours_repo }])?;
     let made = tree::generate(&fixture.dir.join("svc"), SERVICE)?;
     let first = fixture.commit("a service")?;
 
     let stage = ws.config.stage(LOCAL_STAGE)?;
-    let registry = stage.registry.clone().context("the local stage has no registry")?;
-    let (sdk, _) = aws::load(stage, None, &ws.config.local).await?;
-    let client = aws_sdk_ecr::Client::new(&sdk);
-    for (name, mutability) in [(&ours_repo, ImageTagMutability::Immutable), (&shell_repo, ImageTagMutability::Mutable)] {
+    let registry = b.ports.registry_host();
+    let client = aws_sdk_ecr::Client::new(&b.ports.sdk_config(stage.region.as_deref().unwrap_or_default()).await);
+    for (name, mutability) in [(&ours_repo, ImageTagMutability::Immutable), (&shell_repo, ImageTagMutability::Mutable)]
+    {
         client
             .create_repository()
             .repository_name(name)
             .image_tag_mutability(mutability)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))
-            .with_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
+            .sdk_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
     }
     let auth = ecr::authorization(&client).await?;
 
@@ -58,7 +55,7 @@ pub async fn rows(b: &Bench<'_>, already_pushed: bool, unchanged_inputs: bool) -
         b,
         counter: BuildCounter::start(&b.dir.join("docker.sock"))?,
         cli: DockerCli::login(&fixture.sh, &b.dir.join("docker-config"), &registry, &auth)?,
-        blobs: ws.target_dir().join("local/registry/data/docker/registry/v2/blobs"),
+        blobs: b.stack_dir.join("registry/data/docker/registry/v2/blobs"),
         remote: format!("{registry}/{shell_repo}"),
         pushed: RefCell::new(vec![]),
         fixture,
@@ -103,7 +100,10 @@ impl PushRun<'_> {
         eprintln!("bench: push: first push of the commit (builds), and the pipeline's first build and push");
         let first = self.ours("built")?;
         if first.builds != 1 {
-            bail!("the build-request counter saw {} build requests in a push that builds once; its counts cannot be trusted", first.builds);
+            bail!(
+                "the build-request counter saw {} build requests in a push that builds once; its counts cannot be trusted",
+                first.builds
+            );
         }
         if first.added == 0 {
             bail!(
@@ -117,7 +117,9 @@ impl PushRun<'_> {
         let mut rows = vec![];
         if already_pushed {
             let commit = self.head()?;
-            let runs = b.rounds("row 1, push of a commit already in ECR", || Ok((self.ours("skipped")?, self.pipeline(&commit)?)))?;
+            let runs = b.rounds("row 1, push of a commit already in ECR", || {
+                Ok((self.ours("skipped")?, self.pipeline(&commit)?))
+            })?;
             let (ours, theirs): (Vec<Ours>, Vec<(f64, u64)>) = runs.into_iter().unzip();
             rows.push(Row {
                 id: "1".into(),
@@ -149,7 +151,10 @@ impl PushRun<'_> {
                 ours: ours.iter().map(|o| o.secs).collect(),
                 theirs: theirs.iter().map(|t| t.0).collect(),
                 also: vec![
-                    format!("registry bytes added by ours: {} (goal: 0)", bytes(ours.iter().map(|o| o.added).collect())),
+                    format!(
+                        "registry bytes added by ours: {} (goal: 0)",
+                        bytes(ours.iter().map(|o| o.added).collect())
+                    ),
                     format!("by the pipeline: {}", bytes(theirs.iter().map(|t| t.1).collect())),
                     format!(
                         "build requests ours sent the daemon: {}",
@@ -169,7 +174,8 @@ impl PushRun<'_> {
     /// `cargo xtask push`, which must report `action` for the image.
     fn ours(&self, action: &str) -> Result<Ours> {
         let (sh, exe, log) = (&self.fixture.sh, &self.b.exe, self.b.log("push-ours"));
-        let cmd = self.b.ours(cmd!(sh, "{exe} push --stage local --json")).env("DOCKER_HOST", self.counter.docker_host());
+        let cmd =
+            self.b.ours(cmd!(sh, "{exe} push --stage local --json")).env("DOCKER_HOST", self.counter.docker_host());
         self.counter.take();
         let before = blob_bytes(&self.blobs)?;
         let sample = measure::run("cargo xtask push", cmd, Stdout::Keep, &log, LIMIT)?;

@@ -10,7 +10,8 @@ use super::{
 
 /// `date, N cores, M GiB memory, Docker X (API Y), a debug/release build of xtask`.
 pub fn machine(sh: &Shell) -> Result<String> {
-    let date = cmd!(sh, "date -u +%Y-%m-%dT%H:%MZ").quiet().read()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let date = format!("{}Z", &crate::image::rfc3339(now)[..16]);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let kib: u64 = meminfo

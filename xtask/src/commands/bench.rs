@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     bench::{self, Bench, report},
+    commands::{output, stage_args::LocalStackArgs},
     local::Stack,
     workspace::Workspace,
 };
@@ -30,6 +31,8 @@ pub struct Args {
     /// Keep the fixtures and generated contexts under target/bench (the next run reuses the contexts).
     #[arg(long)]
     keep: bool,
+    #[command(flatten)]
+    local: LocalStackArgs,
 }
 
 impl Args {
@@ -37,9 +40,12 @@ impl Args {
         let started = Instant::now();
         let dir = ws.target_dir().join("bench");
         std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
-        Stack::new(ws).up(ws).await?;
+        let stack = Stack::new(ws);
+        let ports = stack.up(ws, &self.local.debian_mirror).await?;
         let b = Bench {
             ws,
+            ports,
+            stack_dir: stack.dir().to_path_buf(),
             dir: dir.clone(),
             runs: self.runs as usize,
             exe: std::env::current_exe().context("cannot find this program's path")?,
@@ -83,7 +89,7 @@ impl Args {
         ];
         let took = started.elapsed().as_secs_f64();
         let text = report::markdown(&machine, b.runs, took, &rows, &notes);
-        print!("{text}");
+        output::text(&text)?;
         let path = dir.join("report.md");
         std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("bench: wrote {}", path.display());

@@ -2,9 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use crate::{aws, cdk::Cdk, commands::stage_args::StageArgs, config::Stage, workspace::Workspace};
+use crate::{
+    bootstrap::{self, BootstrapOptions},
+    commands::stage_args::StageArgs,
+    workspace::Workspace,
+};
 
 /// `cdk bootstrap` of the stage's account and region, then deploy its registry stack
 /// (the ECR repositories: immutable tags, scan on push, lifecycle policy). Idempotent.
@@ -19,26 +23,9 @@ pub struct Args {
 
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
-        let stage = self.stage.resolve(ws).await?;
-        bootstrap(ws, stage, self.stage.profile.as_deref(), self.yes).await?;
+        let stage = self.stage.check(ws)?;
+        let ctx = self.stage.open(ws, stage).await?;
+        bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: self.yes }).await?;
         Ok(ExitCode::SUCCESS)
     }
-}
-
-pub async fn bootstrap(ws: &Workspace, stage: &Stage, profile: Option<&str>, yes: bool) -> Result<()> {
-    let (sdk, target) = aws::load(stage, profile, &ws.config.local).await?;
-    aws::ensure_credentials(&sdk, &target).await?;
-    let cdk = Cdk::new(ws, stage, &target)?;
-    cdk.bootstrap()?;
-    let stack = ws.config.registry_stack(stage);
-    let status = cdk.deploy(&stack, None, yes || stage.is_local(), &[])?;
-    if !status.success() {
-        bail!("deploying {stack} failed ({status})");
-    }
-    if stage.is_local() {
-        let template = cdk.synth(&stack, None)?;
-        crate::local::repository_settings::apply(&aws_sdk_ecr::Client::new(&sdk), &template).await?;
-    }
-    eprintln!("stage {} bootstrapped: {stack} deployed", stage.name);
-    Ok(())
 }

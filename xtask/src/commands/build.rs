@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::{
-    docker::{self, build::BuildSpec},
+    config::LOCAL_STAGE,
+    docker::{self, build::BuilderChoice},
     git::Git,
     image::Plan,
     progress::Progress,
+    push::build_spec,
     workspace::Workspace,
 };
 
@@ -23,8 +25,11 @@ pub struct Args {
     #[arg(long)]
     allow_dirty: bool,
     /// Stage whose build arguments apply (its AWS settings are not used).
-    #[arg(long, env = "XTASK_STAGE", default_value = crate::config::LOCAL_STAGE, value_name = "STAGE")]
+    #[arg(long, env = "XTASK_STAGE", default_value = LOCAL_STAGE, value_name = "STAGE")]
     stage: String,
+    /// Which builder the Docker daemon uses.
+    #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER")]
+    builder: BuilderChoice,
 }
 
 impl Args {
@@ -38,23 +43,9 @@ impl Args {
         let source = git.source_url();
         for image in images {
             let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
-            let id = docker::build::build(&docker, &build_spec(&plan), &progress).await?;
+            let id = docker::build::build(&docker, &build_spec(&plan, self.builder), &progress).await?;
             progress.println(format!("{}: {} ({})", image.name, plan.local_name(), docker::build::short(&id)));
         }
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// What to ask the daemon for, from a plan.
-pub fn build_spec<'p>(plan: &'p Plan<'_>) -> BuildSpec<'p> {
-    BuildSpec {
-        name: &plan.image.name,
-        context: &plan.context,
-        tag: plan.local_name(),
-        build_args: plan.build_args.clone(),
-        labels: plan.labels.clone(),
-        target: plan.image.target.clone(),
-        platform: Some(plan.image.platform.clone()),
-        network: None,
     }
 }

@@ -4,36 +4,63 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{config::LOCAL_STAGE, local::Stack, workspace::Workspace};
+use crate::{
+    commands::{output, stage_args::LocalStackArgs},
+    config::LOCAL_STAGE,
+    local::{Ports, Stack},
+    workspace::Workspace,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Start the stack (or reuse a healthy one) and make the local base images; waits until
-    /// every part answers. Pids, logs and data go under target/local/.
-    Up,
+    /// every part answers. Ports are picked free unless [workspace.metadata.xtask.local]
+    /// sets them; ports, pids, logs and data go under target/local/ (or --local-stack).
+    Up(LocalStackArgs),
     /// Stop what `up` started, and nothing else.
     Down,
-    /// Say what runs where.
+    /// Say what runs where, and what is wrong.
     Status,
     /// Print the variables another shell needs to reach the stack: `eval "$(cargo xtask local env)"`.
     Env,
     /// Run the registry ↔ ECR sync in the foreground (started by `up`).
     #[command(hide = true)]
-    Sync,
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    #[arg(long)]
+    aws_port: u16,
+    #[arg(long)]
+    registry_port: u16,
+    #[arg(long)]
+    listen_port: u16,
+    #[arg(long)]
+    region: String,
 }
 
 impl Command {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stack = Stack::new(ws);
         match self {
-            Command::Up => stack.up(ws).await?,
+            Command::Up(args) => drop(stack.up(ws, &args.debian_mirror).await?),
             Command::Down => stack.down()?,
-            Command::Status => print!("{}", stack.status(ws).await?),
+            Command::Status => output::text(&stack.status().await?)?,
             Command::Env => {
-                let stage = ws.config.stage(LOCAL_STAGE)?;
-                print!("{}", stack.env(stage.region.as_deref().unwrap_or("us-east-1")));
+                let ports = stack.attach().await?;
+                let region = ws.config.stage(LOCAL_STAGE)?.region.clone().unwrap_or_default();
+                let mut text = String::new();
+                for (key, value) in ports.env(&region) {
+                    text += &format!("export {key}={value}\n");
+                }
+                text += &format!("export XTASK_LOCAL_STACK={}\n", stack.dir().display());
+                output::text(&text)?;
             }
-            Command::Sync => crate::local::sync::run(ws).await?,
+            Command::Sync(args) => {
+                let ports = Ports { moto: args.aws_port, registry: args.registry_port, sync: args.listen_port };
+                crate::local::sync::run(&ports, &args.region).await?
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -1,22 +1,25 @@
-//! The commands of `cargo xtask`, one module each with its flags.
+//! The commands of `cargo xtask`, one module each with its flags. A command parses,
+//! resolves its stage, calls the library and reports; no command calls another.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::workspace::Workspace;
 
-pub mod bench;
-pub mod bootstrap;
-pub mod build;
-pub mod check;
-pub mod deploy;
-pub mod local;
-pub mod push;
-pub mod stage_args;
-pub mod tag;
-pub mod test;
+mod bench;
+mod bootstrap;
+mod build;
+mod check;
+mod config;
+mod deploy;
+mod local;
+mod output;
+mod push;
+mod stage_args;
+mod tag;
+mod test;
 
 /// Release plumbing: take a service from a git commit to a running ECS deployment.
 ///
@@ -24,8 +27,20 @@ pub mod test;
 /// and deployed with `cdk deploy -c imageTag=<sha>`. Settings live in
 /// `[workspace.metadata.xtask]` of the workspace Cargo.toml.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 a verdict (`check` found the commit not deployable, `deploy` \
+                  refused or `cdk deploy` failed); 2 a usage, configuration or environment error (bad flag, \
+                  unknown stage, no Docker daemon, no credentials, a failed build)."
+)]
 pub struct Cli {
+    /// The local stack's directory (ports, pids, logs, data); `target/local` of the workspace
+    /// by default. Points another checkout, or a test's throwaway workspace, at a running stack.
+    #[arg(long, global = true, env = "XTASK_LOCAL_STACK", value_name = "DIR")]
+    local_stack: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,10 +59,12 @@ enum Command {
     Deploy(deploy::Args),
     #[command(about = "Prepare a stage: `cdk bootstrap`, then the registry stack (ECR repositories)")]
     Bootstrap(bootstrap::Args),
+    #[command(about = "Print the settings as resolved for the CDK app (the JSON it reads)")]
+    Config(config::Args),
     /// Run the local stack that stands in for AWS (registry, ECR/CloudFormation API).
     #[command(subcommand)]
     Local(local::Command),
-    #[command(about = "Run every test (Rust and infra) against the local stack, starting it if needed")]
+    #[command(about = "Run the tidy gate and every test (Rust and infra) against the local stack")]
     Test(test::Args),
     #[command(about = "Measure push, build and deploy against a shell pipeline and plain cdk (not part of `test`)")]
     Bench(bench::Args),
@@ -55,7 +72,7 @@ enum Command {
 
 impl Cli {
     pub async fn run(self) -> Result<ExitCode> {
-        let ws = Workspace::find()?;
+        let ws = Workspace::find(self.local_stack)?;
         match self.command {
             Command::Tag(args) => args.run(&ws),
             Command::Build(args) => args.run(&ws).await,
@@ -63,6 +80,7 @@ impl Cli {
             Command::Check(args) => args.run(&ws).await,
             Command::Deploy(args) => args.run(&ws).await,
             Command::Bootstrap(args) => args.run(&ws).await,
+            Command::Config(args) => args.run(&ws),
             Command::Local(cmd) => cmd.run(&ws).await,
             Command::Test(args) => args.run(&ws).await,
             Command::Bench(args) => args.run(&ws).await,

@@ -1,10 +1,12 @@
-//! Flags shared by the commands that talk to a stage.
+//! Flags shared by the commands that talk to a stage, or start the local stack.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::{
     config::{LOCAL_STAGE, Stage},
-    local::Stack,
+    local::base_images::DEFAULT_MIRROR,
+    stage::StageContext,
+    target::Target,
     workspace::Workspace,
 };
 
@@ -19,15 +21,23 @@ pub struct StageArgs {
 }
 
 impl StageArgs {
-    /// The stage, with the local stack checked when it is the local one.
-    pub async fn resolve<'w>(&self, ws: &'w Workspace) -> Result<&'w Stage> {
+    /// The stage, with the flags checked against it, before anything is started or called.
+    pub fn check<'w>(&self, ws: &'w Workspace) -> Result<&'w Stage> {
         let stage = ws.config.stage(&self.stage)?;
-        if stage.is_local() {
-            if self.profile.is_some() {
-                bail!("--profile does not apply to the local stage, which uses the local stack's dummy credentials");
-            }
-            Stack::new(ws).ensure_running().await?;
-        }
+        Target::check_flags(stage, self.profile.as_deref())?;
         Ok(stage)
     }
+
+    /// The stage resolved: SDK configuration, credentials checked, its target reachable.
+    pub async fn open<'w>(&self, ws: &'w Workspace, stage: &'w Stage) -> Result<StageContext<'w>> {
+        StageContext::open(ws, stage, self.profile.as_deref()).await
+    }
+}
+
+/// Flags of the commands that start the local stack.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalStackArgs {
+    /// Debian mirror the local stack's base images are made from (debootstrap), on first start.
+    #[arg(long, env = "XTASK_DEBIAN_MIRROR", default_value = DEFAULT_MIRROR, value_name = "URL")]
+    pub debian_mirror: String,
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{git::Git, workspace::Workspace};
+use crate::{commands::output, git::Git, workspace::Workspace};
 
 /// Print the image tag for REV: the commit's full 40-hex SHA and nothing else,
 /// so scripts can use `$(cargo xtask tag)`.
@@ -29,7 +29,7 @@ impl Args {
             Some(rev) => git.resolve(rev)?,
             None => git.work_tree_tag(self.allow_dirty)?.to_string(),
         };
-        println!("{tag}");
+        output::text(&format!("{tag}\n"))?;
         Ok(ExitCode::SUCCESS)
     }
 }

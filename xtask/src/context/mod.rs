@@ -13,7 +13,6 @@ mod tar_stream;
 mod walk;
 
 use std::{
-    fmt::Write as _,
     fs,
     io::{self, Read},
     path::{Path, PathBuf},
@@ -32,6 +31,7 @@ pub struct BuildContext {
 }
 
 /// One entry of the context, as [`BuildContext::entries`] lists it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Relative to the context directory, `/`-separated.
@@ -121,7 +121,7 @@ impl BuildContext {
             Err(_) => {
                 let content = fs::read(&dockerfile_path)
                     .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
-                let name = format!("{OUTSIDE_DOCKERFILE_PREFIX}{}", &hex(&Sha256::digest(&content))[..12]);
+                let name = format!("{OUTSIDE_DOCKERFILE_PREFIX}{}", &format!("{:x}", Sha256::digest(&content))[..12]);
                 DockerfileSource::Outside { name, content }
             }
         };
@@ -150,14 +150,10 @@ impl BuildContext {
         }
     }
 
-    /// The context directory, symbolic links resolved.
-    pub fn dir(&self) -> &Path {
-        &self.inner.root
-    }
-
     /// The entries of the context directory that are sent, in the order they are sent
     /// (depth first, names in byte order). A Dockerfile from outside the directory is not
     /// among them; the stream adds it under [`Self::dockerfile_name`].
+    #[cfg(test)]
     pub fn entries(&self) -> anyhow::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         walk::walk(&self.inner.root, &self.inner.matcher, &mut |node| {
@@ -217,12 +213,12 @@ impl BuildContext {
         .with_context(|| {
             format!("cannot compute the content key of the build context {}", self.inner.root.display())
         })?;
-        Ok(hex(&hasher.finalize()))
+        Ok(format!("{:x}", hasher.finalize()))
     }
 
     /// The context as a tar archive, produced while it is polled, in bounded memory. An item
     /// is an error (naming the path) if reading the context fails; the stream then ends.
-    pub fn stream(&self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    pub fn stream(&self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, io::Error>> + Send + 'static {
         tar_stream::TarStream::new(self.inner.clone())
     }
 }
@@ -231,13 +227,6 @@ impl BuildContext {
 fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update((bytes.len() as u64).to_be_bytes());
     hasher.update(bytes);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ const MIN_API: (usize, usize) = (1, 41);
 /// negotiates the API version.
 pub async fn connect() -> Result<Docker> {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let no_daemon = || format!("no Docker daemon answers at {host}; start dockerd, or point DOCKER_HOST at a running daemon");
+    let no_daemon =
+        || format!("no Docker daemon answers at {host}; start dockerd, or point DOCKER_HOST at a running daemon");
     let docker = Docker::connect_with_defaults().with_context(no_daemon)?;
     let docker = docker.negotiate_version().await.with_context(no_daemon)?;
     let version = docker.version().await.with_context(|| format!("the Docker daemon at {host} did not answer"))?;

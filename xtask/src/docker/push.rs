@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use bollard::{Docker, auth::DockerCredentials, query_parameters::PushImageOptions, query_parameters::TagImageOptions};
 use futures_util::StreamExt;
+use indicatif::HumanBytes;
 
 use crate::{ecr::RegistryAuth, progress::Progress};
 
@@ -55,7 +56,11 @@ pub async fn push(
                     if let Some(detail) = info.progress_detail
                         && let (Some(current), Some(total)) = (detail.current, detail.total)
                     {
-                        task.detail(format!("uploading a layer: {} / {}", bytes(current), bytes(total)));
+                        task.detail(format!(
+                            "uploading a layer: {} / {}",
+                            HumanBytes(current.max(0) as u64),
+                            HumanBytes(total.max(0) as u64)
+                        ));
                     }
                     continue;
                 }
@@ -73,7 +78,9 @@ pub async fn push(
     }
     .await;
     // The registry-qualified name was only needed for the push.
-    let _ = docker.remove_image(&format!("{remote}:{tag}"), None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    let _ = docker
+        .remove_image(&format!("{remote}:{tag}"), None::<bollard::query_parameters::RemoveImageOptions>, None)
+        .await;
     if let Err(err) = result {
         task.abandon();
         return Err(err.context(format!("push of {remote}:{tag} failed")));
@@ -97,7 +104,8 @@ fn explain(message: String, host: &str) -> anyhow::Error {
         || message.contains("denied")
     {
         "the registry rejected the credentials; ECR tokens last 12 hours, so check the profile's permissions (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage)"
-    } else if message.contains("connection refused") || message.contains("no such host") || message.contains("timeout") {
+    } else if message.contains("connection refused") || message.contains("no such host") || message.contains("timeout")
+    {
         "the registry cannot be reached from the Docker daemon; check the network (for the local stage: `cargo xtask local status`)"
     } else if message.contains("tag invalid") || message.contains("already exists") || message.contains("immutable") {
         "the tag already exists in an immutable repository"
@@ -105,9 +113,4 @@ fn explain(message: String, host: &str) -> anyhow::Error {
         "see the registry's message"
     };
     anyhow::anyhow!("{message} (registry {host}); {hint}")
-}
-
-fn bytes(n: i64) -> String {
-    let n = n.max(0) as f64;
-    if n >= 1e6 { format!("{:.1} MB", n / 1e6) } else { format!("{:.0} kB", n / 1e3) }
 }

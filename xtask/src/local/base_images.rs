@@ -14,24 +14,28 @@ use xshell::cmd;
 
 use crate::{
     context::BuildContext,
-    docker::{self, build::BuildSpec},
+    docker::{
+        self,
+        build::{BuildSpec, BuilderChoice},
+    },
     progress::Progress,
     workspace::Workspace,
 };
 
 /// Debian bookworm, minimal: stands in for `debian:bookworm-slim`.
-pub const DEBIAN: &str = "xtask-local/debian:bookworm-minbase";
+pub(crate) const DEBIAN: &str = "xtask-local/debian:bookworm-minbase";
 /// Debian bookworm with gcc and the host's Rust toolchain: stands in for `rust:*-slim-bookworm`.
-pub const RUST: &str = "xtask-local/rust:host";
+pub(crate) const RUST: &str = "xtask-local/rust:host";
 
-const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+/// Where debootstrap fetches Debian's packages unless `--debian-mirror` says otherwise.
+pub(crate) const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Makes whichever base image is missing.
-pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path) -> Result<()> {
+pub(crate) async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str) -> Result<()> {
     let dir = dir.join("base");
     let progress = Progress::detect();
     if !exists(docker, DEBIAN).await {
-        make_debian(ws, docker, &dir, &progress).await?;
+        make_debian(ws, docker, &dir, mirror, &progress).await?;
     }
     if !exists(docker, RUST).await {
         make_rust(ws, docker, &dir, &progress).await?;
@@ -40,7 +44,7 @@ pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path) -> Result<()> {
 }
 
 /// Each base image and whether the daemon has it.
-pub async fn present(_ws: &Workspace) -> Vec<(&'static str, bool)> {
+pub(crate) async fn present() -> Vec<(&'static str, bool)> {
     let Ok(docker) = docker::connect().await else {
         return vec![(DEBIAN, false), (RUST, false)];
     };
@@ -51,21 +55,22 @@ async fn exists(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }
 
-async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progress) -> Result<()> {
+async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str, progress: &Progress) -> Result<()> {
     let sh = &ws.sh;
     cmd!(sh, "debootstrap --version").quiet().ignore_stdout().run().context(
         "debootstrap is missing; install Debian's package (apt-get install debootstrap) to make the local base images",
     )?;
     let uid = cmd!(sh, "id -u").quiet().read()?;
     if uid.trim() != "0" {
-        bail!("debootstrap needs root to make {DEBIAN}; run `cargo xtask local up` once as root (later runs reuse the image)");
+        bail!(
+            "debootstrap needs root to make {DEBIAN}; run `cargo xtask local up` once as root (later runs reuse the image)"
+        );
     }
     let rootfs = dir.join("bookworm-minbase");
     if rootfs.exists() {
         std::fs::remove_dir_all(&rootfs).with_context(|| format!("cannot clear {}", rootfs.display()))?;
     }
     std::fs::create_dir_all(dir)?;
-    let mirror = std::env::var("XTASK_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string());
     let task = progress.task(DEBIAN);
     task.step(format!("debootstrap --variant=minbase bookworm from {mirror}"));
     let log = dir.join("debootstrap.log");
@@ -74,7 +79,7 @@ async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Pro
     if !out.status.success() {
         task.abandon();
         bail!(
-            "debootstrap of Debian bookworm from {mirror} failed (set XTASK_DEBIAN_MIRROR to a reachable mirror); {} ends with:\n{}",
+            "debootstrap of Debian bookworm from {mirror} failed (pass `--debian-mirror URL` or set XTASK_DEBIAN_MIRROR to a reachable mirror); {} ends with:\n{}",
             log.display(),
             super::process::log_tail(&log, 10)
         );
@@ -90,7 +95,10 @@ async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Pro
         }
     }
     let dockerfile = dir.join("Dockerfile.debian");
-    std::fs::write(&dockerfile, "FROM scratch\nCOPY . /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD [\"/bin/bash\"]\n")?;
+    std::fs::write(
+        &dockerfile,
+        "FROM scratch\nCOPY . /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD [\"/bin/bash\"]\n",
+    )?;
     build(docker, DEBIAN, "debian:bookworm-slim", &rootfs, &dockerfile, None, progress).await?;
     std::fs::remove_dir_all(&rootfs).ok();
     Ok(())
@@ -148,6 +156,7 @@ async fn build(
         target: None,
         platform: None,
         network: network.map(str::to_owned),
+        builder: BuilderChoice::Auto,
     };
     docker::build::build(docker, &spec, progress).await?;
     Ok(())

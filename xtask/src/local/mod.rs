@@ -9,14 +9,17 @@
 //!   through ECR `PutImage` pullable from the registry;
 //! - base images for the app's Dockerfile, made here since public images cannot be pulled.
 //!
-//! Pids, logs and data live under `target/local/`.
+//! Ports, pids, logs and data live in the stack's directory (`target/local/` unless
+//! `--local-stack`/`XTASK_LOCAL_STACK` names another): the ports are picked free when the
+//! stack starts, so two checkouts can each run their own. What a stage on this stack does
+//! differently from one in AWS is in `crate::target`, and nowhere else.
 
-pub mod base_images;
+pub(crate) mod base_images;
 mod moto;
-pub mod process;
+pub(crate) mod process;
 mod registry;
-pub mod repository_settings;
-pub mod sync;
+pub(crate) mod repository_settings;
+pub(crate) mod sync;
 
 use std::{
     net::TcpListener,
@@ -25,22 +28,70 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ecr::config::{Credentials, Region};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, config::LocalPorts, http, workspace::Workspace};
+use crate::{config::LocalStackSettings, http, workspace::Workspace};
 use process::Started;
 
-/// The parts `up` starts, in start order.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    moto: Option<Started>,
-    sync: Option<Started>,
-    registry: Option<Started>,
+/// Dummy credentials the emulated API accepts; they grant nothing anywhere else.
+const LOCAL_ACCESS_KEY: &str = "testing";
+
+/// Where the parts of a running stack answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ports {
+    pub moto: u16,
+    pub registry: u16,
+    pub sync: u16,
 }
 
-pub struct Stack {
+impl Ports {
+    /// The AWS API (`localhost`, not `127.0.0.1`: moto resolves CloudFormation template
+    /// URLs only on that name).
+    pub fn moto_url(&self) -> String {
+        format!("http://localhost:{}", self.moto)
+    }
+    pub fn registry_host(&self) -> String {
+        format!("127.0.0.1:{}", self.registry)
+    }
+    pub fn sync_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sync)
+    }
+
+    /// The SDK configuration that reaches the emulated AWS API.
+    pub async fn sdk_config(&self, region: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.moto_url())
+            .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY, None, None, "local-stack"))
+            .load()
+            .await
+    }
+
+    /// The environment a child process (cdk, a shell) needs to reach the stack's AWS API.
+    pub fn env(&self, region: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.moto_url()),
+            ("AWS_REGION", region.to_string()),
+            ("AWS_DEFAULT_REGION", region.to_string()),
+            ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", LOCAL_ACCESS_KEY.to_string()),
+        ]
+    }
+}
+
+/// The running stack whose directory is `dir`, for tools outside this binary (tests).
+pub async fn running(dir: &Path) -> Result<Ports> {
+    Stack { dir: dir.to_path_buf(), settings: LocalStackSettings::default() }.attach().await
+}
+
+/// The parts `up` starts, in start order; each has `<name>.pid` and `<name>.log`.
+const PARTS: [&str; 3] = ["moto", "sync", "registry"];
+
+pub(crate) struct Stack {
     dir: PathBuf,
-    pub ports: LocalPorts,
+    settings: LocalStackSettings,
 }
 
 /// How long a part may take to answer after it was started.
@@ -48,167 +99,203 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Stack {
     pub fn new(ws: &Workspace) -> Stack {
-        Stack { dir: ws.target_dir().join("local"), ports: ws.config.local }
+        Stack { dir: ws.local_stack_dir(), settings: ws.config.local }
     }
 
-    fn state_file(&self) -> PathBuf {
-        self.dir.join("state.json")
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn load_state(&self) -> State {
-        std::fs::read(self.state_file())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
-    fn save_state(&self, state: &State) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let json = serde_json::to_vec_pretty(state)?;
-        std::fs::write(self.state_file(), json).with_context(|| format!("cannot write {}", self.state_file().display()))
+    /// The ports of the stack last started here: `None` when none was, an error when the
+    /// file that records them is not readable as such.
+    fn ports(&self) -> Result<Option<Ports>> {
+        read_json(&self.file("ports.json"))
     }
 
-    pub fn moto_url(&self) -> String {
-        aws::local_endpoint(&self.ports)
-    }
-    pub fn registry_host(&self) -> String {
-        format!("127.0.0.1:{}", self.ports.registry_port)
-    }
-    pub fn sync_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.sync_port)
+    /// The process `up` started for `part`, from its pidfile.
+    fn part(&self, part: &str) -> Result<Option<Started>> {
+        read_json(&self.file(&format!("{part}.pid")))
     }
 
-    /// Which parts answer now.
-    pub async fn health(&self) -> Health {
+    /// Which parts answer at `ports`.
+    pub async fn health(ports: &Ports) -> Health {
         Health {
-            moto: http::answers(&format!("{}/moto-api/", self.moto_url())).await,
-            registry: http::answers(&format!("http://{}/v2/", self.registry_host())).await,
-            sync: http::answers(&format!("{}/healthz", self.sync_url())).await,
+            moto: http::answers(&format!("{}/moto-api/", ports.moto_url())).await,
+            registry: http::answers(&format!("http://{}/v2/", ports.registry_host())).await,
+            sync: http::answers(&format!("{}/healthz", ports.sync_url())).await,
         }
     }
 
-    /// Starts every part that is not running, or reuses a healthy stack. Idempotent.
-    pub async fn up(&self, ws: &Workspace) -> Result<()> {
+    /// The running stack's ports, or an error that says how to start it.
+    pub async fn attach(&self) -> Result<Ports> {
+        let ports = self.ports()?.with_context(|| {
+            format!(
+                "the local stack is not running (nothing in {}); start it with `cargo xtask local up`",
+                self.dir.display()
+            )
+        })?;
+        let health = Stack::health(&ports).await;
+        if !health.all() {
+            bail!(
+                "the local stack is not running ({}); start it with `cargo xtask local up`",
+                health.missing().join(", ")
+            );
+        }
+        Ok(ports)
+    }
+
+    /// Starts every part that is not running, or reuses a healthy stack; then makes any
+    /// missing base image. Idempotent.
+    pub async fn up(&self, ws: &Workspace, debian_mirror: &str) -> Result<Ports> {
         let started = Instant::now();
         // The registry is pushed to by a Docker daemon, and the base images live in one:
         // without a daemon nothing is started.
         let docker = crate::docker::connect().await?;
-        let state = self.load_state();
-        if self.health().await.all() {
-            eprintln!("local stack already running (AWS API {}, registry {})", self.moto_url(), self.registry_host());
-        } else {
-            // A partial stack is restarted whole: the registry's data must match the AWS API's memory.
-            self.stop(&state)?;
-            self.start(ws).await?;
-            eprintln!(
-                "local stack up in {:.1}s: AWS API {}, registry {}",
-                started.elapsed().as_secs_f64(),
-                self.moto_url(),
-                self.registry_host()
-            );
-        }
-        base_images::ensure(ws, &docker, &self.dir).await?;
-        Ok(())
+        let recorded = match self.ports() {
+            Ok(ports) => ports,
+            Err(err) => {
+                eprintln!("{err:#}; stopping the parts its pidfiles name and starting the stack anew");
+                None
+            }
+        };
+        let healthy = match &recorded {
+            Some(ports) => Stack::health(ports).await.all(),
+            None => false,
+        };
+        let ports = match recorded {
+            Some(ports) if healthy => {
+                eprintln!(
+                    "local stack already running (AWS API {}, registry {})",
+                    ports.moto_url(),
+                    ports.registry_host()
+                );
+                ports
+            }
+            _ => {
+                // A partial stack is restarted whole: the registry's data must match the AWS API's memory.
+                self.stop()?;
+                let ports = self.start(ws).await?;
+                eprintln!(
+                    "local stack up in {:.1}s: AWS API {}, registry {}",
+                    started.elapsed().as_secs_f64(),
+                    ports.moto_url(),
+                    ports.registry_host()
+                );
+                ports
+            }
+        };
+        base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
+        Ok(ports)
     }
 
-    async fn start(&self, ws: &Workspace) -> Result<()> {
+    async fn start(&self, ws: &Workspace) -> Result<Ports> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        for (what, port) in [
-            ("AWS API (moto-port)", self.ports.moto_port),
-            ("registry (registry-port)", self.ports.registry_port),
-            ("sync (sync-port)", self.ports.sync_port),
-        ] {
-            ensure_port_free(what, port)?;
-        }
-        let mut state = State::default();
+        let ports = Ports {
+            moto: port("AWS API", "moto-port", self.settings.moto_port)?,
+            registry: port("registry", "registry-port", self.settings.registry_port)?,
+            sync: port("sync", "sync-port", self.settings.sync_port)?,
+        };
+        write_json(&self.file("ports.json"), &ports)?;
+        let region = ws.config.stage(crate::config::LOCAL_STAGE)?.region.clone().unwrap_or_default();
 
-        let moto_log = self.dir.join("moto.log");
-        let moto = moto::start(ws, &self.dir, self.ports.moto_port, &moto_log)?;
-        state.moto = Some(moto.clone());
-        self.save_state(&state)?;
-        wait_until(&format!("{}/moto-api/", self.moto_url()), &moto, &moto_log).await?;
+        let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"))?;
+        self.record("moto", &moto)?;
+        wait_until(&format!("{}/moto-api/", ports.moto_url()), &moto, &self.file("moto.log")).await?;
 
         // The registry accepts exactly the credentials the emulated ECR hands out.
-        let (sdk, _) = aws::load(ws.config.stage(crate::config::LOCAL_STAGE)?, None, &self.ports).await?;
-        let auth = crate::ecr::authorization(&aws_sdk_ecr::Client::new(&sdk)).await?;
+        let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config(&region).await);
+        let auth = crate::ecr::authorization(&ecr).await?;
 
-        let sync_log = self.dir.join("sync.log");
-        let sync = sync::start(ws, &sync_log)?;
-        state.sync = Some(sync.clone());
-        self.save_state(&state)?;
-        wait_until(&format!("{}/healthz", self.sync_url()), &sync, &sync_log).await?;
+        let sync = sync::start(ws, &ports, &region, &self.file("sync.log"))?;
+        self.record("sync", &sync)?;
+        wait_until(&format!("{}/healthz", ports.sync_url()), &sync, &self.file("sync.log")).await?;
 
-        let registry_log = self.dir.join("registry.log");
-        let registry_dir = self.dir.join("registry");
-        let registry = registry::start(ws, &registry_dir, &self.ports, &auth, &registry_log)?;
-        state.registry = Some(registry.clone());
-        self.save_state(&state)?;
-        wait_until(&format!("http://{}/v2/", self.registry_host()), &registry, &registry_log).await?;
-        Ok(())
+        let registry = registry::start(ws, &self.file("registry"), &ports, &auth, &self.file("registry.log"))?;
+        self.record("registry", &registry)?;
+        wait_until(&format!("http://{}/v2/", ports.registry_host()), &registry, &self.file("registry.log")).await?;
+        Ok(ports)
     }
 
-    fn stop(&self, state: &State) -> Result<()> {
-        for started in [&state.registry, &state.sync, &state.moto].into_iter().flatten() {
-            started.stop(Duration::from_secs(5))?;
+    fn record(&self, part: &str, started: &Started) -> Result<()> {
+        write_json(&self.file(&format!("{part}.pid")), started)
+    }
+
+    /// Stops every part a pidfile names (and nothing else); returns what was running.
+    fn stop(&self) -> Result<Vec<Started>> {
+        let mut stopped = vec![];
+        for part in PARTS.iter().rev() {
+            let pidfile = self.file(&format!("{part}.pid"));
+            if let Some(started) = self.part(part)? {
+                if started.is_alive() {
+                    started.stop(Duration::from_secs(5))?;
+                    stopped.push(started);
+                }
+                std::fs::remove_file(&pidfile).with_context(|| format!("cannot remove {}", pidfile.display()))?;
+            }
         }
-        if self.state_file().exists() {
-            std::fs::remove_file(self.state_file())?;
+        let ports = self.file("ports.json");
+        if ports.exists() {
+            std::fs::remove_file(&ports).with_context(|| format!("cannot remove {}", ports.display()))?;
         }
-        Ok(())
+        Ok(stopped)
     }
 
     /// Stops what `up` started (and nothing else).
     pub fn down(&self) -> Result<()> {
-        let state = self.load_state();
-        let running: Vec<&Started> =
-            [&state.registry, &state.sync, &state.moto].into_iter().flatten().filter(|s| s.is_alive()).collect();
-        self.stop(&state)?;
-        if running.is_empty() {
+        let stopped = self.stop()?;
+        if stopped.is_empty() {
             eprintln!("local stack was not running");
         } else {
-            let names: Vec<String> = running.iter().map(|s| format!("{} (pid {})", s.program, s.pid)).collect();
+            let names: Vec<String> = stopped.iter().map(|s| format!("{} (pid {})", s.program, s.pid)).collect();
             eprintln!("stopped {}", names.join(", "));
         }
         Ok(())
     }
 
     /// A report of what runs where.
-    pub async fn status(&self, ws: &Workspace) -> Result<String> {
-        let state = self.load_state();
-        let health = self.health().await;
-        let line = |name: &str, url: &str, up: bool, started: &Option<Started>| {
-            let owner = match started {
-                Some(s) if s.is_alive() => format!("pid {}", s.pid),
-                _ if up => "not started by `local up`".to_string(),
-                _ => String::new(),
-            };
-            format!("{name:<10} {:<12} {url:<28} {owner}\n", if up { "running" } else { "not running" })
-        };
+    pub async fn status(&self) -> Result<String> {
         let mut out = String::new();
-        out += &line("aws-api", &self.moto_url(), health.moto, &state.moto);
-        out += &line("registry", &format!("http://{}", self.registry_host()), health.registry, &state.registry);
-        out += &line("sync", &self.sync_url(), health.sync, &state.sync);
-        for (name, present) in base_images::present(ws).await {
+        let ports = match self.ports() {
+            Ok(ports) => ports,
+            Err(err) => {
+                out += &format!(
+                    "error      {err:#}; restart the stack: `cargo xtask local down && cargo xtask local up`\n"
+                );
+                None
+            }
+        };
+        let health = match &ports {
+            Some(ports) => Stack::health(ports).await,
+            None => Health { moto: false, registry: false, sync: false },
+        };
+        for (part, name, up, url) in [
+            ("moto", "aws-api", health.moto, ports.map(|p| p.moto_url())),
+            ("registry", "registry", health.registry, ports.map(|p| format!("http://{}", p.registry_host()))),
+            ("sync", "sync", health.sync, ports.map(|p| p.sync_url())),
+        ] {
+            let owner = match self.part(part) {
+                Ok(Some(s)) if s.is_alive() => format!("pid {}", s.pid),
+                Ok(_) => String::new(),
+                Err(err) => format!("{err:#}"),
+            };
+            let state = if up { "running" } else { "not running" };
+            out += &format!("{name:<10} {state:<12} {:<28} {owner}\n", url.unwrap_or_default());
+        }
+        for (name, present) in base_images::present().await {
             out += &format!("{:<10} {:<12} {name}\n", "image", if present { "present" } else { "missing" });
         }
         out += &format!("logs       {}\n", self.dir.display());
         Ok(out)
     }
 
-    /// Variables another shell needs to talk to the local stack.
-    pub fn env(&self, region: &str) -> String {
-        let key = aws::LOCAL_ACCESS_KEY;
-        format!(
-            "export AWS_ENDPOINT_URL={}\nexport AWS_REGION={region}\nexport AWS_DEFAULT_REGION={region}\nexport AWS_ACCESS_KEY_ID={key}\nexport AWS_SECRET_ACCESS_KEY={key}\nexport XTASK_LOCAL_REGISTRY={}\n",
-            self.moto_url(),
-            self.registry_host()
-        )
-    }
-
     /// Has `bootstrap` run with these settings against the AWS API that runs now?
     /// The API keeps its state in memory, so its repositories are asked too.
     pub async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
-        let marker = std::fs::read_to_string(self.dir.join("bootstrapped")).unwrap_or_default();
+        let marker = std::fs::read_to_string(self.file("bootstrapped")).unwrap_or_default();
         if marker != settings_hash(ws)? {
             return Ok(false);
         }
@@ -222,21 +309,12 @@ impl Stack {
 
     pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let marker = self.dir.join("bootstrapped");
+        let marker = self.file("bootstrapped");
         std::fs::write(&marker, settings_hash(ws)?).with_context(|| format!("cannot write {}", marker.display()))
-    }
-
-    /// Fails with the command that starts the stack unless every part answers.
-    pub async fn ensure_running(&self) -> Result<()> {
-        let health = self.health().await;
-        if !health.all() {
-            bail!("the local stack is not running ({}); start it with `cargo xtask local up`", health.missing().join(", "));
-        }
-        Ok(())
     }
 }
 
-pub struct Health {
+pub(crate) struct Health {
     pub moto: bool,
     pub registry: bool,
     pub sync: bool,
@@ -247,17 +325,11 @@ impl Health {
         self.moto && self.registry && self.sync
     }
     fn missing(&self) -> Vec<&'static str> {
-        let mut out = vec![];
-        if !self.moto {
-            out.push("AWS API down");
-        }
-        if !self.registry {
-            out.push("registry down");
-        }
-        if !self.sync {
-            out.push("sync down");
-        }
-        out
+        [(self.moto, "AWS API down"), (self.registry, "registry down"), (self.sync, "sync down")]
+            .into_iter()
+            .filter(|(up, _)| !up)
+            .map(|(_, what)| what)
+            .collect()
     }
 }
 
@@ -266,16 +338,35 @@ fn settings_hash(ws: &Workspace) -> Result<String> {
     use sha2::Digest;
     let manifest = ws.root.join("Cargo.toml");
     let settings = std::fs::read(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-    let hash = sha2::Sha256::digest(settings);
-    Ok(hash.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    Ok(format!("{:x}", sha2::Sha256::digest(settings))[..16].to_string())
 }
 
-fn ensure_port_free(what: &str, port: u16) -> Result<()> {
-    TcpListener::bind(("127.0.0.1", port)).map(drop).map_err(|err| {
+/// The configured port if it is free, else one the system has free now.
+fn port(what: &str, key: &str, configured: Option<u16>) -> Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", configured.unwrap_or(0))).map_err(|err| {
         anyhow::anyhow!(
-            "port {port} for the local {what} is taken ({err}); stop whatever holds it or choose another port under [workspace.metadata.xtask.local]"
+            "port {} for the local {what} is taken ({err}); stop whatever holds it, or change or remove `{key}` under [workspace.metadata.xtask.local]",
+            configured.unwrap_or(0)
         )
-    })
+    })?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is corrupt", path.display()))
+}
+
+/// Writes whole or not at all: a crash mid-write leaves the old file.
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(value)?)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Waits until `url` answers HTTP, or fails with the tail of the process's log.
@@ -287,7 +378,11 @@ async fn wait_until(url: &str, started: &Started, log: &Path) -> Result<()> {
             return Ok(());
         }
         if !started.is_alive() {
-            bail!("{what} exited before it answered at {url}; its log ({}) ends with:\n{}", log.display(), process::log_tail(log, 15));
+            bail!(
+                "{what} exited before it answered at {url}; its log ({}) ends with:\n{}",
+                log.display(),
+                process::log_tail(log, 15)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -297,4 +392,33 @@ async fn wait_until(url: &str, started: &Started, log: &Path) -> Result<()> {
         log.display(),
         process::log_tail(log, 15)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_record_is_an_error_not_an_empty_stack() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        let stack = Stack { dir: dir.path().to_path_buf(), settings: LocalStackSettings::default() };
+        assert!(stack.ports().unwrap().is_none());
+        std::fs::write(stack.file("ports.json"), "{\"moto\": 1, ").unwrap();
+        let err = format!("{:#}", stack.ports().unwrap_err());
+        assert!(err.contains("ports.json is corrupt"), "{err}");
+        std::fs::write(stack.file("moto.pid"), "garbage").unwrap();
+        let err = format!("{:#}", stack.stop().unwrap_err());
+        assert!(err.contains("moto.pid is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn unset_ports_are_picked_free_and_differ() {
+        let a = port("AWS API", "moto-port", None).unwrap();
+        let held = TcpListener::bind(("127.0.0.1", a)).unwrap();
+        let err = port("AWS API", "moto-port", Some(a)).unwrap_err().to_string();
+        assert!(err.contains(&format!("port {a} for the local AWS API is taken")), "{err}");
+        drop(held);
+        assert_eq!(port("AWS API", "moto-port", Some(a)).unwrap(), a);
+    }
 }

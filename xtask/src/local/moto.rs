@@ -12,7 +12,7 @@ use crate::workspace::Workspace;
 /// The moto release the local stack is verified against.
 const MOTO: &str = "moto[server]==5.2.5";
 
-pub fn start(ws: &Workspace, dir: &Path, port: u16, log: &Path) -> Result<Started> {
+pub(super) fn start(ws: &Workspace, dir: &Path, port: u16, log: &Path) -> Result<Started> {
     let server = find_or_install(ws, dir)?;
     let port = port.to_string();
     let sh = &ws.sh;

@@ -6,14 +6,18 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::cmd;
 
+use super::Ports;
 use super::process::{self, Started};
-use crate::{config::LocalPorts, ecr::RegistryAuth, workspace::Workspace};
+use crate::{ecr::RegistryAuth, workspace::Workspace};
 
-pub fn start(ws: &Workspace, dir: &Path, ports: &LocalPorts, auth: &RegistryAuth, log: &Path) -> Result<Started> {
+pub(super) fn start(ws: &Workspace, dir: &Path, ports: &Ports, auth: &RegistryAuth, log: &Path) -> Result<Started> {
     let sh = &ws.sh;
-    cmd!(sh, "docker-registry --version").quiet().ignore_stdout().ignore_stderr().run().context(
-        "docker-registry is missing; install Debian's package: apt-get install docker-registry",
-    )?;
+    cmd!(sh, "docker-registry --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .context("docker-registry is missing; install Debian's package: apt-get install docker-registry")?;
     // A fresh registry: the AWS API it mirrors starts empty too.
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
@@ -23,20 +27,16 @@ pub fn start(ws: &Workspace, dir: &Path, ports: &LocalPorts, auth: &RegistryAuth
     // The password goes through stdin (`-i`), never argv.
     let htpasswd = dir.join("htpasswd");
     let user = &auth.username;
-    cmd!(sh, "htpasswd -iBc {htpasswd} {user}")
-        .stdin(&auth.password)
-        .quiet()
-        .ignore_stderr()
-        .run()
-        .context("cannot write the registry's htpasswd file; install apache2-utils (Debian: apt-get install apache2-utils)")?;
+    cmd!(sh, "htpasswd -iBc {htpasswd} {user}").stdin(&auth.password).quiet().ignore_stderr().run().context(
+        "cannot write the registry's htpasswd file; install apache2-utils (Debian: apt-get install apache2-utils)",
+    )?;
 
     let config = dir.join("config.yml");
-    std::fs::write(&config, config_yaml(dir, ports))
-        .with_context(|| format!("cannot write {}", config.display()))?;
+    std::fs::write(&config, config_yaml(dir, ports)).with_context(|| format!("cannot write {}", config.display()))?;
     process::spawn(cmd!(sh, "docker-registry serve {config}"), log)
 }
 
-fn config_yaml(dir: &Path, ports: &LocalPorts) -> String {
+fn config_yaml(dir: &Path, ports: &Ports) -> String {
     format!(
         r#"version: 0.1
 log:
@@ -63,8 +63,8 @@ notifications:
       backoff: 200ms
 "#,
         data = dir.join("data").display(),
-        registry = ports.registry_port,
+        registry = ports.registry,
         htpasswd = dir.join("htpasswd").display(),
-        sync = ports.sync_port,
+        sync = ports.sync,
     )
 }

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::ecr;
+use crate::aws::SdkResultExt;
 
-pub async fn apply(client: &aws_sdk_ecr::Client, template: &Path) -> Result<()> {
+pub(crate) async fn apply(client: &aws_sdk_ecr::Client, template: &Path) -> Result<()> {
     let text = std::fs::read_to_string(template).with_context(|| format!("cannot read {}", template.display()))?;
     let template: serde_json::Value = serde_json::from_str(&text).context("the template is not JSON")?;
     let resources = template["Resources"].as_object().cloned().unwrap_or_default();
@@ -24,8 +24,7 @@ pub async fn apply(client: &aws_sdk_ecr::Client, template: &Path) -> Result<()> 
                 .image_scanning_configuration(config)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))
-                .with_context(|| format!("cannot set scan on push of `{name}`"))?;
+                .sdk_context(|| format!("cannot set scan on push of `{name}`"))?;
         }
         if let Some(policy) = props["LifecyclePolicy"]["LifecyclePolicyText"].as_str() {
             client
@@ -34,8 +33,7 @@ pub async fn apply(client: &aws_sdk_ecr::Client, template: &Path) -> Result<()> 
                 .lifecycle_policy_text(policy)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))
-                .with_context(|| format!("cannot set the lifecycle policy of `{name}`"))?;
+                .sdk_context(|| format!("cannot set the lifecycle policy of `{name}`"))?;
         }
     }
     Ok(())

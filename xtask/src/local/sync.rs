@@ -20,9 +20,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use xshell::cmd;
 
-use super::process;
-use crate::http;
-use crate::{aws, ecr, workspace::Workspace};
+use super::{Ports, process};
+use crate::{aws::SdkResultExt, ecr, http, workspace::Workspace};
 
 /// Manifest media types; other pushes (blobs) are not images.
 const MANIFEST_TYPES: [&str; 4] = [
@@ -35,10 +34,17 @@ const MANIFEST_TYPES: [&str; 4] = [
 /// How often ECR is polled for tags the registry lacks.
 const POLL: Duration = Duration::from_millis(250);
 
-pub fn start(ws: &Workspace, log: &Path) -> Result<process::Started> {
+pub(crate) fn start(ws: &Workspace, ports: &Ports, region: &str, log: &Path) -> Result<process::Started> {
     let exe = std::env::current_exe().context("cannot find this program's path to start the sync process")?;
     let sh = &ws.sh;
-    process::spawn(cmd!(sh, "{exe} local sync"), log)
+    let (aws, registry, listen) = (ports.moto.to_string(), ports.registry.to_string(), ports.sync.to_string());
+    process::spawn(
+        cmd!(
+            sh,
+            "{exe} local sync --aws-port {aws} --registry-port {registry} --listen-port {listen} --region {region}"
+        ),
+        log,
+    )
 }
 
 struct Sync {
@@ -50,23 +56,20 @@ struct Sync {
 }
 
 /// The sync process's main loop.
-pub async fn run(ws: &Workspace) -> Result<()> {
-    let ports = ws.config.local;
-    let stage = ws.config.stage(crate::config::LOCAL_STAGE)?;
-    let (sdk, _) = aws::load(stage, None, &ports).await?;
-    let ecr_client = Ecr::new(&sdk);
+pub(crate) async fn run(ports: &Ports, region: &str) -> Result<()> {
+    let ecr_client = Ecr::new(&ports.sdk_config(region).await);
     let auth = ecr::authorization(&ecr_client).await?;
     let sync = Arc::new(Sync {
         ecr: ecr_client,
         registry: http::Client::new(Some(auth.basic_header())),
-        registry_url: format!("http://127.0.0.1:{}", ports.registry_port),
+        registry_url: format!("http://{}", ports.registry_host()),
         synced: Mutex::new(HashSet::new()),
     });
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.sync_port))
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.sync))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", ports.sync_port))?;
-    eprintln!("sync: listening on 127.0.0.1:{} for registry events", ports.sync_port);
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", ports.sync))?;
+    eprintln!("sync: listening on 127.0.0.1:{} for registry events", ports.sync);
 
     let poller = sync.clone();
     tokio::spawn(async move {
@@ -160,7 +163,8 @@ impl Sync {
             };
             let body = self.registry_manifest(&target.repository, &target.digest).await?;
             let manifest = ecr::Manifest { body, media_type: target.media_type.clone(), digest: target.digest.clone() };
-            if ecr::put_tag(&self.ecr, &target.repository, &manifest, &tag).await? == ecr::Tagged::Added {
+            let tagged = ecr::put_tag(&self.ecr, &target.repository, &manifest, &tag).await?;
+            if tagged.require(&target.repository, &tag, &target.digest)? == ecr::Tagged::Added {
                 eprintln!("sync: {key} → ECR ({})", target.digest);
                 // moto does not scan on push by itself; ECR would.
                 if scan_on_push {
@@ -170,8 +174,7 @@ impl Sync {
                         .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(&tag).build())
                         .send()
                         .await
-                        .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))
-                        .with_context(|| format!("cannot start the scan on push of {key}"))?;
+                        .sdk_context(|| format!("cannot start the scan on push of {key}"))?;
                 }
             }
             self.synced.lock().await.insert(key);
@@ -187,7 +190,7 @@ impl Sync {
                 .first()
                 .map(|r| r.image_scanning_configuration().is_some_and(|c| c.scan_on_push()))),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(None),
-            Err(err) => Err(anyhow::anyhow!(ecr::describe(&err))).context("cannot describe the repository"),
+            Err(err) => Err(err).sdk_context(|| format!("cannot describe repository `{repository}`")),
         }
     }
 
@@ -232,44 +235,26 @@ impl Sync {
     }
 
     async fn repositories(&self) -> Result<Vec<String>> {
+        let pages: Vec<_> = self.ecr.describe_repositories().into_paginator().send().collect().await;
         let mut names = vec![];
-        let mut token = None;
-        loop {
-            let out = self
-                .ecr
-                .describe_repositories()
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))?;
-            names.extend(out.repositories().iter().filter_map(|r| r.repository_name().map(str::to_owned)));
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
+        for page in pages {
+            let page = page.sdk_context(|| "cannot list the repositories")?;
+            names.extend(page.repositories().iter().filter_map(|r| r.repository_name().map(str::to_owned)));
         }
+        Ok(names)
     }
 
     async fn tags(&self, repository: &str) -> Result<Vec<(String, String)>> {
+        let pages: Vec<_> =
+            self.ecr.describe_images().repository_name(repository).into_paginator().send().collect().await;
         let mut tags = vec![];
-        let mut token = None;
-        loop {
-            let out = self
-                .ecr
-                .describe_images()
-                .repository_name(repository)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(ecr::describe(&e)))?;
-            for image in out.image_details() {
+        for page in pages {
+            let page = page.sdk_context(|| format!("cannot list the images of `{repository}`"))?;
+            for image in page.image_details() {
                 let digest = image.image_digest().unwrap_or_default();
                 tags.extend(image.image_tags().iter().map(|t| (t.clone(), digest.to_owned())));
             }
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(tags);
-            }
         }
+        Ok(tags)
     }
 }

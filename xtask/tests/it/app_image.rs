@@ -57,7 +57,10 @@ fn the_app_image_builds_and_answers_version_with_its_commit() {
             host_config: Some(HostConfig { network_mode: Some("host".into()), ..Default::default() }),
             ..Default::default()
         };
-        docker.create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body).await.unwrap();
+        docker
+            .create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body)
+            .await
+            .unwrap();
         docker.start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
 
         let started = Instant::now();

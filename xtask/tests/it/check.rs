@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Fixture, Run, docker_or_skip, local_ecr, local_stack, runtime, unique, workspace_root};
+use crate::support::{Fixture, Run, docker_or_skip, local_ecr, local_stack, runtime, unique};
 
 /// A fixture pushed to a repository with the given settings; returns it and the repository.
 fn pushed(immutable: bool) -> (Fixture, String) {
@@ -32,7 +32,25 @@ fn check(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
     let run = repo.xtask(&args);
     let json = serde_json::from_str(run.stdout().trim())
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", run.stdout(), run.stderr()));
+    // A verdict, never a failure to run: 0 deployable, 1 not.
+    let expected = if run.success() { 0 } else { 1 };
+    assert_eq!(run.output.status.code(), Some(expected), "{}", run.stderr());
     (json, run)
+}
+
+#[test]
+fn an_unpushed_commit_is_not_deployable_and_exits_1() {
+    if !docker_or_skip("an_unpushed_commit_is_not_deployable_and_exits_1") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    repo.append("svc/data.txt", "two\n");
+    let commit = repo.commit("not pushed");
+    let (json, run) = check(&repo, &["--scan-timeout", "5"]);
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    let (ok, detail) = verdict(&json, "image svc");
+    assert!(!ok);
+    assert_eq!(detail, format!("{repository}:{commit} is not in ECR; push it with `cargo xtask push`"));
 }
 
 /// The named check's (ok, detail).
@@ -63,10 +81,14 @@ fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
         }],
     });
     runtime().block_on(async {
-        let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
-        let url = format!("{}/moto-api/static/ecr/scan-finding-results", xtask::aws::local_endpoint(&ws.config.local));
+        let url = format!("{}/moto-api/static/ecr/scan-finding-results", crate::support::local_ports().await.moto_url());
         let response = xtask::http::Client::new(None)
-            .send(hyper::Method::POST, &url, &[("content-type", "application/json")], serde_json::to_vec(&body).unwrap().into())
+            .send(
+                hyper::Method::POST,
+                &url,
+                &[("content-type", "application/json")],
+                serde_json::to_vec(&body).unwrap().into(),
+            )
             .await
             .unwrap();
         assert!(response.status.is_success(), "{}", response.status);
@@ -86,7 +108,7 @@ fn a_sound_pushed_commit_passes_every_image_check() {
         assert!(ok, "{name}: {detail}\n{}", run.stderr());
     }
     // The fixture has no infra/: synth fails, so the whole check fails, and says so.
-    assert_eq!(verdict(&json, "synth").0, false);
+    assert!(!verdict(&json, "synth").0);
     assert_eq!(json["ok"], false);
     assert!(!run.success());
     assert!(run.stderr().contains("not deployable: 1 of 6 checks failed (synth)"), "{}", run.stderr());
@@ -174,4 +196,53 @@ fn a_missing_image_fails_the_image_check() {
     let (ok, detail) = verdict(&json, "image svc");
     assert!(!ok);
     assert!(detail.contains("is not in ECR; push it with `cargo xtask push`"), "{detail}");
+}
+
+#[test]
+fn a_shallow_clone_says_the_history_is_missing() {
+    if !docker_or_skip("a_shallow_clone_says_the_history_is_missing") {
+        return;
+    }
+    let (repo, _) = pushed(true);
+    let built_from = repo.head();
+    // A commit that changes none of the image's inputs: its tag is added to the first image.
+    repo.write("README.md", "docs only\n");
+    repo.commit("docs");
+    repo.xtask(&["push"]).ok();
+
+    let sh = &repo.sh;
+    let clone = sh.create_temp_dir().unwrap();
+    let (source, target) = (format!("file://{}", repo.path().display()), clone.path().join("ws"));
+    xshell::cmd!(sh, "git clone -q --depth 1 {source} {target}").run().unwrap();
+    let run = crate::support::xtask(&target, &["check", "--json", "--scan-timeout", "5"]);
+    let json: Value = serde_json::from_str(run.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stderr()));
+    let (ok, detail) = verdict(&json, "revision svc");
+    assert!(!ok, "{detail}");
+    assert!(detail.contains(&format!("this clone is shallow and lacks commit {built_from}")), "{detail}");
+    assert!(detail.contains("git fetch --unshallow"), "{detail}");
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+}
+
+#[test]
+fn inputs_that_cannot_be_recomputed_fail_the_revision_check() {
+    if !docker_or_skip("inputs_that_cannot_be_recomputed_fail_the_revision_check") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    let built_from = repo.head();
+    // A descendant whose image inputs cannot be read (its Dockerfile is gone), tagged in ECR
+    // with the ancestor's image: the recorded inputs key must not be trusted blindly.
+    repo.write(".dockerignore", "");
+    std::fs::remove_file(repo.path().join("svc/Dockerfile")).unwrap();
+    let commit = repo.commit("no Dockerfile");
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        let manifest = xtask::ecr::manifest(&ecr, &repository, &built_from).await.unwrap();
+        xtask::ecr::put_tag(&ecr, &repository, &manifest, &commit).await.unwrap();
+    });
+    let (json, run) = check(&repo, &["--scan-timeout", "5"]);
+    let (ok, detail) = verdict(&json, "revision svc");
+    assert!(!ok, "{detail}");
+    assert!(detail.contains("cannot recompute the image's inputs key"), "{detail}");
+    assert_eq!(run.output.status.code(), Some(1));
 }

@@ -12,9 +12,11 @@ use bollard::{
     query_parameters::{BuildImageOptions, CreateImageOptions, PushImageOptions},
 };
 use futures_util::StreamExt;
-use xtask::{config::LOCAL_STAGE, ecr, workspace::Workspace};
+use xtask::ecr;
 
-use crate::support::{docker_or_skip, ecr_digest, local_ecr, local_stack, runtime, unique, workspace_root, xtask};
+use crate::support::{
+    docker_or_skip, ecr_digest, local_ecr, local_ports, local_stack, runtime, unique, workspace_root, xtask,
+};
 
 struct Local {
     ecr: aws_sdk_ecr::Client,
@@ -24,11 +26,9 @@ struct Local {
 }
 
 async fn connect() -> Local {
-    let ws = Workspace::at(&workspace_root()).unwrap();
-    let stage = ws.config.stage(LOCAL_STAGE).unwrap();
     let ecr = local_ecr().await;
     let auth = ecr::authorization(&ecr).await.unwrap();
-    let registry = stage.registry.clone().unwrap();
+    let registry = local_ports().await.registry_host();
     let credentials = DockerCredentials {
         username: Some(auth.username),
         password: Some(auth.password),
@@ -126,9 +126,7 @@ fn a_push_to_the_registry_appears_in_ecr_with_the_same_digest() {
         // The manifest ECR stores is the registry's, byte for byte: its sha256 is the digest.
         let manifest = ecr::manifest(&local.ecr, &repository, tag).await.unwrap();
         use sha2::Digest;
-        let hash = sha2::Sha256::digest(manifest.body.as_bytes());
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(format!("sha256:{hex}"), pushed);
+        assert_eq!(format!("sha256:{:x}", sha2::Sha256::digest(manifest.body.as_bytes())), pushed);
     });
 }
 
@@ -202,8 +200,14 @@ fn an_ecr_retag_is_pullable_from_the_registry() {
 #[test]
 fn up_without_a_docker_daemon_says_so_and_starts_nothing() {
     let repo = crate::support::Fixture::new();
-    let run = crate::support::xtask_env(&repo.path(), &["local", "up"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let own = repo.path().join("target/local");
+    let run = crate::support::xtask_env(
+        &repo.path(),
+        &["local", "up"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock"), ("XTASK_LOCAL_STACK", own.to_str().unwrap())],
+    );
     let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(2), "an environment error exits 2");
     assert!(err.contains("no Docker daemon answers at unix:///nonexistent/docker.sock"), "{err}");
-    assert!(!repo.path().join("target/local/state.json").exists(), "nothing may be started");
+    assert!(!own.exists(), "nothing may be started");
 }

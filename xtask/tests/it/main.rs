@@ -3,6 +3,7 @@
 
 mod app_image;
 mod check;
+mod cli;
 mod deploy;
 mod dockerignore;
 mod local_stack;

@@ -25,7 +25,8 @@ fn push_json(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
     args.extend_from_slice(extra);
     let run = repo.xtask(&args);
     let out = run.ok();
-    let json: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"));
+    let json: Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"));
     (json, run)
 }
 
@@ -203,7 +204,8 @@ fn missing_repository_says_how_to_create_it() {
 #[test]
 fn no_docker_daemon_is_a_clear_error() {
     let repo = Fixture::new();
-    let run = crate::support::xtask_env(&repo.path(), &["build"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let run =
+        crate::support::xtask_env(&repo.path(), &["build"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
     let err = run.fails();
     assert!(err.contains("no Docker daemon answers at unix:///nonexistent/docker.sock"), "{err}");
 }

@@ -57,9 +57,11 @@ pub fn xtask(dir: &Path, args: &[&str]) -> Run {
     xtask_env(dir, args, &[])
 }
 
+/// Runs the xtask binary with `args` in `dir`, with `env` set. Every run uses this
+/// workspace's local stack (`XTASK_LOCAL_STACK`) unless `env` names another.
 pub fn xtask_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args).current_dir(dir).env("CI", "true");
+    command.args(args).current_dir(dir).env("CI", "true").env("XTASK_LOCAL_STACK", stack_dir());
     for (k, v) in env {
         command.env(k, v);
     }
@@ -86,6 +88,7 @@ name = "svc"
 context = "svc"
 dockerfile = "svc/Dockerfile"
 repository = "fixture/svc"
+port = 8080
 "#;
 
 impl Fixture {
@@ -155,17 +158,32 @@ impl Fixture {
     }
 }
 
-/// Does a Docker daemon answer? In CI it must: there a missing daemon fails the test.
-/// Elsewhere the test is skipped with the reason printed.
+/// Does a Docker daemon answer? It must: a missing daemon fails the test, unless
+/// `XTASK_SKIP_DOCKER_TESTS=1` asks to skip such tests (each then prints why).
 pub fn docker_or_skip(test: &str) -> bool {
     let sh = Shell::new().unwrap();
     let format = "{{.Server.APIVersion}}";
     let answers = cmd!(sh, "docker version --format {format}").quiet().ignore_stderr().read().is_ok();
     if !answers {
-        assert!(std::env::var_os("CI").is_none(), "{test}: no Docker daemon answers, and CI must run this test");
-        eprintln!("SKIPPED {test}: no Docker daemon answers (start dockerd or set DOCKER_HOST)");
+        let skip = std::env::var("XTASK_SKIP_DOCKER_TESTS").is_ok_and(|v| v == "1");
+        assert!(skip, "{test}: no Docker daemon answers (start dockerd or set DOCKER_HOST; XTASK_SKIP_DOCKER_TESTS=1 skips)");
+        eprintln!("SKIPPED {test}: no Docker daemon answers and XTASK_SKIP_DOCKER_TESTS=1");
     }
     answers
+}
+
+/// The local stack the tests share: `XTASK_LOCAL_STACK` (set by `cargo xtask test`), else
+/// this workspace's own. Its ports are whatever it picked when it started.
+pub fn stack_dir() -> PathBuf {
+    match std::env::var_os("XTASK_LOCAL_STACK") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target/local"),
+    }
+}
+
+/// Where the running local stack answers.
+pub async fn local_ports() -> xtask::local::Ports {
+    xtask::local::running(&stack_dir()).await.unwrap()
 }
 
 /// Brings the workspace's local stack up once per test run (reusing a running one).
@@ -190,9 +208,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// The local stack's ECR API, as the `local` stage reaches it.
 pub async fn local_ecr() -> aws_sdk_ecr::Client {
     let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
-    let stage = ws.config.stage(xtask::config::LOCAL_STAGE).unwrap();
-    let (sdk, _) = xtask::aws::load(stage, None, &ws.config.local).await.unwrap();
-    aws_sdk_ecr::Client::new(&sdk)
+    let region = ws.config.stage(xtask::config::LOCAL_STAGE).unwrap().region.clone().unwrap();
+    aws_sdk_ecr::Client::new(&local_ports().await.sdk_config(&region).await)
 }
 
 /// The digest of `repository:tag` in ECR, if the tag is there.
@@ -214,9 +231,10 @@ pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str, immutable:
 /// signatures; the credential scope routes the call): an independent view of what
 /// CloudFormation made, with no SDK of the tool's in between.
 pub async fn moto_json(service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
-    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
-    let url = format!("{}/", xtask::aws::local_endpoint(&ws.config.local));
-    let scope = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
+    let url = format!("{}/", local_ports().await.moto_url());
+    let scope = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
     let client = xtask::http::Client::new(Some(scope));
     let response = client
         .send(
@@ -262,12 +280,19 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 /// Calls a query-protocol AWS API (XML answers) of the local stack directly.
 pub async fn moto_query(service: &str, params: &[(&str, &str)]) -> String {
-    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
-    let url = format!("{}/", xtask::aws::local_endpoint(&ws.config.local));
-    let scope = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0");
-    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
+    let url = format!("{}/", local_ports().await.moto_url());
+    let scope = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let body: Vec<String> =
+        params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
     let response = xtask::http::Client::new(Some(scope))
-        .send(hyper::Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body.join("&").into())
+        .send(
+            hyper::Method::POST,
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body.join("&").into(),
+        )
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&response.body).into_owned();

@@ -94,16 +94,8 @@ async fn network_mode(docker: &Docker, spec: &BuildSpec<'_>) -> Option<String> {
 fn session_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "xtask{:x}{:x}{:x}",
-        std::process::id(),
-        nanos,
-        COUNT.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("xtask{:x}{:x}{:x}", std::process::id(), nanos, COUNT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What the trace has told so far.
@@ -133,15 +125,7 @@ struct Vertex {
 
 impl<'t> Trace<'t> {
     fn new(name: &'t str, task: &'t Task, live: bool) -> Self {
-        Trace {
-            name,
-            task,
-            live,
-            vertexes: HashMap::new(),
-            current: None,
-            failed: None,
-            all: Tail::default(),
-        }
+        Trace { name, task, live, vertexes: HashMap::new(), current: None, failed: None, all: Tail::default() }
     }
 
     fn update(&mut self, status: StatusResponse) {
@@ -160,18 +144,13 @@ impl<'t> Trace<'t> {
             }
             // Output that did not end with a newline.
             if v.completed.is_some() && !vertex.partial.is_empty() {
-                let rest = String::from_utf8_lossy(&std::mem::take(&mut vertex.partial))
-                    .trim_end()
-                    .to_string();
+                let rest = String::from_utf8_lossy(&std::mem::take(&mut vertex.partial)).trim_end().to_string();
                 self.line(Some(&v.digest), &rest);
             }
             // A failure cancels the steps running beside it; keep the one that failed.
             let cancelled = |error: &str| error.contains("context canceled");
             if !v.error.is_empty()
-                && self
-                    .failed
-                    .as_ref()
-                    .is_none_or(|(_, error)| cancelled(error) && !cancelled(&v.error))
+                && self.failed.as_ref().is_none_or(|(_, error)| cancelled(error) && !cancelled(&v.error))
             {
                 self.failed = Some((v.digest, v.error));
             }
@@ -198,10 +177,7 @@ impl<'t> Trace<'t> {
             }
         }
         for w in status.warnings {
-            self.line(
-                Some(&w.vertex),
-                &format!("warning: {}", String::from_utf8_lossy(&w.short)),
-            );
+            self.line(Some(&w.vertex), &format!("warning: {}", String::from_utf8_lossy(&w.short)));
         }
     }
 
@@ -222,17 +198,11 @@ impl<'t> Trace<'t> {
     /// The error for a failed build: the failing step, the daemon's message (or the
     /// vertex's error) and the last lines of that step's output.
     fn failure(&mut self, message: Option<&str>) -> anyhow::Error {
-        let digest = self
-            .failed
-            .as_ref()
-            .map(|(digest, _)| digest.clone())
-            .or_else(|| self.current.clone());
+        let digest = self.failed.as_ref().map(|(digest, _)| digest.clone()).or_else(|| self.current.clone());
         let vertex = digest.and_then(|digest| self.vertexes.get_mut(&digest));
         let (step, tail) = match vertex {
             Some(vertex) => {
-                let partial = String::from_utf8_lossy(&std::mem::take(&mut vertex.partial))
-                    .trim_end()
-                    .to_string();
+                let partial = String::from_utf8_lossy(&std::mem::take(&mut vertex.partial)).trim_end().to_string();
                 if !partial.is_empty() {
                     vertex.tail.push(&partial);
                 }
@@ -246,9 +216,6 @@ impl<'t> Trace<'t> {
         };
         let message = message.or(self.failed.as_ref().map(|(_, error)| error.as_str()));
         let reason = message.map(|m| format!(": {m}")).unwrap_or_default();
-        anyhow::anyhow!(
-            "build of {} failed at {step}{reason}\n--- last lines of its output ---\n{tail}",
-            self.name
-        )
+        anyhow::anyhow!("build of {} failed at {step}{reason}\n--- last lines of its output ---\n{tail}", self.name)
     }
 }

@@ -1,19 +1,15 @@
 //! Image builds through the Engine API: the context is streamed as it is read.
 //!
 //! Two builders: BuildKit (a session next to the build, progress as vertexes) where the
-//! daemon supports it, else the classic builder. `XTASK_BUILDER` overrides the choice:
-//!
-//! - `XTASK_BUILDER=buildkit`: always BuildKit (fails on a daemon without it);
-//! - `XTASK_BUILDER=classic`: always the classic builder (`DOCKER_BUILDKIT=0`);
-//! - unset, empty or `auto`: BuildKit on a Linux Docker daemon, the classic builder
-//!   otherwise (Windows daemons, Podman's Docker API).
+//! daemon supports it, else the classic builder; `--builder` (or `XTASK_BUILDER`) overrides
+//! the choice ([`BuilderChoice`]).
 //!
 //! Either way the image gets the same tag and labels, and a failed build names the
 //! failing step and ends with the last lines of its output; nothing is tagged.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use bollard::Docker;
 
 use crate::{context::BuildContext, progress::Progress};
@@ -34,30 +30,36 @@ pub struct BuildSpec<'a> {
     pub platform: Option<String>,
     /// `host` where a build step needs the network on a daemon without a bridge.
     pub network: Option<String>,
+    pub builder: BuilderChoice,
 }
 
 /// Lines of build output shown when a step fails.
 const TAIL: usize = 25;
 
-/// The environment variable that picks the builder: `classic`, `buildkit` or `auto`.
-pub const BUILDER_ENV: &str = "XTASK_BUILDER";
+/// The builder asked for (`--builder`, or `XTASK_BUILDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuilderChoice {
+    /// BuildKit on a Linux Docker daemon, the classic builder elsewhere (Windows, Podman).
+    Auto,
+    /// Always BuildKit (fails on a daemon without it).
+    Buildkit,
+    /// Always the classic builder (what `DOCKER_BUILDKIT=0` gives).
+    Classic,
+}
 
 /// Which builder runs a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builder {
+enum Builder {
     Classic,
     BuildKit,
 }
 
 impl Builder {
-    /// `XTASK_BUILDER` if set, else what the daemon supports.
-    pub async fn select(docker: &Docker) -> Result<Builder> {
-        let choice = std::env::var(BUILDER_ENV).unwrap_or_default();
-        match choice.trim().to_ascii_lowercase().as_str() {
-            "classic" | "v1" => Ok(Builder::Classic),
-            "buildkit" | "v2" => Ok(Builder::BuildKit),
-            "" | "auto" => Ok(Builder::detect(docker).await),
-            other => bail!("{BUILDER_ENV}={other} is not a builder; use `classic`, `buildkit` or `auto` (or unset it)"),
+    async fn select(docker: &Docker, choice: BuilderChoice) -> Builder {
+        match choice {
+            BuilderChoice::Classic => Builder::Classic,
+            BuilderChoice::Buildkit => Builder::BuildKit,
+            BuilderChoice::Auto => Builder::detect(docker).await,
         }
     }
 
@@ -69,24 +71,17 @@ impl Builder {
             return Builder::Classic;
         };
         let linux = version.os.as_deref().is_some_and(|os| os.eq_ignore_ascii_case("linux"));
-        let podman = version
-            .components
-            .iter()
-            .flatten()
-            .any(|component| component.name.to_ascii_lowercase().contains("podman"));
-        if linux && !podman {
-            Builder::BuildKit
-        } else {
-            Builder::Classic
-        }
+        let podman =
+            version.components.iter().flatten().any(|component| component.name.to_ascii_lowercase().contains("podman"));
+        if linux && !podman { Builder::BuildKit } else { Builder::Classic }
     }
 }
 
-/// Builds the image and returns its id (`sha256:...`) with the builder `XTASK_BUILDER`
-/// or the daemon picks. On failure the error names the failing step and ends with the
-/// tail of its output; nothing is tagged.
+/// Builds the image and returns its id (`sha256:...`) with the builder `spec.builder`
+/// names or the daemon picks. On failure the error names the failing step and ends with
+/// the tail of its output; nothing is tagged.
 pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
-    match Builder::select(docker).await? {
+    match Builder::select(docker, spec.builder).await {
         Builder::Classic => classic::build(docker, spec, progress).await,
         Builder::BuildKit => buildkit::build(docker, spec, progress).await,
     }

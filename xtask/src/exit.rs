@@ -1,0 +1,39 @@
+//! Exit codes, the same for every command (documented in `--help` and the README):
+//!
+//! - `0`: success;
+//! - `1`: a verdict: `check` found the commit not deployable, `deploy` refused (an image
+//!   is not in ECR) or `cdk deploy` failed;
+//! - `2`: a usage, configuration or environment error: a bad flag, an unknown stage, no
+//!   Docker daemon, no credentials, a failed build.
+
+use std::{fmt, process::ExitCode};
+
+pub const VERDICT: u8 = 1;
+pub const ERROR: u8 = 2;
+
+/// An error that is a verdict on the commit or the deploy (exit 1), not a failure to run.
+#[derive(Debug)]
+pub struct Verdict(pub String);
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Verdict {}
+
+/// What ends the process for `err`, and whether it is worth printing: a closed stdout
+/// (`cargo xtask tag | head -c1`) is how a reader says it has read enough.
+pub fn classify(err: &anyhow::Error) -> (ExitCode, bool) {
+    let broken_pipe = err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        (ExitCode::SUCCESS, false)
+    } else if err.chain().any(|cause| cause.is::<Verdict>()) {
+        (ExitCode::from(VERDICT), true)
+    } else {
+        (ExitCode::from(ERROR), true)
+    }
+}

@@ -1,0 +1,204 @@
+//! Build, tag with the commit and push each image to ECR, never twice: a commit already
+//! in ECR is skipped, and one whose image inputs match an image already pushed gets that
+//! image's tag (BatchGetImage + PutImage) instead of a build.
+
+use std::{io::Write, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::{
+    docker::{
+        self,
+        build::{BuildSpec, BuilderChoice},
+    },
+    ecr::{self, Tagged},
+    git::{Git, ImageTag},
+    image::Plan,
+    progress::Progress,
+    stage::StageContext,
+    target::Target,
+};
+
+/// What to push.
+pub struct PushOptions<'a> {
+    /// The work tree's tag (`git.work_tree_tag`), taken once by the caller.
+    pub tag: &'a ImageTag,
+    /// Images by name; all configured images when empty.
+    pub images: &'a [String],
+    /// Build even when an image with the same inputs is in ECR.
+    pub rebuild: bool,
+    pub builder: BuilderChoice,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub commit: String,
+    pub stage: String,
+    pub images: Vec<ImageReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub repository: String,
+    pub uri: String,
+    pub tag: String,
+    pub digest: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Built,
+    Skipped,
+    Retagged,
+}
+
+/// Pushes the images `options` names of the work tree tagged `options.tag`.
+pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<Report> {
+    let ws = ctx.ws;
+    let images = ws.config.select_images(options.images)?;
+    let tag = options.tag;
+    if tag.is_dirty() && !Target::accepts_dirty_images(ctx.stage) {
+        bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
+    }
+    let source = Git::open(&ws.root)?.source_url();
+    let session = Session { ctx, progress: Progress::detect(), options };
+    let mut report = Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: vec![] };
+    for image in images {
+        let plan = Plan::new(&ws.config, ctx.stage, image, tag, &source)?;
+        let done = session.push(&plan).await?;
+        session.progress.println(format!(
+            "{}: {} {}:{}@{}",
+            done.name,
+            match done.action {
+                Action::Built => "built and pushed",
+                Action::Skipped => "already pushed, nothing to do:",
+                Action::Retagged => "unchanged inputs, tagged the existing image:",
+            },
+            done.uri,
+            done.tag,
+            done.digest
+        ));
+        report.images.push(done);
+    }
+    Ok(report)
+}
+
+struct Session<'a> {
+    ctx: &'a StageContext<'a>,
+    progress: Progress,
+    options: &'a PushOptions<'a>,
+}
+
+impl Session<'_> {
+    async fn push(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let image = plan.image;
+        let ecr = &self.ctx.ecr;
+        let repository = ecr::repository(ecr, &image.repository, &self.ctx.bootstrap_hint()).await?;
+        let uri = repository.repository_uri().context("ECR returned a repository without its URI")?.to_string();
+        let tag = plan.tag.to_string();
+        let report = |digest: String, action| ImageReport {
+            name: image.name.clone(),
+            repository: image.repository.clone(),
+            uri: uri.clone(),
+            tag: tag.clone(),
+            digest,
+            action,
+        };
+
+        // 1. The commit is already there: nothing to do.
+        if let Some(existing) = ecr::image_by_tag(ecr, &image.repository, &tag).await? {
+            let digest = existing.image_digest().context("ECR listed an image without a digest")?;
+            return Ok(report(digest.to_string(), Action::Skipped));
+        }
+
+        // 2. An image with the same inputs exists: add this commit's tag to it.
+        let inputs_tag = crate::image::inputs_tag(&plan.inputs_key()?);
+        if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, &inputs_tag).await?.is_some() {
+            let manifest = ecr::manifest(ecr, &image.repository, &inputs_tag).await?;
+            ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
+                &image.repository,
+                &tag,
+                &manifest.digest,
+            )?;
+            let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
+            return Ok(report(digest, Action::Retagged));
+        }
+
+        // 3. Build and push.
+        let docker = self.ctx.docker().await?;
+        docker::build::build(docker, &build_spec(plan, self.options.builder), &self.progress).await?;
+        let auth = self.ctx.registry().await?;
+        let pushed =
+            docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await?;
+        let digest = self.confirm(&image.repository, &tag, &pushed.digest).await?;
+
+        // Record the inputs key on the image, for the next commit with the same inputs.
+        let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
+        match ecr::put_tag(ecr, &image.repository, &manifest, &inputs_tag).await? {
+            Tagged::Added | Tagged::AlreadyThere => {}
+            // Another job built an equivalent image first; its inputs tag serves as well.
+            Tagged::Taken(other) => self.progress.println(format!(
+                "note: {}: an image with the same inputs ({other}) was pushed first; the next commit reuses that one",
+                image.name
+            )),
+        }
+        Ok(report(digest, Action::Built))
+    }
+
+    /// `DescribeImages` shows `tag` on the image with `digest`. The local registry
+    /// reaches the emulated ECR asynchronously, so give it a moment.
+    async fn confirm(&self, repository: &str, tag: &str, digest: &str) -> Result<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(found) = ecr::image_by_tag(&self.ctx.ecr, repository, tag).await? {
+                let found = found.image_digest().unwrap_or_default().to_string();
+                if found != digest {
+                    bail!("ECR shows {repository}:{tag} as {found}, but {digest} was pushed");
+                }
+                return Ok(found);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the push of {repository}:{tag} finished but ECR does not list the tag; check the registry endpoint of stage `{}`",
+                    self.ctx.stage.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Under GitHub Actions, `image_uri` and `image_digest` step outputs.
+pub fn write_github_output(report: &Report) -> Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_OUTPUT") else { return Ok(()) };
+    let mut file =
+        std::fs::OpenOptions::new().append(true).create(true).open(&path).context("cannot open $GITHUB_OUTPUT")?;
+    for image in &report.images {
+        writeln!(file, "{}_image_uri={}:{}", image.name, image.uri, image.tag)?;
+        writeln!(file, "{}_image_digest={}", image.name, image.digest)?;
+    }
+    if let [image] = report.images.as_slice() {
+        writeln!(file, "image_uri={}:{}", image.uri, image.tag)?;
+        writeln!(file, "image_digest={}", image.digest)?;
+    }
+    Ok(())
+}
+
+/// What to ask the daemon for, from a plan.
+pub(crate) fn build_spec<'p>(plan: &'p Plan<'_>, builder: BuilderChoice) -> BuildSpec<'p> {
+    BuildSpec {
+        name: &plan.image.name,
+        context: &plan.context,
+        tag: plan.local_name(),
+        build_args: plan.build_args.clone(),
+        labels: plan.labels.clone(),
+        target: plan.image.target.clone(),
+        platform: Some(plan.image.platform.clone()),
+        network: None,
+        builder,
+    }
+}

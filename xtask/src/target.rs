@@ -1,0 +1,173 @@
+//! Where a stage lives: an AWS account, or the local stack on this machine.
+//!
+//! This file is the one seam between the two. Everything the local stage does
+//! differently from a real one is a hook here, so the commands and the library read as
+//! the production path, and a reader finds every local-stack workaround in one place:
+//!
+//! - the AWS API is moto at the stack's endpoint, with dummy credentials (`open`);
+//! - images are pushed to the stack's registry over plain http on loopback (`registry`);
+//! - cdk gets the endpoint and credentials in its environment (`cdk_env`), deploys without
+//!   change sets (moto cannot delete them) and never asks for approval (`cdk_deploy_args`);
+//! - `bootstrap` applies the repository settings moto's CloudFormation drops (`after_bootstrap`);
+//! - `deploy` replaces the service stack rather than updating it, since moto loses a task
+//!   definition's containers on update (`before_deploy`), and runs the whole chain first:
+//!   start the stack, bootstrap it, push the work tree (`deploy_runs_whole_chain`);
+//! - images of a dirty work tree are accepted (`accepts_dirty_images`).
+
+use anyhow::{Result, bail};
+use aws_config::SdkConfig;
+use xshell::Cmd;
+
+use crate::{
+    aws,
+    cdk::Cdk,
+    config::Stage,
+    ecr::RegistryAuth,
+    local::{self, Ports, Stack},
+    workspace::Workspace,
+};
+
+/// cdk's flags on the local stack: its CloudFormation (moto) cannot delete change sets, so
+/// a deploy through one can hang; stacks are deployed directly, with the bootstrap version
+/// parameter given explicitly (moto cannot reuse a previous value).
+pub(crate) const LOCAL_CDK_DEPLOY_ARGS: [&str; 3] =
+    ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
+
+pub(crate) enum Target {
+    /// A real AWS account, reached with `profile` (or the default credential chain).
+    Aws { profile: Option<String> },
+    /// The local stack, running at `ports`, whose state lives in `stack`.
+    Local { stack: Stack, ports: Ports },
+}
+
+impl Target {
+    /// Checks the flags that choose a stage, before anything is started or called.
+    pub fn check_flags(stage: &Stage, profile: Option<&str>) -> Result<()> {
+        if stage.is_local() && profile.is_some() {
+            bail!("--profile does not apply to the local stage, which uses the local stack's dummy credentials");
+        }
+        Ok(())
+    }
+
+    /// Starts what the stage needs on this machine: the local stack (`local up`) for the
+    /// local stage, nothing for an AWS one.
+    pub async fn start(ws: &Workspace, stage: &Stage, debian_mirror: &str) -> Result<()> {
+        if stage.is_local() {
+            Stack::new(ws).up(ws, debian_mirror).await?;
+        }
+        Ok(())
+    }
+
+    /// The stage's SDK configuration and target; fails, saying how to fix it, when the
+    /// stage cannot be reached (no credentials, no region, local stack not running).
+    pub async fn open(ws: &Workspace, stage: &Stage, profile: Option<&str>) -> Result<(SdkConfig, Target)> {
+        Target::check_flags(stage, profile)?;
+        if stage.is_local() {
+            let stack = Stack::new(ws);
+            let ports = stack.attach().await?;
+            let region = stage.region.as_deref().unwrap_or_default();
+            return Ok((ports.sdk_config(region).await, Target::Local { stack, ports }));
+        }
+        let (sdk, profile) = aws::load(stage, profile).await?;
+        aws::ensure_credentials(&sdk, profile.as_deref()).await?;
+        Ok((sdk, Target::Aws { profile }))
+    }
+
+    /// The registry images are pushed to: ECR's own endpoint, or the local stack's registry.
+    pub fn registry(&self, mut auth: RegistryAuth) -> RegistryAuth {
+        if let Target::Local { ports, .. } = self {
+            auth.host = ports.registry_host();
+            auth.plain_http = true;
+        }
+        auth
+    }
+
+    /// The profile cdk gets with `--profile`: the one the SDK uses.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Target::Aws { profile } => profile.as_deref(),
+            Target::Local { .. } => None,
+        }
+    }
+
+    /// cdk's environment beyond the region: on the local stack, its endpoint and dummy credentials.
+    pub fn cdk_env<'a>(&self, mut cmd: Cmd<'a>, region: &str) -> Cmd<'a> {
+        if let Target::Local { ports, .. } = self {
+            for (key, value) in ports.env(region) {
+                cmd = cmd.env(key, value);
+            }
+            cmd = cmd.env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
+        }
+        cmd
+    }
+
+    /// Flags every `cdk deploy` of the stage gets; `approve` skips cdk's approval prompt.
+    pub fn cdk_deploy_args(&self, approve: bool) -> Vec<String> {
+        let mut args = vec![];
+        let local = matches!(self, Target::Local { .. });
+        if local {
+            args.extend(LOCAL_CDK_DEPLOY_ARGS.map(String::from));
+        }
+        // Nobody is asked on the local stack.
+        if approve || local {
+            args.extend(["--require-approval".to_string(), "never".to_string()]);
+        }
+        args
+    }
+
+    /// After the registry stack is deployed: on the local stack, the repository settings
+    /// moto's CloudFormation drops (scan on push, lifecycle policy), from its template.
+    pub async fn after_bootstrap(&self, ecr: &aws_sdk_ecr::Client, cdk: &Cdk<'_>, registry_stack: &str) -> Result<()> {
+        if let Target::Local { .. } = self {
+            let template = cdk.synth(registry_stack, None)?;
+            local::repository_settings::apply(ecr, &template).await?;
+        }
+        Ok(())
+    }
+
+    /// Before `cdk deploy` of the service stack: on the local stack, its removal, since
+    /// moto's CloudFormation updates a task definition by dropping its containers. Its
+    /// delete can report the VPC's dependencies and still remove the stack, or leave it:
+    /// destroy until cdk reports the stack gone.
+    pub fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
+        if let Target::Local { .. } = self {
+            for _ in 0..3 {
+                if cdk.destroy(service_stack)?.success() {
+                    return Ok(());
+                }
+            }
+            bail!(
+                "cannot remove {service_stack} from the local stack to replace it; restart the stack (`cargo xtask local down && cargo xtask local up`)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Does `deploy` run the chain before cdk (start the stack, bootstrap it if needed,
+    /// push the work tree)? On the local stack it does: one command shows the whole path.
+    pub fn deploy_runs_whole_chain(&self) -> bool {
+        matches!(self, Target::Local { .. })
+    }
+
+    /// Has this stage been bootstrapped with the current settings? Asked only where
+    /// `deploy_runs_whole_chain`.
+    pub async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
+        match self {
+            Target::Local { stack, .. } => stack.is_bootstrapped(ws, ecr).await,
+            Target::Aws { .. } => Ok(true),
+        }
+    }
+
+    pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
+        match self {
+            Target::Local { stack, .. } => stack.mark_bootstrapped(ws),
+            Target::Aws { .. } => Ok(()),
+        }
+    }
+
+    /// May images of a dirty work tree (`<sha>-dirty-<hash>`) be pushed to and deployed on
+    /// `stage`? On the local stack only.
+    pub fn accepts_dirty_images(stage: &Stage) -> bool {
+        stage.is_local()
+    }
+}

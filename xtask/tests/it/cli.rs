@@ -1,0 +1,92 @@
+//! The command line as a script sees it: `--help`, exit codes, a closed stdout.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{Fixture, workspace_root, xtask, xtask_env};
+
+const COMMANDS: [&str; 10] = ["tag", "build", "push", "check", "deploy", "bootstrap", "config", "local", "test", "bench"];
+
+#[test]
+fn help_lists_every_command() {
+    let out = xtask(&workspace_root(), &["--help"]).ok();
+    for command in COMMANDS {
+        assert!(out.contains(&format!("\n  {command} ")), "`{command}` missing from --help:\n{out}");
+        let help = xtask(&workspace_root(), &[command, "--help"]).ok();
+        assert!(help.contains("Usage: cargo xtask"), "`{command} --help`:\n{help}");
+    }
+    assert!(!out.contains("  sync "), "internal commands stay hidden:\n{out}");
+    assert!(out.contains("Exit codes: 0 success; 1 a verdict"), "exit codes are documented:\n{out}");
+    for (command, flag) in [("push", "--builder"), ("push", "XTASK_BUILDER"), ("deploy", "XTASK_DEBIAN_MIRROR")] {
+        let help = xtask(&workspace_root(), &[command, "--help"]).ok();
+        assert!(help.contains(flag), "`{command} --help` names {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2_in_one_line() {
+    let repo = Fixture::new();
+    let cases: [(&[&str], &str); 4] = [
+        (&["push", "--no-such-flag"], "unexpected argument '--no-such-flag'"),
+        (&["push", "--stage", "nope"], "unknown stage `nope`; known stages: local"),
+        (&["push", "--builder", "kaniko"], "invalid value 'kaniko' for '--builder <BUILDER>'"),
+        (&["check", "--stage", "local", "--profile", "p"], "--profile does not apply to the local stage"),
+    ];
+    for (args, expected) in cases {
+        let run = repo.xtask(args);
+        let err = run.fails();
+        assert_eq!(run.output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: expected `{expected}` in {err}");
+    }
+    repo.write("Cargo.toml", &crate::support::FIXTURE_CARGO_TOML.replace("port = 8080", "port = \"http\""));
+    let run = repo.xtask(&["tag", "--allow-dirty"]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(2), "{err}");
+    assert!(err.contains("images[0].port: invalid type: string \"http\", expected u16"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn a_local_deploy_with_a_profile_fails_before_anything_starts() {
+    let repo = Fixture::new();
+    let stack = repo.path().join("its-own-stack");
+    let run = xtask_env(
+        &repo.path(),
+        &["deploy", "--stage", "local", "--profile", "nope"],
+        &[("XTASK_LOCAL_STACK", stack.to_str().unwrap())],
+    );
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(2), "{err}");
+    assert!(err.contains("--profile does not apply to the local stage"), "{err}");
+    assert!(!err.contains("local stack up"), "nothing was started: {err}");
+    assert!(!stack.exists(), "nothing was started");
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let repo = Fixture::new();
+    for args in [&["tag"][..], &["config"]] {
+        // The reading end is closed before the command writes: its first write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .current_dir(repo.path())
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn config_prints_the_settings_the_cdk_app_reads() {
+    let repo = Fixture::new();
+    let json: serde_json::Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["project"], "fixture");
+    assert_eq!(json["images"][0], serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"}));
+    assert_eq!(json["stages"]["local"], serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012"}));
+}
