@@ -42,18 +42,13 @@ pub struct Request {
 impl Request {
     /// The first value of a header field, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether a body follows the head (never read: no route takes one).
     fn has_body(&self) -> bool {
         self.header("transfer-encoding").is_some()
-            || self
-                .header("content-length")
-                .is_some_and(|v| !v.trim_start_matches('0').is_empty())
+            || self.header("content-length").is_some_and(|v| !v.trim_start_matches('0').is_empty())
     }
 }
 
@@ -83,24 +78,18 @@ impl ParseError {
             ParseError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
             ParseError::TooLarge => "request head too large",
         };
-        Response::text(
-            self.status(),
-            &format!("{}: {why}\n", reason(self.status())),
-        )
+        Response::text(self.status(), &format!("{}: {why}\n", reason(self.status())))
     }
 }
 
 /// Where the request head ends: the index just past the first empty line (CRLF or,
 /// leniently, bare LF line ends). `None` while the head is incomplete.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == b'\n')
-        .find_map(|(i, _)| match buf.get(i + 1..) {
-            Some([b'\n', ..]) => Some(i + 2),
-            Some([b'\r', b'\n', ..]) => Some(i + 3),
-            _ => None,
-        })
+    buf.iter().enumerate().filter(|&(_, &b)| b == b'\n').find_map(|(i, _)| match buf.get(i + 1..) {
+        Some([b'\n', ..]) => Some(i + 2),
+        Some([b'\r', b'\n', ..]) => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// Parses a complete request head, as delimited by [`head_end`].
@@ -109,14 +98,11 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
     if head.len() > MAX_HEAD {
         return Err(ParseError::TooLarge);
     }
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let mut lines = head.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line));
 
     let request_line = lines.next().ok_or(Malformed("empty request"))?;
     let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Malformed("request line is not `METHOD TARGET HTTP/1.1`"));
     };
@@ -128,9 +114,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
     }
     match version {
         b"HTTP/1.1" | b"HTTP/1.0" => {}
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             return Err(ParseError::VersionNotSupported);
         }
         _ => return Err(Malformed("invalid HTTP version")),
@@ -138,9 +122,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
     // All three parts were checked to be ASCII above.
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let (method, target, version) = (text(method), text(target), text(version));
-    let path = path_of(&target)
-        .ok_or(Malformed("invalid request target"))?
-        .to_string();
+    let path = path_of(&target).ok_or(Malformed("invalid request target"))?.to_string();
 
     let mut headers = Vec::new();
     for line in lines {
@@ -150,10 +132,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
         if line[0] == b' ' || line[0] == b'\t' {
             return Err(Malformed("obsolete line folding in header"));
         }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(Malformed("header line without a colon"))?;
+        let colon = line.iter().position(|&b| b == b':').ok_or(Malformed("header line without a colon"))?;
         let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
         if !is_token(name) {
             return Err(Malformed("invalid header name"));
@@ -165,32 +144,14 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
         headers.push((text(name), text(value)));
     }
 
-    let request = Request {
-        method,
-        target,
-        path,
-        version,
-        headers,
-    };
-    let hosts = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .count();
+    let request = Request { method, target, path, version, headers };
+    let hosts = request.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("host")).count();
     if hosts > 1 || (hosts == 0 && request.version == "HTTP/1.1") {
-        return Err(Malformed(
-            "an HTTP/1.1 request needs exactly one Host header",
-        ));
+        return Err(Malformed("an HTTP/1.1 request needs exactly one Host header"));
     }
-    let mut lengths = request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+    let mut lengths = request.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-length"));
     if let Some((_, first)) = lengths.next() {
-        if first.is_empty()
-            || !first.bytes().all(|b| b.is_ascii_digit())
-            || lengths.any(|(_, v)| v != first)
-        {
+        if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) || lengths.any(|(_, v)| v != first) {
             return Err(Malformed("invalid Content-Length"));
         }
         if request.header("transfer-encoding").is_some() {
@@ -202,9 +163,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
 
 /// `tchar` of RFC 9110: letters, digits and ``!#$%&'*+-.^_`|~``.
 fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The path named by a request target: origin form (`/a?b`), absolute form
@@ -219,11 +178,7 @@ fn path_of(target: &str) -> Option<&str> {
     }
     let scheme_len = ["http://", "https://"]
         .into_iter()
-        .find(|scheme| {
-            target
-                .get(..scheme.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-        })?
+        .find(|scheme| target.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)))?
         .len();
     let rest = &target[scheme_len..];
     match rest.find(['/', '?', '#']) {
@@ -253,11 +208,7 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type", content_type.to_string())],
-            body: body.into(),
-        }
+        Response { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into() }
     }
 
     pub fn text(status: u16, body: &str) -> Response {
@@ -280,10 +231,7 @@ impl Response {
         for (name, value) in &self.headers {
             out += &format!("{name}: {value}\r\n");
         }
-        out += &format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        );
+        out += &format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len());
         let mut bytes = out.into_bytes();
         if !head_only {
             bytes.extend_from_slice(&self.body);
@@ -321,9 +269,7 @@ pub fn http_date(t: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
         WEEKDAYS[(days % 7) as usize],
@@ -345,20 +291,16 @@ where
     let jobs = Arc::new(Mutex::new(jobs));
     for n in 0..workers.max(1) {
         let (jobs, handler) = (Arc::clone(&jobs), Arc::clone(&handler));
-        let spawned = thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || {
-                loop {
-                    // The lock is held only while waiting for the next connection.
-                    let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    let Ok(stream) = next else { return };
-                    // A panic (a bug) costs that one connection, not the worker; in a
-                    // release build (`panic = "abort"`) it ends the process instead.
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-                        handle_connection(stream, &*handler)
-                    }));
-                }
-            });
+        let spawned = thread::Builder::new().name(format!("worker-{n}")).spawn(move || {
+            loop {
+                // The lock is held only while waiting for the next connection.
+                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                let Ok(stream) = next else { return };
+                // A panic (a bug) costs that one connection, not the worker; in a
+                // release build (`panic = "abort"`) it ends the process instead.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| handle_connection(stream, &*handler)));
+            }
+        });
         if let Err(e) = spawned {
             return e;
         }
@@ -410,9 +352,7 @@ fn handle_connection<H: Fn(&Request) -> Response>(mut stream: TcpStream, handler
     };
     let head_only = request.as_ref().is_some_and(|r| r.method == "HEAD");
     let written = stream.write_all(&response.to_bytes(head_only, SystemTime::now()));
-    let (method, path) = request
-        .as_ref()
-        .map_or(("-", "-"), |r| (r.method.as_str(), r.path.as_str()));
+    let (method, path) = request.as_ref().map_or(("-", "-"), |r| (r.method.as_str(), r.path.as_str()));
     access_log(method, path, response.status, start.elapsed());
     if let Err(e) = written {
         eprintln!("write failed: {e}");
@@ -434,23 +374,14 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Request, b
         if left.is_zero() {
             return Err(ReadFailure::TimedOut);
         }
-        stream
-            .set_read_timeout(Some(left.min(IO_TIMEOUT)))
-            .map_err(ReadFailure::Io)?;
+        stream.set_read_timeout(Some(left.min(IO_TIMEOUT))).map_err(ReadFailure::Io)?;
         let n = match stream.read(&mut chunk) {
             Ok(0) if buf.is_empty() => return Err(ReadFailure::Closed),
             Ok(0) => {
-                return Err(ReadFailure::Invalid(ParseError::Malformed(
-                    "connection closed mid-request",
-                )));
+                return Err(ReadFailure::Invalid(ParseError::Malformed("connection closed mid-request")));
             }
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 continue;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -463,10 +394,7 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Request, b
             buf.clear();
             continue;
         }
-        let start = buf
-            .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(0);
+        let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(0);
         if let Some(end) = head_end(&buf[searched.max(start)..]).map(|e| e + searched.max(start)) {
             if end - start > MAX_HEAD {
                 return Err(ReadFailure::Invalid(ParseError::TooLarge));
@@ -534,7 +462,8 @@ mod tests {
 
     #[test]
     fn parses_a_request() {
-        let r = parse("GET /version?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent:  curl/8 \r\nX-Empty:\r\n\r\n").unwrap();
+        let r = parse("GET /version?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent:  curl/8 \r\nX-Empty:\r\n\r\n")
+            .unwrap();
         assert_eq!(r.method, "GET");
         assert_eq!(r.target, "/version?x=1");
         assert_eq!(r.path, "/version");
@@ -549,10 +478,7 @@ mod tests {
     #[test]
     fn accepts_http_1_0_without_host_and_bare_lf() {
         let r = parse("HEAD / HTTP/1.0\n\n").unwrap();
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str(), r.version.as_str()),
-            ("HEAD", "/", "HTTP/1.0")
-        );
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.version.as_str()), ("HEAD", "/", "HTTP/1.0"));
         assert!(r.headers.is_empty());
     }
 
@@ -592,56 +518,30 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             let got = parse(raw);
-            assert!(
-                matches!(got, Err(ParseError::Malformed(_))),
-                "{raw:?} gave {got:?}"
-            );
+            assert!(matches!(got, Err(ParseError::Malformed(_))), "{raw:?} gave {got:?}");
             assert_eq!(got.unwrap_err().status(), 400);
         }
-        assert_eq!(
-            parse_head(b"\x7f\x00"),
-            Err(ParseError::Malformed(
-                "request line is not `METHOD TARGET HTTP/1.1`"
-            ))
-        );
+        assert_eq!(parse_head(b"\x7f\x00"), Err(ParseError::Malformed("request line is not `METHOD TARGET HTTP/1.1`")));
     }
 
     #[test]
     fn other_http_versions_get_505() {
-        assert_eq!(
-            parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-            Err(ParseError::VersionNotSupported)
-        );
+        assert_eq!(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), Err(ParseError::VersionNotSupported));
         assert_eq!(ParseError::VersionNotSupported.status(), 505);
     }
 
     #[test]
     fn heads_over_the_limit_get_431() {
-        let raw = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
-            "y".repeat(MAX_HEAD)
-        );
+        let raw = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "y".repeat(MAX_HEAD));
         assert_eq!(parse(&raw), Err(ParseError::TooLarge));
         assert_eq!(ParseError::TooLarge.status(), 431);
     }
 
     #[test]
     fn notices_a_body() {
-        assert!(
-            parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
-                .unwrap()
-                .has_body()
-        );
-        assert!(
-            parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .unwrap()
-                .has_body()
-        );
-        assert!(
-            !parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n")
-                .unwrap()
-                .has_body()
-        );
+        assert!(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap().has_body());
+        assert!(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().has_body());
+        assert!(!parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n").unwrap().has_body());
     }
 
     #[test]
@@ -651,26 +551,14 @@ mod tests {
         let expected_head = "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
              Content-Type: text/plain; charset=utf-8\r\nAllow: GET, HEAD\r\n\
              Content-Length: 2\r\nConnection: close\r\n\r\n";
-        assert_eq!(
-            String::from_utf8(r.to_bytes(false, at)).unwrap(),
-            format!("{expected_head}ok")
-        );
-        assert_eq!(
-            String::from_utf8(r.to_bytes(true, at)).unwrap(),
-            expected_head
-        );
+        assert_eq!(String::from_utf8(r.to_bytes(false, at)).unwrap(), format!("{expected_head}ok"));
+        assert_eq!(String::from_utf8(r.to_bytes(true, at)).unwrap(), expected_head);
     }
 
     #[test]
     fn formats_http_dates() {
         assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(
-            http_date(UNIX_EPOCH + Duration::from_secs(1_767_225_599)),
-            "Wed, 31 Dec 2025 23:59:59 GMT"
-        );
+        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "Wed, 31 Dec 2025 23:59:59 GMT");
     }
 }

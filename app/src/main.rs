@@ -29,16 +29,10 @@ impl Config {
 
     /// `lookup` reads a variable; unset and empty are the same.
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let get = |name| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let port = match get("PORT") {
             None => DEFAULT_PORT,
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("PORT must be a port number (0 to 65535), not {p:?}"))?,
+            Some(p) => p.parse().map_err(|_| format!("PORT must be a port number (0 to 65535), not {p:?}"))?,
         };
         let info = routes::Info {
             commit: get("APP_COMMIT"),
@@ -79,9 +73,7 @@ fn main() -> ExitCode {
         ),
         Err(e) => eprintln!("app: listening, but on which address? {e}"),
     }
-    let stopped = http::serve(listener, WORKERS, move |request| {
-        routes::handle(&info, request)
-    });
+    let stopped = http::serve(listener, WORKERS, move |request| routes::handle(&info, request));
     eprintln!("app: server stopped: {stopped}");
     ExitCode::FAILURE
 }
@@ -112,10 +104,7 @@ mod tests {
         assert_eq!(config.info.image_tag, None);
 
         for bad in ["http", "65536", "-1"] {
-            assert!(
-                Config::from_lookup(|n| (n == "PORT").then(|| bad.to_string())).is_err(),
-                "{bad}"
-            );
+            assert!(Config::from_lookup(|n| (n == "PORT").then(|| bad.to_string())).is_err(), "{bad}");
         }
     }
 
@@ -123,9 +112,7 @@ mod tests {
     fn start(info: routes::Info) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            http::serve(listener, 2, move |request| routes::handle(&info, request))
-        });
+        std::thread::spawn(move || http::serve(listener, 2, move |request| routes::handle(&info, request)));
         addr
     }
 
@@ -137,19 +124,14 @@ mod tests {
 
     impl Reply {
         fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
     }
 
     /// Sends `raw` as is and reads the answer up to the server's close.
     fn send(addr: SocketAddr, raw: &[u8]) -> Reply {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         stream.write_all(raw).unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
@@ -158,25 +140,14 @@ mod tests {
         let status_line = lines.next().unwrap();
         assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
         let status = status_line[9..12].parse().unwrap();
-        let headers = lines
-            .map(|l| l.split_once(": ").unwrap())
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let reply = Reply {
-            status,
-            headers,
-            body: body.to_string(),
-        };
+        let headers = lines.map(|l| l.split_once(": ").unwrap()).map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let reply = Reply { status, headers, body: body.to_string() };
         assert_eq!(reply.header("Connection"), Some("close"));
         reply
     }
 
     fn get(addr: SocketAddr, method: &str, path: &str) -> Reply {
-        send(
-            addr,
-            format!("{method} {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: test\r\n\r\n")
-                .as_bytes(),
-        )
+        send(addr, format!("{method} {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: test\r\n\r\n").as_bytes())
     }
 
     fn info() -> routes::Info {
@@ -206,10 +177,7 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(r.body, expected);
-        assert_eq!(
-            r.header("Content-Length"),
-            Some(expected.len().to_string().as_str())
-        );
+        assert_eq!(r.header("Content-Length"), Some(expected.len().to_string().as_str()));
 
         let r = get(addr, "GET", "/");
         assert_eq!(r.status, 200);
@@ -234,29 +202,16 @@ mod tests {
     fn refuses_bad_requests_over_tcp() {
         let addr = start(info());
         assert_eq!(send(addr, b"nonsense\r\n\r\n").status, 400);
-        assert_eq!(
-            send(addr, b"GET /healthz HTTP/1.1\r\n\r\n").status,
-            400,
-            "no Host"
-        );
-        assert_eq!(
-            send(addr, b"GET /healthz HTTP/3.0\r\nHost: a\r\n\r\n").status,
-            505
-        );
-        let huge = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
-            "y".repeat(http::MAX_HEAD)
-        );
+        assert_eq!(send(addr, b"GET /healthz HTTP/1.1\r\n\r\n").status, 400, "no Host");
+        assert_eq!(send(addr, b"GET /healthz HTTP/3.0\r\nHost: a\r\n\r\n").status, 505);
+        let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "y".repeat(http::MAX_HEAD));
         assert_eq!(send(addr, huge.as_bytes()).status, 431);
 
         // Still sending when the answer comes: the answer must arrive intact.
         let r = send(
             addr,
-            format!(
-                "POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 20000\r\n\r\n{}",
-                "z".repeat(20_000)
-            )
-            .as_bytes(),
+            format!("POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 20000\r\n\r\n{}", "z".repeat(20_000))
+                .as_bytes(),
         );
         assert_eq!(r.status, 405);
 
@@ -283,18 +238,14 @@ mod tests {
         }
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
-        assert!(
-            answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\nok"),
-            "{answer}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\nok"), "{answer}");
     }
 
     #[test]
     fn serves_many_clients_at_once() {
         let addr = start(info());
-        let clients: Vec<_> = (0..32)
-            .map(|_| std::thread::spawn(move || get(addr, "GET", "/healthz").status))
-            .collect();
+        let clients: Vec<_> =
+            (0..32).map(|_| std::thread::spawn(move || get(addr, "GET", "/healthz").status)).collect();
         for client in clients {
             assert_eq!(client.join().unwrap(), 200);
         }

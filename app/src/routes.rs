@@ -32,13 +32,7 @@ pub fn handle(info: &Info, request: &Request) -> Response {
 }
 
 fn index(info: &Info) -> Response {
-    Response::text(
-        200,
-        &format!(
-            "app {}: the hello service. Endpoints: /healthz, /version\n",
-            info.version
-        ),
-    )
+    Response::text(200, &format!("app {}: the hello service. Endpoints: /healthz, /version\n", info.version))
 }
 
 fn healthz(_: &Info) -> Response {
@@ -112,23 +106,9 @@ mod tests {
     #[test]
     fn version_json_has_all_three_fields() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let info = Info {
-            commit: Some(sha.into()),
-            image_tag: None,
-            version: "1.2.3",
-        };
-        assert_eq!(
-            version_json(&info),
-            format!(r#"{{"commit":"{sha}","image_tag":null,"version":"1.2.3"}}"#)
-        );
-        let odd = Info {
-            commit: None,
-            image_tag: Some("t\"1\n".into()),
-            version: "0.1.0",
-        };
-        assert_eq!(
-            version_json(&odd),
-            r#"{"commit":null,"image_tag":"t\"1\n","version":"0.1.0"}"#
-        );
+        let info = Info { commit: Some(sha.into()), image_tag: None, version: "1.2.3" };
+        assert_eq!(version_json(&info), format!(r#"{{"commit":"{sha}","image_tag":null,"version":"1.2.3"}}"#));
+        let odd = Info { commit: None, image_tag: Some("t\"1\n".into()), version: "0.1.0" };
+        assert_eq!(version_json(&odd), r#"{"commit":null,"image_tag":"t\"1\n","version":"0.1.0"}"#);
     }
 }

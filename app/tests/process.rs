@@ -41,18 +41,13 @@ fn stop_with(signal: i32) {
     let (mut child, port, mut stdout) = spawn_app();
     let answer = get(port, "/version");
     assert!(
-        answer.ends_with(&format!(
-            r#"{{"commit":"c0ffee","image_tag":null,"version":"{}"}}"#,
-            env!("CARGO_PKG_VERSION")
-        )),
+        answer
+            .ends_with(&format!(r#"{{"commit":"c0ffee","image_tag":null,"version":"{}"}}"#, env!("CARGO_PKG_VERSION"))),
         "{answer}"
     );
     let mut log = String::new();
     stdout.read_line(&mut log).unwrap();
-    assert!(
-        log.starts_with("GET /version 200 ") && log.ends_with("ms\n"),
-        "{log:?}"
-    );
+    assert!(log.starts_with("GET /version 200 ") && log.ends_with("ms\n"), "{log:?}");
 
     unsafe extern "C" {
         fn kill(pid: i32, sig: i32) -> i32;
@@ -65,10 +60,7 @@ fn stop_with(signal: i32) {
             assert_eq!(status.code(), Some(0), "signal {signal} gave {status}");
             break;
         }
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "still running after signal {signal}"
-        );
+        assert!(sent.elapsed() < Duration::from_secs(5), "still running after signal {signal}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -85,10 +77,7 @@ fn sigint_exits_0() {
 
 #[test]
 fn a_bad_port_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_app"))
-        .env("PORT", "eighty")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_app")).env("PORT", "eighty").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORT"));
 }
