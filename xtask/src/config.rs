@@ -393,7 +393,11 @@ port = 8080
                 MINIMAL.replace("port = 8080", "port = 8080\nrepo = 1"),
                 "images[0].repo: unknown field `repo`",
             ),
-            ("a wrong type", MINIMAL.replace("port = 8080", "port = \"80\""), "images[0].port: invalid type: string \"80\", expected u16"),
+            (
+                "a wrong type",
+                MINIMAL.replace("port = 8080", "port = \"80\""),
+                "images[0].port: invalid type: string \"80\", expected u16",
+            ),
             ("a missing port", MINIMAL.replace("port = 8080", ""), "images[0]: missing field `port`"),
             ("a port of 0", MINIMAL.replace("port = 8080", "port = 0"), "images[0].port: must be the TCP port"),
             (
@@ -447,7 +451,11 @@ port = 8080
                 format!("{MINIMAL}[workspace.metadata.xtask.stages.\"d v\"]\n"),
                 "stages.d v: a stage name may hold only",
             ),
-            ("an unknown stage key", format!("{MINIMAL}{stage}regoin = \"x\"\n"), "stages.dev.regoin: unknown field `regoin`"),
+            (
+                "an unknown stage key",
+                format!("{MINIMAL}{stage}regoin = \"x\"\n"),
+                "stages.dev.regoin: unknown field `regoin`",
+            ),
             (
                 "a build argument with a newline",
                 format!("{MINIMAL}{stage}build-args = {{ A = \"1\\n2\" }}\n"),

@@ -81,7 +81,8 @@ fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
         }],
     });
     runtime().block_on(async {
-        let url = format!("{}/moto-api/static/ecr/scan-finding-results", crate::support::local_ports().await.moto_url());
+        let url =
+            format!("{}/moto-api/static/ecr/scan-finding-results", crate::support::local_ports().await.moto_url());
         let response = xtask::http::Client::new(None)
             .send(
                 hyper::Method::POST,

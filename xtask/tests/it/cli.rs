@@ -4,7 +4,8 @@ use std::process::{Command, Stdio};
 
 use crate::support::{Fixture, workspace_root, xtask, xtask_env};
 
-const COMMANDS: [&str; 10] = ["tag", "build", "push", "check", "deploy", "bootstrap", "config", "local", "test", "bench"];
+const COMMANDS: [&str; 10] =
+    ["tag", "build", "push", "check", "deploy", "bootstrap", "config", "local", "test", "bench"];
 
 #[test]
 fn help_lists_every_command() {
@@ -87,6 +88,12 @@ fn config_prints_the_settings_the_cdk_app_reads() {
     let json: serde_json::Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
     assert_eq!(json["schema"], 1);
     assert_eq!(json["project"], "fixture");
-    assert_eq!(json["images"][0], serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"}));
-    assert_eq!(json["stages"]["local"], serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012"}));
+    assert_eq!(
+        json["images"][0],
+        serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"})
+    );
+    assert_eq!(
+        json["stages"]["local"],
+        serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012"})
+    );
 }

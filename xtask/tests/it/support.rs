@@ -166,7 +166,10 @@ pub fn docker_or_skip(test: &str) -> bool {
     let answers = cmd!(sh, "docker version --format {format}").quiet().ignore_stderr().read().is_ok();
     if !answers {
         let skip = std::env::var("XTASK_SKIP_DOCKER_TESTS").is_ok_and(|v| v == "1");
-        assert!(skip, "{test}: no Docker daemon answers (start dockerd or set DOCKER_HOST; XTASK_SKIP_DOCKER_TESTS=1 skips)");
+        assert!(
+            skip,
+            "{test}: no Docker daemon answers (start dockerd or set DOCKER_HOST; XTASK_SKIP_DOCKER_TESTS=1 skips)"
+        );
         eprintln!("SKIPPED {test}: no Docker daemon answers and XTASK_SKIP_DOCKER_TESTS=1");
     }
     answers
