@@ -97,3 +97,23 @@ fn config_prints_the_settings_the_cdk_app_reads() {
         serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012"})
     );
 }
+
+#[test]
+fn an_unreachable_aws_endpoint_is_one_readable_line() {
+    let repo = Fixture::new();
+    repo.append("Cargo.toml", "\n[workspace.metadata.xtask.stages.dev]\nregion = \"eu-west-1\"\n");
+    repo.commit("a dev stage");
+    for (endpoint, why) in [
+        ("http://127.0.0.1:9", "cannot reach the AWS API: connection refused"),
+        ("http://no-such-host.invalid", "cannot reach the AWS API: DNS lookup failed (offline?)"),
+    ] {
+        let env =
+            [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "secret"), ("AWS_ENDPOINT_URL", endpoint)];
+        let run = xtask_env(&repo.path(), &["push", "--stage", "dev"], &env);
+        let err = run.fails();
+        assert_eq!(run.output.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("cannot describe ECR repository `fixture/svc`: {why}")), "{endpoint}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line, no debug dump: {err}");
+        assert!(!err.contains("DispatchFailure") && !err.contains("secret"), "{err}");
+    }
+}

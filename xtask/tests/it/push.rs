@@ -57,7 +57,8 @@ fn push_builds_once_then_skips_then_retags_then_builds() {
     // What a build and a push print (plain lines, as in CI): the later runs must not.
     let built = format!("svc: built {repository}:{first}");
     assert!(run.stderr().contains(&built), "{}", run.stderr());
-    assert!(run.stderr().contains(&format!("pushed 127.0.0.1:5732/{repository}:{first}")), "{}", run.stderr());
+    let registry = runtime().block_on(crate::support::local_ports()).registry_host();
+    assert!(run.stderr().contains(&format!("pushed {registry}/{repository}:{first}")), "{}", run.stderr());
     assert!(run.stderr().contains(&format!("{}:{first}@{digest}", image["uri"].as_str().unwrap())), "{}", run.stderr());
 
     // 2. Same commit again: nothing built.
@@ -170,7 +171,8 @@ fn the_registry_token_never_reaches_argv_or_output() {
     assert!(!run.stdout().contains(&password) && !run.stderr().contains(&password), "the token was printed");
     let docker_config = std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".docker/config.json")).unwrap();
     if let Ok(config) = std::fs::read_to_string(docker_config) {
-        assert!(!config.contains("127.0.0.1:5732"), "push must not `docker login`");
+        let registry = runtime().block_on(crate::support::local_ports()).registry_host();
+        assert!(!config.contains(&registry), "push must not `docker login`");
     }
 }
 
