@@ -31,7 +31,7 @@ pub struct Config {
     pub images: Vec<Image>,
     pub stages: BTreeMap<String, Stage>,
     /// `[workspace.metadata.xtask.local]`: read by the local stack only.
-    pub local: LocalStackSettings,
+    pub(crate) local: LocalStackSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +74,7 @@ pub struct Stage {
 /// Loopback ports of the local stack; each one unset is picked free when the stack starts.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct LocalStackSettings {
+pub(crate) struct LocalStackSettings {
     #[serde(default)]
     pub moto_port: Option<u16>,
     #[serde(default)]
@@ -305,7 +305,7 @@ impl Config {
 
 impl Stage {
     /// Does this stage run on the local stack rather than in an AWS account?
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.name == LOCAL_STAGE
     }
 }

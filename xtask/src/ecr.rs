@@ -74,7 +74,7 @@ pub async fn authorization(client: &Client) -> Result<RegistryAuth> {
 }
 
 /// Does the repository exist?
-pub async fn repository_exists(client: &Client, name: &str) -> Result<bool> {
+pub(crate) async fn repository_exists(client: &Client, name: &str) -> Result<bool> {
     match client.describe_repositories().repository_names(name).send().await {
         Ok(out) => Ok(!out.repositories().is_empty()),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(false),
@@ -83,7 +83,7 @@ pub async fn repository_exists(client: &Client, name: &str) -> Result<bool> {
 }
 
 /// The repository, or an error that says how to create it.
-pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Result<Repository> {
+pub(crate) async fn repository(client: &Client, name: &str, create_hint: &str) -> Result<Repository> {
     match client.describe_repositories().repository_names(name).send().await {
         Ok(out) => {
             out.repositories().first().cloned().with_context(|| format!("ECR did not describe repository `{name}`"))
@@ -141,7 +141,7 @@ pub async fn manifest(client: &Client, repository: &str, tag: &str) -> Result<Ma
 }
 
 /// The `mediaType` field of a manifest.
-pub fn media_type_of(manifest: &str) -> Result<String> {
+pub(crate) fn media_type_of(manifest: &str) -> Result<String> {
     let value: serde_json::Value = serde_json::from_str(manifest).context("the manifest is not JSON")?;
     value["mediaType"].as_str().map(str::to_owned).context("the manifest names no mediaType")
 }

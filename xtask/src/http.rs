@@ -42,7 +42,7 @@ impl Client {
     }
 
     /// The same client without credentials (for a redirect to another host).
-    pub fn anonymous(&self) -> Client {
+    pub(crate) fn anonymous(&self) -> Client {
         Client { inner: self.inner.clone(), authorization: None }
     }
 
@@ -70,7 +70,7 @@ impl Client {
 }
 
 /// Does anything answer HTTP at `url` (any status)?
-pub async fn answers(url: &str) -> bool {
+pub(crate) async fn answers(url: &str) -> bool {
     let client = Client::new(None);
     tokio::time::timeout(Duration::from_secs(2), client.get(url, &[])).await.is_ok_and(|r| r.is_ok())
 }

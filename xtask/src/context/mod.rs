@@ -8,7 +8,7 @@
 //! [`digest`](BuildContext::digest) is a content key of exactly what is sent, without times or
 //! owners.
 
-pub mod ignore;
+pub(crate) mod ignore;
 mod tar_stream;
 mod walk;
 
@@ -33,7 +33,7 @@ pub struct BuildContext {
 /// One entry of the context, as [`BuildContext::entries`] lists it.
 #[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Relative to the context directory, `/`-separated.
     pub path: String,
     pub kind: EntryKind,
@@ -44,7 +44,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     File,
     Dir,
     /// Sent as a link, never followed.
@@ -154,7 +154,7 @@ impl BuildContext {
     /// (depth first, names in byte order). A Dockerfile from outside the directory is not
     /// among them; the stream adds it under [`Self::dockerfile_name`].
     #[cfg(test)]
-    pub fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+    pub(crate) fn entries(&self) -> anyhow::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         walk::walk(&self.inner.root, &self.inner.matcher, &mut |node| {
             entries.push(Entry { path: node.rel, kind: node.kind, mode: node.mode, size: node.size });
@@ -168,7 +168,7 @@ impl BuildContext {
     /// permission bits, a file's bytes, a link's target, and the Dockerfile's name (and
     /// content, when it comes from outside the directory). Times and owners do not count, so
     /// two checkouts of the same tree have the same key.
-    pub fn digest(&self) -> anyhow::Result<String> {
+    pub(crate) fn digest(&self) -> anyhow::Result<String> {
         let mut hasher = Sha256::new();
         hasher.update(b"xtask build context v1\0");
         match &self.inner.dockerfile {

@@ -31,5 +31,5 @@ fn parse_api(api: &str) -> (usize, usize) {
     (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
 }
 
-pub mod build;
-pub mod push;
+pub(crate) mod build;
+pub(crate) mod push;

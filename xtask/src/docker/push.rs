@@ -10,7 +10,7 @@ use crate::{ecr::RegistryAuth, progress::Progress};
 
 /// What a push did.
 #[derive(Debug, Default)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     pub digest: String,
     /// Layers uploaded, and layers the registry already had.
     pub layers_pushed: usize,
@@ -19,7 +19,7 @@ pub struct Pushed {
 
 /// Tags `local` as `<registry>/<repository>:<tag>` and pushes it. Every item of the
 /// push stream is checked: a failed push is an error, never a quiet success.
-pub async fn push(
+pub(crate) async fn push(
     docker: &Docker,
     local: &str,
     repository: &str,

@@ -98,11 +98,11 @@ pub(crate) struct Stack {
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Stack {
-    pub fn new(ws: &Workspace) -> Stack {
+    pub(crate) fn new(ws: &Workspace) -> Stack {
         Stack { dir: ws.local_stack_dir(), settings: ws.config.local }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -122,7 +122,7 @@ impl Stack {
     }
 
     /// Which parts answer at `ports`.
-    pub async fn health(ports: &Ports) -> Health {
+    pub(crate) async fn health(ports: &Ports) -> Health {
         Health {
             moto: http::answers(&format!("{}/moto-api/", ports.moto_url())).await,
             registry: http::answers(&format!("http://{}/v2/", ports.registry_host())).await,
@@ -131,7 +131,7 @@ impl Stack {
     }
 
     /// The running stack's ports, or an error that says how to start it.
-    pub async fn attach(&self) -> Result<Ports> {
+    pub(crate) async fn attach(&self) -> Result<Ports> {
         let ports = self.ports()?.with_context(|| {
             format!(
                 "the local stack is not running (nothing in {}); start it with `cargo xtask local up`",
@@ -150,7 +150,7 @@ impl Stack {
 
     /// Starts every part that is not running, or reuses a healthy stack; then makes any
     /// missing base image. Idempotent.
-    pub async fn up(&self, ws: &Workspace, debian_mirror: &str) -> Result<Ports> {
+    pub(crate) async fn up(&self, ws: &Workspace, debian_mirror: &str) -> Result<Ports> {
         let started = Instant::now();
         // The registry is pushed to by a Docker daemon, and the base images live in one:
         // without a daemon nothing is started.
@@ -245,7 +245,7 @@ impl Stack {
     }
 
     /// Stops what `up` started (and nothing else).
-    pub fn down(&self) -> Result<()> {
+    pub(crate) fn down(&self) -> Result<()> {
         let stopped = self.stop()?;
         if stopped.is_empty() {
             eprintln!("local stack was not running");
@@ -257,7 +257,7 @@ impl Stack {
     }
 
     /// A report of what runs where.
-    pub async fn status(&self) -> Result<String> {
+    pub(crate) async fn status(&self) -> Result<String> {
         let mut out = String::new();
         let ports = match self.ports() {
             Ok(ports) => ports,
@@ -294,7 +294,7 @@ impl Stack {
 
     /// Has `bootstrap` run with these settings against the AWS API that runs now?
     /// The API keeps its state in memory, so its repositories are asked too.
-    pub async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
+    pub(crate) async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
         let marker = std::fs::read_to_string(self.file("bootstrapped")).unwrap_or_default();
         if marker != settings_hash(ws)? {
             return Ok(false);
@@ -307,7 +307,7 @@ impl Stack {
         Ok(true)
     }
 
-    pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
+    pub(crate) fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
         let marker = self.file("bootstrapped");
         std::fs::write(&marker, settings_hash(ws)?).with_context(|| format!("cannot write {}", marker.display()))
@@ -321,7 +321,7 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    pub fn all(&self) -> bool {
+    pub(crate) fn all(&self) -> bool {
         self.moto && self.registry && self.sync
     }
     fn missing(&self) -> Vec<&'static str> {

@@ -18,7 +18,7 @@ mod buildkit;
 mod classic;
 
 /// What to build.
-pub struct BuildSpec<'a> {
+pub(crate) struct BuildSpec<'a> {
     /// Shown in progress lines.
     pub name: &'a str,
     pub context: &'a BuildContext,
@@ -38,7 +38,7 @@ const TAIL: usize = 25;
 
 /// The builder asked for (`--builder`, or `XTASK_BUILDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BuilderChoice {
+pub(crate) enum BuilderChoice {
     /// BuildKit on a Linux Docker daemon, the classic builder elsewhere (Windows, Podman).
     Auto,
     /// Always BuildKit (fails on a daemon without it).
@@ -80,7 +80,7 @@ impl Builder {
 /// Builds the image and returns its id (`sha256:...`) with the builder `spec.builder`
 /// names or the daemon picks. On failure the error names the failing step and ends with
 /// the tail of its output; nothing is tagged.
-pub async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+pub(crate) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
     match Builder::select(docker, spec.builder).await {
         Builder::Classic => classic::build(docker, spec, progress).await,
         Builder::BuildKit => buildkit::build(docker, spec, progress).await,
@@ -119,6 +119,6 @@ fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 }
 
 /// `sha256:0123456789ab` for display.
-pub fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(19)]
 }
