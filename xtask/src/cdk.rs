@@ -5,6 +5,7 @@
 use std::{
     path::PathBuf,
     process::{Command, ExitStatus},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use anyhow::{Context, Result, bail};
@@ -40,15 +41,16 @@ impl<'a> Cdk<'a> {
                 .run()
                 .context("`npm ci` in infra/ failed; install Node.js 20 or newer and retry")?;
         }
+        // Files of this `Cdk` alone (stage, process, instance), so concurrent runs, and two
+        // stages in one process, never share or remove each other's.
+        static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+        let id = format!("{}-{}-{}", ctx.stage.name, std::process::id(), INSTANCES.fetch_add(1, Ordering::Relaxed));
         let dir = ws.target_dir().join("xtask");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        // One file per process: the content is the same for every run of this workspace,
-        // but a writer never replaces a file another run is reading.
-        let config = dir.join(format!("config-{}.json", std::process::id()));
+        let config = dir.join(format!("config-{id}.json"));
         std::fs::write(&config, ws.config.resolved_json())
             .with_context(|| format!("cannot write {}", config.display()))?;
-        // One assembly directory per stage and process, so concurrent runs never share one.
-        let out = ws.target_dir().join("cdk.out").join(format!("{}-{}", ctx.stage.name, std::process::id()));
+        let out = ws.target_dir().join("cdk.out").join(id);
         Ok(Cdk { ctx, infra, out, config })
     }
 

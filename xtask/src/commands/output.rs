@@ -6,12 +6,10 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-/// One JSON document on a line.
+/// One JSON document on a line. Serialized first: serde_json's writer error would hide
+/// the `io::Error` that says the pipe is closed.
 pub fn json<T: Serialize>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, value)?;
-    writeln!(out)?;
-    Ok(out.flush()?)
+    text(&format!("{}\n", serde_json::to_string(value)?))
 }
 
 /// Text as it is.

@@ -118,7 +118,9 @@ impl Stack {
 
     /// The process `up` started for `part`, from its pidfile.
     fn part(&self, part: &str) -> Result<Option<Started>> {
-        read_json(&self.file(&format!("{part}.pid")))
+        read_json(&self.file(&format!("{part}.pid"))).context(
+            "stop the process it named by hand if it still runs (see `cargo xtask local status`), then remove the file",
+        )
     }
 
     /// Which parts answer at `ports`.

@@ -53,6 +53,15 @@ fn an_unpushed_commit_is_not_deployable_and_exits_1() {
     assert_eq!(detail, format!("{repository}:{commit} is not in ECR; push it with `cargo xtask push`"));
 }
 
+/// Adds `tag` to the image `repository:existing` in ECR (BatchGetImage + PutImage).
+fn tag_in_ecr(repository: &str, existing: &str, tag: &str) {
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        let manifest = xtask::ecr::manifest(&ecr, repository, existing).await.unwrap();
+        xtask::ecr::put_tag(&ecr, repository, &manifest, tag).await.unwrap();
+    });
+}
+
 /// The named check's (ok, detail).
 fn verdict<'a>(json: &'a Value, name: &str) -> (bool, &'a str) {
     let check = json["checks"]
@@ -172,11 +181,7 @@ fn a_wrong_revision_label_fails_the_revision_check() {
     let repo = Fixture::with_repository(&repository);
     repo.write("svc/data.txt", "another history\n");
     let commit = repo.commit("unrelated");
-    runtime().block_on(async {
-        let ecr = local_ecr().await;
-        let manifest = xtask::ecr::manifest(&ecr, &repository, &other.head()).await.unwrap();
-        xtask::ecr::put_tag(&ecr, &repository, &manifest, &commit).await.unwrap();
-    });
+    tag_in_ecr(&repository, &other.head(), &commit);
     let (json, run) = check(&repo, &[]);
     let (ok, detail) = verdict(&json, "revision svc");
     assert!(!ok, "{detail}");
@@ -236,11 +241,7 @@ fn inputs_that_cannot_be_recomputed_fail_the_revision_check() {
     repo.write(".dockerignore", "");
     std::fs::remove_file(repo.path().join("svc/Dockerfile")).unwrap();
     let commit = repo.commit("no Dockerfile");
-    runtime().block_on(async {
-        let ecr = local_ecr().await;
-        let manifest = xtask::ecr::manifest(&ecr, &repository, &built_from).await.unwrap();
-        xtask::ecr::put_tag(&ecr, &repository, &manifest, &commit).await.unwrap();
-    });
+    tag_in_ecr(&repository, &built_from, &commit);
     let (json, run) = check(&repo, &["--scan-timeout", "5"]);
     let (ok, detail) = verdict(&json, "revision svc");
     assert!(!ok, "{detail}");
