@@ -16,8 +16,8 @@ use crate::{
     config::Image,
     ecr,
     git::{Git, ImageTag},
-    image::{INPUTS_TAG_PREFIX, Plan},
-    registry_api::Registry,
+    image::{BASE_IMAGES_LABEL, INPUTS_TAG_PREFIX, Plan, SOURCE_KEY_LABEL, recorded_bases, resolve_bases},
+    registry_api::{ImageConfig, Registry},
     stage::StageContext,
 };
 
@@ -66,20 +66,28 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
         checks.push(present);
         if let Some((_digest, tags)) = found {
             let name = format!("revision {}", image.name);
-            // The inputs key can be recomputed only from a work tree at this commit; a
+            // The source key can be recomputed only from a work tree at this commit; a
             // failure to recompute it is a failed check, never a reason to trust the record.
             let key = if at_head {
                 let tag = ImageTag { commit: commit.clone(), dirty: None };
-                Some(Plan::new(&ws.config, ctx.stage, image, &tag, &source).and_then(|plan| plan.inputs_key()))
+                Some(Plan::new(&ws.config, ctx.stage, image, &tag, &source).and_then(|plan| plan.source_key()))
             } else {
                 None
             };
-            let result = match key {
-                Some(Err(err)) => Err(err.context("cannot recompute the image's inputs key")),
-                Some(Ok(key)) => identity(&ctx.ecr, &registry, &git, image, &commit, &tags, Some(&key)).await,
-                None => identity(&ctx.ecr, &registry, &git, image, &commit, &tags, None).await,
+            let config = image_config(&ctx.ecr, &registry, image, &commit).await;
+            let result = match (key, &config) {
+                (Some(Err(err)), _) => Err(err.context("cannot recompute the image's inputs key")),
+                (_, Err(err)) => Err(anyhow::anyhow!("{err:#}")),
+                (Some(Ok(key)), Ok(config)) => identity(&git, image, config, &commit, &tags, Some(&key)),
+                (None, Ok(config)) => identity(&git, image, config, &commit, &tags, None),
             };
             checks.push(Check::from_result(&name, result));
+            // Base images that moved since the build: a warning, with the command that rebuilds.
+            if let Ok(config) = &config
+                && let Some(check) = base_images(ctx, image, config).await
+            {
+                checks.push(check);
+            }
             // 3. Scan findings.
             let result = scan(&ctx.ecr, image, &commit, options.severity, options.scan_timeout).await;
             checks.push(Check::from_result(&format!("scan {}", image.name), result));
@@ -104,15 +112,20 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Passed, with something a person should act on.
+    pub warning: bool,
     pub detail: String,
 }
 
 impl Check {
     pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: true, detail: detail.into() }
+        Check { name: name.into(), ok: true, warning: false, detail: detail.into() }
     }
     pub fn fail(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: false, detail: detail.into() }
+        Check { name: name.into(), ok: false, warning: false, detail: detail.into() }
+    }
+    pub fn warn(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, warning: true, detail: detail.into() }
     }
     /// An error while checking is a failed check, with its cause.
     pub fn from_result(name: &str, result: Result<Check>) -> Check {
@@ -174,18 +187,15 @@ pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(
 
 /// The image's revision label names the commit, or an ancestor whose image inputs are
 /// identical (the image was reused by retagging); its platform is the configured one.
-async fn identity(
-    ecr_client: &Client,
-    registry: &Registry,
+fn identity(
     git: &Git,
     image: &Image,
+    config: &ImageConfig,
     commit: &str,
     tags: &[String],
-    inputs_key: Option<&str>,
+    source_key: Option<&str>,
 ) -> Result<Check> {
     let name = format!("revision {}", image.name);
-    let manifest = ecr::manifest(ecr_client, &image.repository, commit).await?;
-    let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
     if config.platform != image.platform {
         return Ok(Check::fail(
             &name,
@@ -201,8 +211,13 @@ async fn identity(
     if revision == commit {
         return Ok(Check::pass(&name, format!("built from {commit}, {}", config.platform)));
     }
-    let recorded: Vec<&str> = tags.iter().filter_map(|t| t.strip_prefix(INPUTS_TAG_PREFIX)).collect();
-    let same_inputs = match inputs_key {
+    // Images record their source key in a label; older ones only in their inputs tag,
+    // whose key was the source key.
+    let recorded: Vec<&str> = match config.labels.get(SOURCE_KEY_LABEL) {
+        Some(label) => vec![label.as_str()],
+        None => tags.iter().filter_map(|t| t.strip_prefix(INPUTS_TAG_PREFIX)).collect(),
+    };
+    let same_inputs = match source_key {
         Some(key) => recorded.contains(&key),
         // Without the work tree at this commit the key cannot be recomputed: trust the recorded one.
         None => !recorded.is_empty(),
@@ -223,6 +238,53 @@ async fn identity(
             format!("the image's revision label is {revision}, which is neither this commit nor one of its ancestors"),
         ))
     }
+}
+
+/// The config of the image `repository:tag` (labels, platform), from the registry.
+async fn image_config(ecr_client: &Client, registry: &Registry, image: &Image, tag: &str) -> Result<ImageConfig> {
+    let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
+    registry.image_config(&image.repository, &manifest, &image.platform).await
+}
+
+/// Whether the base images the image records still resolve to what it was built on;
+/// `None` for an image that records none (built on `scratch`, or before xtask recorded them).
+async fn base_images(ctx: &StageContext<'_>, image: &Image, config: &ImageConfig) -> Option<Check> {
+    let recorded = recorded_bases(config.labels.get(BASE_IMAGES_LABEL)?);
+    if recorded.is_empty() {
+        return None;
+    }
+    let name = format!("base {}", image.name);
+    let references: Vec<String> = recorded.iter().map(|b| b.reference.clone()).collect();
+    let now = match ctx.docker().await {
+        Ok(docker) => resolve_bases(docker, &references).await,
+        Err(err) => Err(err),
+    };
+    let now = match now {
+        Ok(now) => now,
+        Err(err) => return Some(Check::warn(&name, format!("cannot tell whether its base images moved: {err:#}"))),
+    };
+    let moved: Vec<String> = recorded
+        .iter()
+        .zip(&now)
+        .filter(|(then, now)| then.digest != now.digest)
+        .map(|(then, now)| format!("{} ({} → {})", then.reference, short(&then.digest), short(&now.digest)))
+        .collect();
+    Some(if moved.is_empty() {
+        Check::pass(&name, format!("built on the current {}", references.join(", ")))
+    } else {
+        Check::warn(
+            &name,
+            format!(
+                "moved since the image was built: {}; rebuild on them with `cargo xtask push --stage {} --rebuild`",
+                moved.join(", "),
+                ctx.stage.name
+            ),
+        )
+    })
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
 }
 
 /// The scan-on-push result, waited for up to `timeout`; findings at or above

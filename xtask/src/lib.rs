@@ -18,6 +18,7 @@ pub mod context;
 mod deploy;
 mod deployable;
 pub mod docker;
+mod dockerfile;
 pub mod ecr;
 pub mod exit;
 mod git;

@@ -14,7 +14,7 @@ use crate::{
     },
     ecr::{self, Tagged},
     git::{Git, ImageTag},
-    image::Plan,
+    image::{self, Plan},
     progress::Progress,
     stage::StageContext,
     target::Target,
@@ -115,8 +115,12 @@ impl Session<'_> {
             return Ok(report(digest.to_string(), Action::Skipped));
         }
 
-        // 2. An image with the same inputs exists: add this commit's tag to it.
-        let inputs_tag = crate::image::inputs_tag(&plan.inputs_key()?);
+        // 2. An image with the same inputs (source, and base images as they resolve now)
+        //    exists: add this commit's tag to it.
+        let docker = self.ctx.docker().await?;
+        let source_key = plan.source_key()?;
+        let bases = image::resolve_bases(docker, &plan.base_images()?).await?;
+        let inputs_tag = image::inputs_tag(&image::inputs_key(&source_key, &bases));
         if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, &inputs_tag).await?.is_some() {
             let manifest = ecr::manifest(ecr, &image.repository, &inputs_tag).await?;
             ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
@@ -128,9 +132,10 @@ impl Session<'_> {
             return Ok(report(digest, Action::Retagged));
         }
 
-        // 3. Build and push.
-        let docker = self.ctx.docker().await?;
-        docker::build::build(docker, &build_spec(plan, self.options.builder), &self.progress).await?;
+        // 3. Build, recording the inputs on the image, and push.
+        let mut spec = build_spec(plan, self.options.builder);
+        spec.labels.extend(plan.input_labels(&source_key, &bases));
+        docker::build::build(docker, &spec, &self.progress).await?;
         let auth = self.ctx.registry().await?;
         let pushed =
             docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await?;

@@ -59,7 +59,12 @@ impl Args {
         }
         eprintln!("check of {commit} for stage {}:", stage.name);
         for check in &checks {
-            eprintln!("  {:<4}  {:<24} {}", if check.ok { "ok" } else { "FAIL" }, check.name, check.detail);
+            let verdict = match (check.ok, check.warning) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "ok",
+            };
+            eprintln!("  {verdict:<4}  {:<24} {}", check.name, check.detail);
         }
         let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
         if failed.is_empty() {

@@ -241,3 +241,56 @@ fn a_non_local_stage_names_its_profile_when_credentials_are_missing() {
     assert!(err.contains("profile `no-such-profile`"), "{err}");
     assert!(err.contains("aws sso login --profile no-such-profile"), "{err}");
 }
+
+/// Builds a one-file image named `name` with the docker CLI (an independent client).
+fn make_base_image(name: &str, content: &str) {
+    let sh = xshell::Shell::new().unwrap();
+    let dir = sh.create_temp_dir().unwrap();
+    sh.write_file(dir.path().join("Dockerfile"), "FROM scratch\nCOPY base.txt /base.txt\n").unwrap();
+    sh.write_file(dir.path().join("base.txt"), content).unwrap();
+    let context = dir.path();
+    xshell::cmd!(sh, "docker build -q -t {name} {context}").quiet().ignore_stdout().run().unwrap();
+}
+
+#[test]
+fn a_patched_base_image_is_a_new_input() {
+    if !docker_or_skip("a_patched_base_image_is_a_new_input") {
+        return;
+    }
+    let (repo, _repository) = pushable(true);
+    let base = format!("{}:1", unique("it-base"));
+    make_base_image(&base, "patch level 1\n");
+    repo.write("svc/Dockerfile", "ARG BASE\nFROM ${BASE}\nCOPY . /srv/\n");
+    let settings = std::fs::read_to_string(repo.path().join("Cargo.toml")).unwrap();
+    repo.write(
+        "Cargo.toml",
+        &settings.replace("port = 8080", &format!("port = 8080\nbuild-args = {{ BASE = \"{base}\" }}")),
+    );
+    let built = repo.commit("on a base image");
+    let action = |json: &Value| json["images"][0]["action"].as_str().unwrap().to_string();
+    assert_eq!(action(&push_json(&repo, &[]).0), "built");
+
+    // Nothing the image is built from changed: the image is reused.
+    repo.write("README.md", "docs\n");
+    let reused = repo.commit("docs");
+    assert_eq!(action(&push_json(&repo, &[]).0), "retagged");
+
+    // The base image is patched under the same name: the next commit builds on it.
+    make_base_image(&base, "patch level 2\n");
+    repo.write("README.md", "more docs\n");
+    repo.commit("more docs");
+    let (json, run) = push_json(&repo, &[]);
+    assert_eq!(action(&json), "built", "a patched base image must be built on: {}", run.stderr());
+
+    // `check` of the commit that reused the first image warns that its base moved.
+    let run = repo.xtask(&["check", "--rev", &reused, "--json", "--scan-timeout", "5"]);
+    let json: Value = serde_json::from_str(run.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stderr()));
+    let base_check = json["checks"].as_array().unwrap().iter().find(|c| c["name"] == "base svc").unwrap();
+    assert_eq!((base_check["ok"].as_bool(), base_check["warning"].as_bool()), (Some(true), Some(true)), "{base_check}");
+    let detail = base_check["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("moved since the image was built: {base}")), "{detail}");
+    assert!(detail.contains("cargo xtask push --stage local --rebuild"), "{detail}");
+    assert!(run.stderr().contains("  warn  base svc"), "{}", run.stderr());
+    let revision = json["checks"].as_array().unwrap().iter().find(|c| c["name"] == "revision svc").unwrap();
+    assert_eq!(revision["ok"], true, "the source is unchanged: {revision} (built from {built})");
+}
