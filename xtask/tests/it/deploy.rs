@@ -49,7 +49,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     assert_eq!(json["ok"], true, "{}", out.stderr());
     let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["tree", "image app", "revision app", "scan app", "repository hello/app", "synth"]);
+    assert_eq!(names, ["tree", "image app", "revision app", "base app", "scan app", "repository hello/app", "synth"]);
     assert!(out.success());
 
     let out = repo.xtask(&["check", "--stage", "local", "--rev", &third, "--json"]);
