@@ -35,6 +35,8 @@ pub struct SyncArgs {
     #[arg(long)]
     registry_port: u16,
     #[arg(long)]
+    registry_backend_port: u16,
+    #[arg(long)]
     listen_port: u16,
     #[arg(long)]
     region: String,
@@ -58,7 +60,12 @@ impl Command {
                 output::text(&text)?;
             }
             Command::Sync(args) => {
-                let ports = Ports { moto: args.aws_port, registry: args.registry_port, sync: args.listen_port };
+                let ports = Ports {
+                    moto: args.aws_port,
+                    registry: args.registry_port,
+                    registry_backend: args.registry_backend_port,
+                    sync: args.listen_port,
+                };
                 crate::local::sync::run(&ports, &args.region).await?
             }
         }

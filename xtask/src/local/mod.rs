@@ -15,6 +15,7 @@
 //! differently from one in AWS is in `crate::target`, and nowhere else.
 
 pub(crate) mod base_images;
+mod front;
 mod moto;
 pub(crate) mod process;
 mod registry;
@@ -42,7 +43,10 @@ const LOCAL_ACCESS_KEY: &str = "testing";
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ports {
     pub moto: u16,
+    /// Where clients reach the registry: the front that keeps ECR's promises (front.rs).
     pub registry: u16,
+    /// The registry itself, behind the front.
+    pub registry_backend: u16,
     pub sync: u16,
 }
 
@@ -196,11 +200,16 @@ impl Stack {
 
     async fn start(&self, ws: &Workspace) -> Result<Ports> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let ports = Ports {
-            moto: port("AWS API", "moto-port", self.settings.moto_port)?,
-            registry: port("registry", "registry-port", self.settings.registry_port)?,
-            sync: port("sync", "sync-port", self.settings.sync_port)?,
-        };
+        // Each listener is held until all are picked, so no two parts get the same port.
+        let held = [
+            listen("AWS API", "moto-port", self.settings.moto_port)?,
+            listen("registry", "registry-port", self.settings.registry_port)?,
+            listen("registry's backend", "", None)?,
+            listen("sync", "sync-port", self.settings.sync_port)?,
+        ];
+        let port = |i: usize| held[i].local_addr().map(|a| a.port());
+        let ports = Ports { moto: port(0)?, registry: port(1)?, registry_backend: port(2)?, sync: port(3)? };
+        drop(held);
         write_json(&self.file("ports.json"), &ports)?;
         let region = ws.config.stage(crate::config::LOCAL_STAGE)?.region.clone().unwrap_or_default();
 
@@ -343,15 +352,14 @@ fn settings_hash(ws: &Workspace) -> Result<String> {
     Ok(format!("{:x}", sha2::Sha256::digest(settings))[..16].to_string())
 }
 
-/// The configured port if it is free, else one the system has free now.
-fn port(what: &str, key: &str, configured: Option<u16>) -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", configured.unwrap_or(0))).map_err(|err| {
+/// A listener on the configured port if it is free, else on one the system has free now.
+fn listen(what: &str, key: &str, configured: Option<u16>) -> Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", configured.unwrap_or(0))).map_err(|err| {
         anyhow::anyhow!(
             "port {} for the local {what} is taken ({err}); stop whatever holds it, or change or remove `{key}` under [workspace.metadata.xtask.local]",
             configured.unwrap_or(0)
         )
-    })?;
-    Ok(listener.local_addr()?.port())
+    })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
@@ -415,12 +423,12 @@ mod tests {
     }
 
     #[test]
-    fn unset_ports_are_picked_free_and_differ() {
-        let a = port("AWS API", "moto-port", None).unwrap();
-        let held = TcpListener::bind(("127.0.0.1", a)).unwrap();
-        let err = port("AWS API", "moto-port", Some(a)).unwrap_err().to_string();
+    fn unset_ports_are_picked_free_and_a_taken_one_is_named() {
+        let held = listen("AWS API", "moto-port", None).unwrap();
+        let a = held.local_addr().unwrap().port();
+        let err = listen("AWS API", "moto-port", Some(a)).unwrap_err().to_string();
         assert!(err.contains(&format!("port {a} for the local AWS API is taken")), "{err}");
         drop(held);
-        assert_eq!(port("AWS API", "moto-port", Some(a)).unwrap(), a);
+        assert_eq!(listen("AWS API", "moto-port", Some(a)).unwrap().local_addr().unwrap().port(), a);
     }
 }

@@ -50,6 +50,9 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{registry}
+  # Clients reach it through the sync process's front (see local/front.rs): the URLs it
+  # hands out name the front.
+  host: http://127.0.0.1:{front}
 auth:
   htpasswd:
     realm: local-ecr
@@ -63,7 +66,8 @@ notifications:
       backoff: 200ms
 "#,
         data = dir.join("data").display(),
-        registry = ports.registry,
+        registry = ports.registry_backend,
+        front = ports.registry,
         htpasswd = dir.join("htpasswd").display(),
         sync = ports.sync,
     )

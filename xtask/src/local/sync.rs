@@ -37,18 +37,23 @@ const POLL: Duration = Duration::from_millis(250);
 pub(crate) fn start(ws: &Workspace, ports: &Ports, region: &str, log: &Path) -> Result<process::Started> {
     let exe = std::env::current_exe().context("cannot find this program's path to start the sync process")?;
     let sh = &ws.sh;
-    let (aws, registry, listen) = (ports.moto.to_string(), ports.registry.to_string(), ports.sync.to_string());
+    let (aws, registry, backend, listen) = (
+        ports.moto.to_string(),
+        ports.registry.to_string(),
+        ports.registry_backend.to_string(),
+        ports.sync.to_string(),
+    );
     process::spawn(
         cmd!(
             sh,
-            "{exe} local sync --aws-port {aws} --registry-port {registry} --listen-port {listen} --region {region}"
+            "{exe} local sync --aws-port {aws} --registry-port {registry} --registry-backend-port {backend} --listen-port {listen} --region {region}"
         ),
         log,
     )
 }
 
-struct Sync {
-    ecr: Ecr,
+pub(super) struct Sync {
+    pub ecr: Ecr,
     registry: http::Client,
     registry_url: String,
     /// `repository:tag` pairs known to be in both.
@@ -62,8 +67,20 @@ pub(crate) async fn run(ports: &Ports, region: &str) -> Result<()> {
     let sync = Arc::new(Sync {
         ecr: ecr_client,
         registry: http::Client::new(Some(auth.basic_header())),
-        registry_url: format!("http://{}", ports.registry_host()),
+        // The registry itself, behind the front: what the sync writes, ECR already has.
+        registry_url: format!("http://127.0.0.1:{}", ports.registry_backend),
         synced: Mutex::new(HashSet::new()),
+    });
+
+    let front = tokio::net::TcpListener::bind(("127.0.0.1", ports.registry))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{} for the registry's clients", ports.registry))?;
+    let front = Arc::new(super::front::Front::new(sync.clone(), ports.registry_backend)).serve(front);
+    tokio::spawn(async move {
+        if let Err(err) = front.await {
+            eprintln!("sync: the registry's front stopped: {err:#}");
+            std::process::exit(1);
+        }
     });
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.sync))
@@ -157,41 +174,44 @@ impl Sync {
             if self.synced.lock().await.contains(&key) {
                 continue;
             }
-            let Some(scan_on_push) = self.scan_on_push(&target.repository).await? else {
-                eprintln!("sync: {key} pushed to a repository ECR does not have; real ECR refuses such a push");
-                continue;
-            };
             let body = self.registry_manifest(&target.repository, &target.digest).await?;
             let manifest = ecr::Manifest { body, media_type: target.media_type.clone(), digest: target.digest.clone() };
-            let tagged = ecr::put_tag(&self.ecr, &target.repository, &manifest, &tag).await?;
-            if tagged.require(&target.repository, &tag, &target.digest)? == ecr::Tagged::Added {
-                eprintln!("sync: {key} → ECR ({})", target.digest);
-                // moto does not scan on push by itself; ECR would.
-                if scan_on_push {
-                    self.ecr
-                        .start_image_scan()
-                        .repository_name(&target.repository)
-                        .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(&tag).build())
-                        .send()
-                        .await
-                        .sdk_context(|| format!("cannot start the scan on push of {key}"))?;
-                }
-            }
-            self.synced.lock().await.insert(key);
+            self.record(&target.repository, &tag, &manifest).await?;
         }
         Ok(())
     }
 
-    /// `Some(scan on push?)` for a repository ECR has, `None` for one it lacks.
-    async fn scan_on_push(&self, repository: &str) -> Result<Option<bool>> {
-        match self.ecr.describe_repositories().repository_names(repository).send().await {
-            Ok(out) => Ok(out
+    /// Records `repository:tag` in ECR as the image `manifest` (no-op when it is there), and
+    /// starts the scan ECR would run on push. Pushes come through the front, which records
+    /// them before they return; registry events catch anything else.
+    pub async fn record(&self, repository: &str, tag: &str, manifest: &ecr::Manifest) -> Result<()> {
+        let key = format!("{repository}:{tag}");
+        let tagged = ecr::put_tag(&self.ecr, repository, manifest, tag).await?;
+        if tagged.require(repository, tag, &manifest.digest)? == ecr::Tagged::Added {
+            eprintln!("sync: {key} → ECR ({})", manifest.digest);
+            let scan_on_push = self
+                .ecr
+                .describe_repositories()
+                .repository_names(repository)
+                .send()
+                .await
+                .sdk_context(|| format!("cannot describe repository `{repository}`"))?
                 .repositories()
                 .first()
-                .map(|r| r.image_scanning_configuration().is_some_and(|c| c.scan_on_push()))),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(None),
-            Err(err) => Err(err).sdk_context(|| format!("cannot describe repository `{repository}`")),
+                .is_some_and(|r| r.image_scanning_configuration().is_some_and(|c| c.scan_on_push()));
+            // moto does not scan on push by itself; ECR would.
+            if scan_on_push {
+                self.ecr
+                    .start_image_scan()
+                    .repository_name(repository)
+                    .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+                    .send()
+                    .await
+                    .sdk_context(|| format!("cannot start the scan on push of {key}"))?;
+            }
         }
+        self.synced.lock().await.insert(key);
+        Ok(())
     }
 
     async fn registry_manifest(&self, repository: &str, reference: &str) -> Result<String> {

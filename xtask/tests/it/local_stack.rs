@@ -211,3 +211,72 @@ fn up_without_a_docker_daemon_says_so_and_starts_nothing() {
     assert!(err.contains("no Docker daemon answers at unix:///nonexistent/docker.sock"), "{err}");
     assert!(!own.exists(), "nothing may be started");
 }
+
+/// Pushes and returns the registry's error message, if the push failed.
+async fn try_push(local: &Local, repository: &str, tag: &str) -> Result<(), String> {
+    let image = format!("{}/{repository}", local.registry);
+    let options = PushImageOptions { tag: Some(tag.to_string()), ..Default::default() };
+    let mut stream = local.docker.push_image(&image, Some(options), Some(local.credentials.clone()));
+    while let Some(item) = stream.next().await {
+        if let Err(err) = item {
+            return Err(err.to_string());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_registry_refuses_what_ecr_refuses() {
+    if !docker_or_skip("the_registry_refuses_what_ecr_refuses") {
+        return;
+    }
+    local_stack();
+    runtime().block_on(async {
+        let local = connect().await;
+        let immutable = unique("it/immutable");
+        crate::support::create_repository(&local.ecr, &immutable, true).await;
+        let tag = "3333333333333333333333333333333333333333";
+        let reference = format!("{}/{immutable}:{tag}", local.registry);
+
+        // The first image under the tag is accepted, and in ECR when the push returns.
+        tiny_image(&local.docker, &reference).await;
+        try_push(&local, &immutable, tag).await.unwrap();
+        let first = ecr_digest(&local.ecr, &immutable, tag).await.expect("recorded in ECR before the push returned");
+        // The same image again: accepted (ECR takes the same digest under the same tag).
+        try_push(&local, &immutable, tag).await.unwrap();
+
+        // Another image under the same tag: refused as ECR refuses it; neither side moves.
+        tiny_image(&local.docker, &reference).await;
+        let err = try_push(&local, &immutable, tag).await.unwrap_err();
+        assert!(err.contains("tag invalid"), "{err}");
+        assert!(err.contains(&format!("The image tag '{tag}' already exists in the '{immutable}' repository and cannot be overwritten because the repository is immutable")), "{err}");
+        assert_eq!(ecr_digest(&local.ecr, &immutable, tag).await.as_deref(), Some(first.as_str()));
+        let pulled = local
+            .docker
+            .create_image(Some(CreateImageOptions { from_image: Some(reference.clone()), ..Default::default() }), None, Some(local.credentials.clone()))
+            .collect::<Vec<_>>()
+            .await;
+        assert!(pulled.iter().all(Result::is_ok), "{pulled:?}");
+        let inspect = local.docker.inspect_image(&reference).await.unwrap();
+        let digests = inspect.repo_digests.unwrap_or_default();
+        assert!(digests.iter().any(|d| d.ends_with(&first)), "the registry still serves the first image: {digests:?}");
+
+        // A repository ECR does not have: refused before any layer is sent.
+        let unknown = unique("it/unknown");
+        tiny_image(&local.docker, &format!("{}/{unknown}:{tag}", local.registry)).await;
+        let err = try_push(&local, &unknown, tag).await.unwrap_err();
+        assert!(err.contains("name unknown"), "{err}");
+
+        // A mutable repository lets a tag move, in both.
+        let mutable = unique("it/mutable");
+        crate::support::create_repository(&local.ecr, &mutable, false).await;
+        let reference = format!("{}/{mutable}:{tag}", local.registry);
+        tiny_image(&local.docker, &reference).await;
+        try_push(&local, &mutable, tag).await.unwrap();
+        let before = ecr_digest(&local.ecr, &mutable, tag).await.unwrap();
+        tiny_image(&local.docker, &reference).await;
+        try_push(&local, &mutable, tag).await.unwrap();
+        let after = ecr_digest(&local.ecr, &mutable, tag).await.unwrap();
+        assert_ne!(before, after, "the tag moved in ECR too");
+    });
+}
