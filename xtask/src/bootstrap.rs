@@ -12,9 +12,9 @@ pub struct BootstrapOptions {
 
 pub async fn bootstrap(ctx: &StageContext<'_>, options: &BootstrapOptions) -> Result<()> {
     let cdk = Cdk::new(ctx)?;
-    cdk.bootstrap()?;
+    cdk.bootstrap().await?;
     let stack = ctx.ws.config.registry_stack(ctx.stage);
-    let status = cdk.deploy(&stack, None, options.approve, &[])?;
+    let status = cdk.deploy(&stack, None, options.approve, &[]).await?;
     if !status.success() {
         bail!("deploying {stack} failed ({status}); cdk's output above says why");
     }

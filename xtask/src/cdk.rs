@@ -72,34 +72,41 @@ impl<'a> Cdk<'a> {
         self.ctx.target.cdk_env(cmd, region)
     }
 
-    /// Runs cdk with its output streaming live; returns its exit status.
-    fn stream(&self, args: &[String]) -> Result<ExitStatus> {
-        let line = format!("cdk {}", args.join(" "));
-        eprintln!("$ {line}");
+    /// cdk as a child that dies with this run: an interrupted command leaves no cdk behind.
+    fn child(&self, args: &[String]) -> tokio::process::Command {
         let mut command: Command = self.cdk(args).into();
         command.current_dir(&self.infra);
-        command.status().with_context(|| format!("cannot run {line}; is Node.js installed?"))
+        let mut command = tokio::process::Command::from(command);
+        command.kill_on_drop(true);
+        command
     }
 
-    fn run(&self, args: &[String]) -> Result<()> {
-        let status = self.stream(args)?;
+    /// Runs cdk with its output streaming live; returns its exit status.
+    async fn stream(&self, args: &[String]) -> Result<ExitStatus> {
+        let line = format!("cdk {}", args.join(" "));
+        eprintln!("$ {line}");
+        self.child(args).status().await.with_context(|| format!("cannot run {line}; is Node.js installed?"))
+    }
+
+    async fn run(&self, args: &[String]) -> Result<()> {
+        let status = self.stream(args).await?;
         if !status.success() {
             bail!("`cdk {}` failed ({status})", args.join(" "));
         }
         Ok(())
     }
 
-    pub fn bootstrap(&self) -> Result<()> {
+    pub async fn bootstrap(&self) -> Result<()> {
         let mut args = vec!["bootstrap".to_string()];
         if let Some(account) = &self.ctx.stage.account {
             args.push(format!("aws://{account}/{}", self.ctx.region));
         }
-        self.run(&args)
+        self.run(&args).await
     }
 
     /// Deploys `stack` with the stage's deploy flags; `extra` goes to cdk as is.
     /// Returns cdk's exit status.
-    pub fn deploy(
+    pub async fn deploy(
         &self,
         stack: &str,
         image: Option<&ImageContext>,
@@ -110,21 +117,25 @@ impl<'a> Cdk<'a> {
         args.extend(image_context(image));
         args.extend(self.ctx.target.cdk_deploy_args(approve));
         args.extend(extra.iter().cloned());
-        self.stream(&args)
+        self.stream(&args).await
     }
 
     /// `cdk destroy --force` of `stack`; returns cdk's exit status.
-    pub fn destroy(&self, stack: &str) -> Result<ExitStatus> {
-        self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()])
+    pub async fn destroy(&self, stack: &str) -> Result<ExitStatus> {
+        self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()]).await
     }
 
     /// `cdk synth` of `stack`, quietly; the error carries the end of cdk's output.
     /// Returns the template's path (valid while this `Cdk` lives).
-    pub fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
+    pub async fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
         let mut args = vec!["synth".to_string(), stack.to_string(), "--quiet".to_string()];
         args.extend(image_context(image));
-        let _dir = self.ctx.ws.sh.push_dir(&self.infra);
-        let out = self.cdk(&args).quiet().ignore_status().output()?;
+        let out = self
+            .child(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("cannot run cdk synth {stack}; is Node.js installed?"))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -41,8 +41,8 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
     let cdk = Cdk::new(ctx)?;
     let image = ImageContext { tag: tag.to_string(), digests: if options.pin_digest { digests } else { vec![] } };
     let service = config.service_stack(ctx.stage);
-    ctx.target.before_deploy(&cdk, &service)?;
-    let status = cdk.deploy(&service, Some(&image), options.approve, options.cdk_args)?;
+    ctx.target.before_deploy(&cdk, &service).await?;
+    let status = cdk.deploy(&service, Some(&image), options.approve, options.cdk_args).await?;
     if !status.success() {
         bail!(Verdict(format!("cdk deploy of {service} failed ({status}); cdk's output above says why")));
     }

@@ -100,7 +100,10 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
     // 5. The service stack synthesizes with the tag.
     let stack = ws.config.service_stack(ctx.stage);
     let image = ImageContext { tag: commit.clone(), digests: vec![] };
-    let synth = Cdk::new(ctx).and_then(|cdk| cdk.synth(&stack, Some(&image)));
+    let synth = match Cdk::new(ctx) {
+        Ok(cdk) => cdk.synth(&stack, Some(&image)).await,
+        Err(err) => Err(err),
+    };
     checks.push(match synth {
         Ok(_) => Check::pass("synth", format!("{stack} synthesizes with imageTag={commit}")),
         Err(err) => Check::fail("synth", format!("{err:#}")),

@@ -4,7 +4,10 @@
 //! - `1`: a verdict: `check` found the commit not deployable, `deploy` refused (an image
 //!   is not in ECR) or `cdk deploy` failed;
 //! - `2`: a usage, configuration or environment error: a bad flag, an unknown stage, no
-//!   Docker daemon, no credentials, a failed build.
+//!   Docker daemon, no credentials, a failed build;
+//! - `130`/`143`: interrupted by SIGINT (Ctrl-C) or SIGTERM. The command stops at once:
+//!   its children (cdk) are killed, the daemon drops the build or push whose connection
+//!   closed, and nothing is tagged that was not complete.
 
 use std::{fmt, process::ExitCode};
 
@@ -35,5 +38,19 @@ pub fn classify(err: &anyhow::Error) -> (ExitCode, bool) {
         (ExitCode::from(VERDICT), true)
     } else {
         (ExitCode::from(ERROR), true)
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; returns the signal's name and the exit code it
+/// gives (128 + its number, as shells report it).
+pub async fn interrupted() -> (&'static str, u8) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => ("SIGINT", 130),
+        _ = terminate.recv() => ("SIGTERM", 143),
     }
 }

@@ -119,7 +119,7 @@ impl Target {
     /// moto's CloudFormation drops (scan on push, lifecycle policy), from its template.
     pub async fn after_bootstrap(&self, ecr: &aws_sdk_ecr::Client, cdk: &Cdk<'_>, registry_stack: &str) -> Result<()> {
         if let Target::Local { .. } = self {
-            let template = cdk.synth(registry_stack, None)?;
+            let template = cdk.synth(registry_stack, None).await?;
             local::repository_settings::apply(ecr, &template).await?;
         }
         Ok(())
@@ -129,10 +129,10 @@ impl Target {
     /// moto's CloudFormation updates a task definition by dropping its containers. Its
     /// delete can report the VPC's dependencies and still remove the stack, or leave it:
     /// destroy until cdk reports the stack gone.
-    pub fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
+    pub async fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
         if let Target::Local { .. } = self {
             for _ in 0..3 {
-                if cdk.destroy(service_stack)?.success() {
+                if cdk.destroy(service_stack).await?.success() {
                     return Ok(());
                 }
             }

@@ -34,7 +34,8 @@ mod test;
     propagate_version = true,
     after_help = "Exit codes: 0 success; 1 a verdict (`check` found the commit not deployable, `deploy` \
                   refused or `cdk deploy` failed); 2 a usage, configuration or environment error (bad flag, \
-                  unknown stage, no Docker daemon, no credentials, a failed build)."
+                  unknown stage, no Docker daemon, no credentials, a failed build); 130 or 143 interrupted \
+                  (Ctrl-C, SIGTERM): the command stops with its children and tags nothing incomplete."
 )]
 pub struct Cli {
     /// The local stack's directory (ports, pids, logs, data); `target/local` of the workspace

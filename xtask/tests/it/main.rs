@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod deploy;
 mod dockerignore;
+mod interrupt;
 mod local_stack;
 mod push;
 mod support;

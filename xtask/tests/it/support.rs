@@ -69,6 +69,20 @@ pub fn xtask_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run { what: format!("(in {}) cargo xtask {}", dir.display(), args.join(" ")), output }
 }
 
+/// Starts the xtask binary with `args` in `dir` (as `xtask_env` runs it), its stderr going
+/// to `stderr`.
+pub fn spawn_xtask(dir: &Path, args: &[&str], stderr: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .env("CI", "true")
+        .env("XTASK_LOCAL_STACK", stack_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .expect("cannot run the xtask binary")
+}
+
 /// A throwaway git repository holding a minimal xtask workspace.
 pub struct Fixture {
     pub sh: Shell,

@@ -1,0 +1,137 @@
+//! SIGTERM (or Ctrl-C) while a command works: it stops at once with its children, and
+//! leaves nothing half done (no tag for an image that was not pushed whole).
+
+use std::{
+    path::Path,
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use crate::support::{clone_workspace, docker_or_skip, local_ecr, local_stack, runtime, spawn_xtask, unique};
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// Waits for `child` to exit within `limit`; returns its exit code and how long it took.
+fn exits_within(child: &mut Child, limit: Duration) -> (Option<i32>, Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), started.elapsed());
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("still running {limit:?} after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `stderr` holds `text`.
+fn wait_for(stderr: &Path, text: &str, limit: Duration) {
+    let started = Instant::now();
+    while !std::fs::read_to_string(stderr).unwrap_or_default().contains(text) {
+        assert!(
+            started.elapsed() < limit,
+            "`{text}` never appeared:\n{}",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pids of `parent`'s children.
+fn children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(parent)
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_build_stops_at_once_and_tags_nothing() {
+    if !docker_or_skip("sigterm_during_a_build_stops_at_once_and_tags_nothing") {
+        return;
+    }
+    local_stack();
+    let repository = unique("it/interrupt");
+    runtime().block_on(async { crate::support::create_repository(&local_ecr().await, &repository, true).await });
+    let repo = crate::support::Fixture::with_repository(&repository);
+    // A build step that takes long unless the context says otherwise.
+    repo.write(
+        "svc/Dockerfile",
+        "FROM xtask-local/debian:bookworm-minbase\nCOPY . /srv/\nRUN test -f /srv/fast || sleep 120\n",
+    );
+    let slow = repo.commit("a slow build");
+
+    let logs = repo.sh.create_temp_dir().unwrap();
+    let stderr = logs.path().join("push.log");
+    let mut push = spawn_xtask(&repo.path(), &["push"], &stderr);
+    wait_for(&stderr, "RUN test -f /srv/fast || sleep 120", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&push);
+    let (code, took) = exits_within(&mut push, Duration::from_secs(10));
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(code, Some(143), "{log}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    assert!(log.contains("interrupted by SIGTERM"), "{log}");
+    let tag = runtime().block_on(async { crate::support::ecr_digest(&local_ecr().await, &repository, &slow).await });
+    assert_eq!(tag, None, "nothing may be tagged for an interrupted build");
+
+    // Nothing half done stands in the way of the next run.
+    repo.write("svc/fast", "");
+    let fast = repo.commit("fast");
+    repo.xtask(&["push"]).ok();
+    assert!(
+        runtime()
+            .block_on(async { crate::support::ecr_digest(&local_ecr().await, &repository, &fast).await })
+            .is_some()
+    );
+}
+
+#[test]
+fn sigterm_during_cdk_kills_cdk_too() {
+    if !docker_or_skip("sigterm_during_cdk_kills_cdk_too") {
+        return;
+    }
+    local_stack();
+    let repo = clone_workspace();
+    let logs = repo.sh.create_temp_dir().unwrap();
+    let stderr = logs.path().join("check.log");
+    // An unpushed commit: the image checks fail at once, then `cdk synth` runs.
+    let mut check = spawn_xtask(&repo.path(), &["check", "--stage", "local"], &stderr);
+    let started = Instant::now();
+    let cdk = loop {
+        let cdk = children(check.id()).into_iter().find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("synth")
+        });
+        if let Some(cdk) = cdk {
+            break cdk;
+        }
+        assert!(
+            check.try_wait().unwrap().is_none(),
+            "check ended before cdk ran: {}",
+            std::fs::read_to_string(&stderr).unwrap()
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "cdk never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    sigterm(&check);
+    let (code, _) = exits_within(&mut check, Duration::from_secs(10));
+    assert_eq!(code, Some(143), "{}", std::fs::read_to_string(&stderr).unwrap());
+    let gone = Instant::now();
+    while Path::new(&format!("/proc/{cdk}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{cdk}/stat")).unwrap_or_default().contains(") Z")
+    {
+        assert!(gone.elapsed() < Duration::from_secs(5), "cdk (pid {cdk}) outlived the interrupted command");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
