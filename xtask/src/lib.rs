@@ -25,6 +25,7 @@ mod git;
 pub mod http;
 mod image;
 pub mod local;
+mod lock;
 mod pipeline;
 mod progress;
 mod push;

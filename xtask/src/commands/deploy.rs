@@ -10,6 +10,7 @@ use crate::{
     deploy::{self, DeployOptions},
     docker::build::BuilderChoice,
     git::Git,
+    lock::Lock,
     pipeline::{self, ChainOptions},
     target::Target,
     workspace::Workspace,
@@ -67,6 +68,9 @@ impl Args {
                 (tag.to_string(), Some(tag))
             }
         };
+        // One deploy of a stage at a time from this workspace: a second waits for the first.
+        let lock = ws.target_dir().join("xtask").join(format!("deploy-{}.lock", stage.name));
+        let _one_at_a_time = Lock::acquire(&lock, &format!("another deploy of stage `{}`", stage.name)).await?;
         let chain = ChainOptions {
             profile: self.stage.profile.as_deref(),
             work_tree: work_tree.as_ref(),

@@ -47,7 +47,7 @@ impl Command {
         let stack = Stack::new(ws);
         match self {
             Command::Up(args) => drop(stack.up(ws, &args.debian_mirror).await?),
-            Command::Down => stack.down()?,
+            Command::Down => stack.down().await?,
             Command::Status => output::text(&stack.status().await?)?,
             Command::Env => {
                 let ports = stack.attach().await?;

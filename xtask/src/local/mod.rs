@@ -33,7 +33,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ecr::config::{Credentials, Region};
 use serde::{Deserialize, Serialize};
 
-use crate::{config::LocalStackSettings, http, workspace::Workspace};
+use crate::{config::LocalStackSettings, http, lock::Lock, workspace::Workspace};
 use process::Started;
 
 /// Dummy credentials the emulated API accepts; they grant nothing anywhere else.
@@ -114,6 +114,11 @@ impl Stack {
         self.dir.join(name)
     }
 
+    /// One `up` or `down` at a time: a second waits for the first, then finds its work done.
+    async fn lock(&self) -> Result<Lock> {
+        Lock::acquire(&self.file("lock"), "another `cargo xtask local up` or `down` of this stack").await
+    }
+
     /// The ports of the stack last started here: `None` when none was, an error when the
     /// file that records them is not readable as such.
     fn ports(&self) -> Result<Option<Ports>> {
@@ -159,8 +164,9 @@ impl Stack {
     pub(crate) async fn up(&self, ws: &Workspace, debian_mirror: &str) -> Result<Ports> {
         let started = Instant::now();
         // The registry is pushed to by a Docker daemon, and the base images live in one:
-        // without a daemon nothing is started.
+        // without a daemon nothing is started (nor a lock taken).
         let docker = crate::docker::connect().await?;
+        let _one_at_a_time = self.lock().await?;
         let recorded = match self.ports() {
             Ok(ports) => ports,
             Err(err) => {
@@ -256,7 +262,8 @@ impl Stack {
     }
 
     /// Stops what `up` started (and nothing else).
-    pub(crate) fn down(&self) -> Result<()> {
+    pub(crate) async fn down(&self) -> Result<()> {
+        let _one_at_a_time = self.lock().await?;
         let stopped = self.stop()?;
         if stopped.is_empty() {
             eprintln!("local stack was not running");

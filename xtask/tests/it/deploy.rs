@@ -1,7 +1,7 @@
 //! `cargo xtask deploy --stage local`, end to end: a fresh clone of this workspace,
 //! the real app image, the real cdk CLI deploying into the local stack.
 
-use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, stack_task_images};
+use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, spawn_xtask, stack_task_images};
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
 
@@ -63,6 +63,26 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(failed, ["image app"], "{}", out.stderr());
+
+    // Two deploys of the stage at once: the second waits for the first; both succeed.
+    let logs = repo.sh.create_temp_dir().unwrap();
+    let mut deploys: Vec<_> = [&second, &first]
+        .iter()
+        .enumerate()
+        .map(|(i, rev)| {
+            let log = logs.path().join(format!("deploy-{i}.log"));
+            let deploy = spawn_xtask(&repo.path(), &["deploy", "--stage", "local", "--rev", rev], &[], &log);
+            // The first takes the lock before the second starts.
+            std::thread::sleep(std::time::Duration::from_millis(if i == 0 { 1500 } else { 0 }));
+            deploy
+        })
+        .collect();
+    let codes: Vec<_> = deploys.iter_mut().map(|d| d.wait().unwrap().code()).collect();
+    let logs: Vec<String> =
+        (0..2).map(|i| std::fs::read_to_string(logs.path().join(format!("deploy-{i}.log"))).unwrap()).collect();
+    assert_eq!(codes, [Some(0), Some(0)], "{logs:?}");
+    assert!(logs[1].contains("waiting for another deploy of stage `local`"), "{}", logs[1]);
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")], "the later deploy is the one that stands");
 }
 
 #[test]

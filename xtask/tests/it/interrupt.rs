@@ -73,7 +73,7 @@ fn sigterm_during_a_build_stops_at_once_and_tags_nothing() {
 
     let logs = repo.sh.create_temp_dir().unwrap();
     let stderr = logs.path().join("push.log");
-    let mut push = spawn_xtask(&repo.path(), &["push"], &stderr);
+    let mut push = spawn_xtask(&repo.path(), &["push"], &[], &stderr);
     wait_for(&stderr, "RUN test -f /srv/fast || sleep 120", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     sigterm(&push);
@@ -106,7 +106,7 @@ fn sigterm_during_cdk_kills_cdk_too() {
     let logs = repo.sh.create_temp_dir().unwrap();
     let stderr = logs.path().join("check.log");
     // An unpushed commit: the image checks fail at once, then `cdk synth` runs.
-    let mut check = spawn_xtask(&repo.path(), &["check", "--stage", "local"], &stderr);
+    let mut check = spawn_xtask(&repo.path(), &["check", "--stage", "local"], &[], &stderr);
     let started = Instant::now();
     let cdk = loop {
         let cdk = children(check.id()).into_iter().find(|pid| {

@@ -280,3 +280,34 @@ fn the_registry_refuses_what_ecr_refuses() {
         assert_ne!(before, after, "the tag moved in ECR too");
     });
 }
+
+#[test]
+fn two_local_ups_at_once_make_one_stack() {
+    if !docker_or_skip("two_local_ups_at_once_make_one_stack") {
+        return;
+    }
+    local_stack(); // the base images
+    let repo = crate::support::Fixture::new();
+    let logs = repo.sh.create_temp_dir().unwrap();
+    let own = logs.path().join("stack");
+    let env = [("XTASK_LOCAL_STACK", own.to_str().unwrap())];
+    let mut ups: Vec<_> = (0..2)
+        .map(|i| {
+            crate::support::spawn_xtask(&repo.path(), &["local", "up"], &env, &logs.path().join(format!("up-{i}.log")))
+        })
+        .collect();
+    let codes: Vec<_> = ups.iter_mut().map(|up| up.wait().unwrap().code()).collect();
+    let logs: Vec<String> =
+        (0..2).map(|i| std::fs::read_to_string(logs.path().join(format!("up-{i}.log"))).unwrap()).collect();
+    assert_eq!(codes, [Some(0), Some(0)], "{logs:?}");
+    let started = logs.iter().filter(|l| l.contains("local stack up in")).count();
+    let reused = logs.iter().filter(|l| l.contains("local stack already running")).count();
+    assert_eq!((started, reused), (1, 1), "one started the stack, the other found it running: {logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("waiting for another `cargo xtask local up` or `down` of this stack")),
+        "{logs:?}"
+    );
+    let status = crate::support::xtask_env(&repo.path(), &["local", "status"], &env).ok();
+    assert_eq!(status.matches(" running ").count(), 3, "{status}");
+    crate::support::xtask_env(&repo.path(), &["local", "down"], &env).ok();
+}

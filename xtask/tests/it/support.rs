@@ -69,14 +69,15 @@ pub fn xtask_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run { what: format!("(in {}) cargo xtask {}", dir.display(), args.join(" ")), output }
 }
 
-/// Starts the xtask binary with `args` in `dir` (as `xtask_env` runs it), its stderr going
-/// to `stderr`.
-pub fn spawn_xtask(dir: &Path, args: &[&str], stderr: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(dir)
-        .env("CI", "true")
-        .env("XTASK_LOCAL_STACK", stack_dir())
+/// Starts the xtask binary with `args` in `dir` (as `xtask_env` runs it, `env` set), its
+/// stderr going to `stderr`.
+pub fn spawn_xtask(dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: &Path) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).current_dir(dir).env("CI", "true").env("XTASK_LOCAL_STACK", stack_dir());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
