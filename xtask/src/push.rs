@@ -54,6 +54,9 @@ pub enum Action {
     Built,
     Skipped,
     Retagged,
+    /// Another job pushed the commit's tag first, with the same revision and inputs.
+    #[serde(rename = "pushed-by-another-job")]
+    PushedByAnotherJob,
 }
 
 /// Pushes the images `options` names of the work tree tagged `options.tag`.
@@ -77,6 +80,7 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
                 Action::Built => "built and pushed",
                 Action::Skipped => "already pushed, nothing to do:",
                 Action::Retagged => "unchanged inputs, tagged the existing image:",
+                Action::PushedByAnotherJob => "pushed by another job, using its image:",
             },
             done.uri,
             done.tag,
@@ -138,7 +142,16 @@ impl Session<'_> {
         docker::build::build(docker, &spec, &self.progress).await?;
         let auth = self.ctx.registry().await?;
         let pushed =
-            docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await?;
+            match docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await {
+                Ok(pushed) => pushed,
+                // Another job pushed this commit's tag first (two runners, one commit): its
+                // image serves if it was built from the same revision and inputs.
+                Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
+                    let digest = self.adopt(plan, &source_key, &bases).await.map_err(|e| e.context(err))?;
+                    return Ok(report(digest, Action::PushedByAnotherJob));
+                }
+                Err(err) => return Err(err),
+            };
         let digest = self.confirm(&image.repository, &tag, &pushed.digest).await?;
 
         // Record the inputs key on the image, for the next commit with the same inputs.
@@ -152,6 +165,31 @@ impl Session<'_> {
             )),
         }
         Ok(report(digest, Action::Built))
+    }
+
+    /// The digest of the image another job pushed under this commit's tag, once its labels
+    /// show the same revision, source and base images as this run's build.
+    async fn adopt(&self, plan: &Plan<'_>, source_key: &str, bases: &[image::Base]) -> Result<String> {
+        let (image, tag) = (plan.image, plan.tag.to_string());
+        let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
+        let registry = crate::registry_api::Registry::new(self.ctx.registry().await?)?;
+        let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
+        let theirs = |key: &str| config.labels.get(key).map(String::as_str).unwrap_or_default();
+        let ours = plan.input_labels(source_key, bases);
+        let same = theirs("org.opencontainers.image.revision") == plan.tag.commit
+            && [image::SOURCE_KEY_LABEL, image::BASE_IMAGES_LABEL].iter().all(|key| theirs(key) == ours[*key]);
+        if !same {
+            bail!(
+                "{}:{tag} names an image another job pushed from other inputs (revision {}); find out which job pushed it",
+                image.repository,
+                theirs("org.opencontainers.image.revision")
+            );
+        }
+        self.progress.println(format!(
+            "{}: another job pushed {}:{tag} first; its image has this commit's revision and inputs, so this run uses it ({})",
+            image.name, image.repository, manifest.digest
+        ));
+        Ok(manifest.digest)
     }
 
     /// `DescribeImages` shows `tag` on the image with `digest`. The local registry

@@ -96,6 +96,19 @@ pub(crate) async fn push(
     Ok(pushed)
 }
 
+/// The registry refused the manifest because the tag names another image in an immutable
+/// repository (another job pushed the same tag first).
+#[derive(Debug)]
+pub(crate) struct TagTaken(String);
+
+impl std::fmt::Display for TagTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; the tag already exists in an immutable repository", self.0)
+    }
+}
+
+impl std::error::Error for TagTaken {}
+
 /// A push error with what to do about it.
 fn explain(message: String, host: &str) -> anyhow::Error {
     let hint = if message.contains("no basic auth credentials")
@@ -108,7 +121,7 @@ fn explain(message: String, host: &str) -> anyhow::Error {
     {
         "the registry cannot be reached from the Docker daemon; check the network (for the local stage: `cargo xtask local status`)"
     } else if message.contains("tag invalid") || message.contains("already exists") || message.contains("immutable") {
-        "the tag already exists in an immutable repository"
+        return anyhow::Error::new(TagTaken(format!("{message} (registry {host})")));
     } else {
         "see the registry's message"
     };

@@ -1,6 +1,7 @@
 //! `cargo xtask push` against the local stack, on throwaway git repositories.
 
 use std::{
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -293,4 +294,69 @@ fn a_patched_base_image_is_a_new_input() {
     assert!(run.stderr().contains("  warn  base svc"), "{}", run.stderr());
     let revision = json["checks"].as_array().unwrap().iter().find(|c| c["name"] == "revision svc").unwrap();
     assert_eq!(revision["ok"], true, "the source is unchanged: {revision} (built from {built})");
+}
+
+/// Pushes the fixture's HEAD from two daemons at once; returns (action, digest, stderr) of each.
+fn push_from_two_daemons(repo: &Fixture, other: &crate::support::SecondDaemon) -> Vec<(String, String, String)> {
+    let logs = repo.sh.create_temp_dir().unwrap();
+    // Two daemons and two builders: the two builds of the commit differ in digest.
+    let runs = [("DOCKER_HOST", other.host.as_str(), "classic"), ("XTASK_UNUSED", "", "buildkit")];
+    let mut pushes: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value, builder))| {
+            let (log, out) = (logs.path().join(format!("push-{i}.log")), logs.path().join(format!("push-{i}.json")));
+            let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .args(["push", "--json", "--builder", builder])
+                .current_dir(repo.path())
+                .env("CI", "true")
+                .env("XTASK_LOCAL_STACK", crate::support::stack_dir())
+                .env(key, value)
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            (child, log, out)
+        })
+        .collect();
+    pushes
+        .iter_mut()
+        .map(|(child, log, out)| {
+            let status = child.wait().unwrap();
+            let log = std::fs::read_to_string(log).unwrap();
+            assert!(status.success(), "both runs succeed:\n{log}");
+            let json: Value = serde_json::from_str(std::fs::read_to_string(out).unwrap().trim()).unwrap();
+            let image = &json["images"][0];
+            (image["action"].as_str().unwrap().to_string(), image["digest"].as_str().unwrap().to_string(), log)
+        })
+        .collect()
+}
+
+#[test]
+fn two_runners_pushing_one_commit_end_with_one_image() {
+    if !docker_or_skip("two_runners_pushing_one_commit_end_with_one_image") {
+        return;
+    }
+    let (repo, repository) = pushable(true);
+    let other = crate::support::SecondDaemon::start();
+    // A run that starts late finds the tag and skips; try until the two really race.
+    for attempt in 1..=3 {
+        repo.write("svc/data.txt", &format!("attempt {attempt}\n"));
+        let commit = repo.commit("race");
+        let reports = push_from_two_daemons(&repo, &other);
+        let in_ecr = ecr_digest(&repository, &commit).expect("the commit's tag is in ECR");
+        for (action, digest, log) in &reports {
+            assert_eq!(digest, &in_ecr, "each run reports the one digest ECR holds ({action}):\n{log}");
+        }
+        let mut actions: Vec<&str> = reports.iter().map(|r| r.0.as_str()).collect();
+        actions.sort();
+        if actions == ["built", "skipped"] {
+            continue;
+        }
+        assert_eq!(actions, ["built", "pushed-by-another-job"], "{reports:?}");
+        let loser = reports.iter().find(|r| r.0 == "pushed-by-another-job").unwrap();
+        assert!(loser.2.contains("another job pushed"), "{}", loser.2);
+        return;
+    }
+    panic!("in three attempts the two pushes never raced");
 }

@@ -333,3 +333,54 @@ pub fn clone_workspace() -> Fixture {
     std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
     Fixture { sh, dir, subdir: Some("ws") }
 }
+
+/// A second Docker daemon on its own socket and data root, as on another CI runner;
+/// stopped (and its state removed) on drop. Needs root, as dockerd does.
+pub struct SecondDaemon {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub host: String,
+}
+
+impl SecondDaemon {
+    pub fn start() -> SecondDaemon {
+        // Short: the daemon's sockets live below it (a socket path holds at most 107 bytes).
+        let dir = PathBuf::from(format!("/tmp/xtask-dd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = format!("unix://{}/docker.sock", dir.display());
+        let child = Command::new("dockerd")
+            .args(["--host", &host, "--iptables=false", "--bridge=none"])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .stdout(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("dockerd.err")).unwrap())
+            .spawn()
+            .expect("cannot start a second dockerd (it needs root)");
+        let daemon = SecondDaemon { child, dir, host };
+        let sh = Shell::new().unwrap();
+        let host = &daemon.host;
+        let started = std::time::Instant::now();
+        while cmd!(sh, "docker --host {host} version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+            let log = std::fs::read_to_string(daemon.dir.join("dockerd.err")).unwrap_or_default();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the second dockerd did not answer:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        daemon
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with the pid of the daemon this helper started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
