@@ -180,6 +180,17 @@ impl Config {
             if !is_ecr_repository_name(&image.repository) {
                 bail!("{at}.repository: `{}` is not an ECR repository name such as \"project/app\"", image.repository);
             }
+            for (key, path) in [("context", &image.context), ("dockerfile", &image.dockerfile)] {
+                let escapes = path
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+                if escapes {
+                    bail!(
+                        "{at}.{key}: `{}` is outside the workspace; give a path inside it, relative to its root",
+                        path.display()
+                    );
+                }
+            }
             if image.port == 0 {
                 bail!("{at}.port: must be the TCP port the container listens on (1-65535)");
             }
