@@ -21,6 +21,8 @@ pub struct Client {
     inner: HyperClient<Connector, Full<Bytes>>,
     /// `Authorization` header value sent with every request.
     authorization: Option<String>,
+    /// How long a request may take, answer included.
+    timeout: Duration,
 }
 
 impl Client {
@@ -38,12 +40,17 @@ impl Client {
             .enable_http1()
             .build();
         let inner = HyperClient::builder(TokioExecutor::new()).build(connector);
-        Client { inner, authorization }
+        Client { inner, authorization, timeout: Duration::from_secs(30) }
+    }
+
+    /// The same client with another time limit per request.
+    pub fn with_timeout(self, timeout: Duration) -> Client {
+        Client { timeout, ..self }
     }
 
     /// The same client without credentials (for a redirect to another host).
     pub(crate) fn anonymous(&self) -> Client {
-        Client { inner: self.inner.clone(), authorization: None }
+        Client { inner: self.inner.clone(), authorization: None, timeout: self.timeout }
     }
 
     pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Result<Response> {
@@ -55,7 +62,7 @@ impl Client {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body)).context("invalid request")?;
-        let response = tokio::time::timeout(Duration::from_secs(30), self.inner.request(request))
+        let response = tokio::time::timeout(self.timeout, self.inner.request(request))
             .await
             .with_context(|| format!("{method} {url} timed out"))?
             .with_context(|| format!("{method} {url} failed"))?;

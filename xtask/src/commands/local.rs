@@ -17,8 +17,13 @@ pub enum Command {
     /// every part answers. Ports are picked free unless [workspace.metadata.xtask.local]
     /// sets them; ports, pids, logs and data go under target/local/ (or --local-stack).
     Up(LocalStackArgs),
-    /// Stop what `up` started, and nothing else.
-    Down,
+    /// Stop what `up` started, and nothing else. The registry's storage and the AWS API's
+    /// recorded state stay for the next `up`.
+    Down {
+        /// Also remove the stack's data: the next `up` starts empty.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Say what runs where, and what is wrong.
     Status,
     /// Print the variables another shell needs to reach the stack: `eval "$(cargo xtask local env)"`.
@@ -47,7 +52,7 @@ impl Command {
         let stack = Stack::new(ws);
         match self {
             Command::Up(args) => drop(stack.up(ws, &args.debian_mirror).await?),
-            Command::Down => stack.down().await?,
+            Command::Down { purge } => stack.down(purge).await?,
             Command::Status => output::text(&stack.status().await?)?,
             Command::Env => {
                 let ports = stack.attach().await?;

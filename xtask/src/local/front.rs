@@ -5,7 +5,8 @@
 //! - a manifest pushed to an existing tag of an immutable repository is refused unless it
 //!   is the very image the tag names (`TAG_INVALID`);
 //! - a manifest pushed to a tag is recorded in the emulated ECR before the push returns,
-//!   one push per tag at a time, so two racing pushes end with one truth in both.
+//!   one push per tag at a time, so two racing pushes end with one truth in both;
+//! - a tag added through ECR's API is put to the registry when a client first asks for it.
 //!
 //! Bodies stream through; only manifests (small) are read whole.
 
@@ -81,6 +82,9 @@ impl Front {
             (&Method::PUT, "manifests") if !reference.starts_with("sha256:") => {
                 self.put_manifest(req, &name, &reference).await
             }
+            (&Method::GET | &Method::HEAD, "manifests") if !reference.starts_with("sha256:") => {
+                self.get_manifest(req, &name, &reference).await
+            }
             _ => self.forward(req.map(BodyExt::boxed)).await,
         };
         result.unwrap_or_else(|refusal| {
@@ -125,6 +129,22 @@ impl Front {
             self.sync.record(name, tag, &manifest).await.map_err(|e| internal(format!("{e:#}")))?;
         }
         Ok(stored)
+    }
+
+    /// A manifest asked for by tag: one ECR has but the registry lacks (added through ECR's
+    /// API) is put to the registry first, then served.
+    async fn get_manifest(&self, req: Request<Incoming>, name: &str, tag: &str) -> Result<Response<Body>, Refusal> {
+        let (parts, _) = req.into_parts();
+        let again = parts.clone();
+        let response = self.forward(Request::from_parts(parts, full(Bytes::new()))).await?;
+        if response.status() != StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        match self.sync.materialize(name, tag).await {
+            Ok(true) => self.forward(Request::from_parts(again, full(Bytes::new()))).await,
+            Ok(false) => Ok(response),
+            Err(err) => Err(internal(format!("{err:#}"))),
+        }
     }
 
     /// The repository's tag mutability, or ECR's refusal of a repository it does not have.

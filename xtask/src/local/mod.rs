@@ -132,11 +132,11 @@ impl Stack {
         )
     }
 
-    /// Which parts answer at `ports`.
+    /// Which parts answer at `ports` (the registry itself, behind the sync's front).
     pub(crate) async fn health(ports: &Ports) -> Health {
         Health {
             moto: http::answers(&format!("{}/moto-api/", ports.moto_url())).await,
-            registry: http::answers(&format!("http://{}/v2/", ports.registry_host())).await,
+            registry: http::answers(&format!("http://127.0.0.1:{}/v2/", ports.registry_backend)).await,
             sync: http::answers(&format!("{}/healthz", ports.sync_url())).await,
         }
     }
@@ -167,46 +167,41 @@ impl Stack {
         // without a daemon nothing is started (nor a lock taken).
         let docker = crate::docker::connect().await?;
         let _one_at_a_time = self.lock().await?;
-        let recorded = match self.ports() {
-            Ok(ports) => ports,
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        // The ports the stack had, so that its parts and their data are found again.
+        let ports = match self.ports() {
+            Ok(Some(ports)) => ports,
+            Ok(None) => self.pick_ports()?,
             Err(err) => {
-                eprintln!("{err:#}; stopping the parts its pidfiles name and starting the stack anew");
-                None
-            }
-        };
-        let healthy = match &recorded {
-            Some(ports) => Stack::health(ports).await.all(),
-            None => false,
-        };
-        let ports = match recorded {
-            Some(ports) if healthy => {
-                eprintln!(
-                    "local stack already running (AWS API {}, registry {})",
-                    ports.moto_url(),
-                    ports.registry_host()
-                );
-                ports
-            }
-            _ => {
-                // A partial stack is restarted whole: the registry's data must match the AWS API's memory.
+                eprintln!("{err:#}; stopping the parts its pidfiles name and picking new ports");
                 self.stop()?;
-                let ports = self.start(ws).await?;
-                eprintln!(
-                    "local stack up in {:.1}s: AWS API {}, registry {}",
-                    started.elapsed().as_secs_f64(),
-                    ports.moto_url(),
-                    ports.registry_host()
-                );
-                ports
+                self.pick_ports()?
             }
         };
+        let health = Stack::health(&ports).await;
+        if health.all() {
+            eprintln!("local stack already running (AWS API {}, registry {})", ports.moto_url(), ports.registry_host());
+        } else {
+            // A stack that is down whole may restart on new ports; one that partly runs keeps its own.
+            let ports = if health.none() && !self.ports_free(&ports) { self.pick_ports()? } else { ports };
+            let restarted = self.start(ws, &ports, &health).await?;
+            eprintln!(
+                "local stack up in {:.1}s (started {}): AWS API {}, registry {}",
+                started.elapsed().as_secs_f64(),
+                restarted.join(", "),
+                ports.moto_url(),
+                ports.registry_host()
+            );
+            base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
+            return Ok(ports);
+        }
         base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
         Ok(ports)
     }
 
-    async fn start(&self, ws: &Workspace) -> Result<Ports> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        // Each listener is held until all are picked, so no two parts get the same port.
+    /// New free ports, recorded. Each listener is held until all are picked, so no two
+    /// parts get the same port.
+    fn pick_ports(&self) -> Result<Ports> {
         let held = [
             listen("AWS API", "moto-port", self.settings.moto_port)?,
             listen("registry", "registry-port", self.settings.registry_port)?,
@@ -215,54 +210,83 @@ impl Stack {
         ];
         let port = |i: usize| held[i].local_addr().map(|a| a.port());
         let ports = Ports { moto: port(0)?, registry: port(1)?, registry_backend: port(2)?, sync: port(3)? };
-        drop(held);
         write_json(&self.file("ports.json"), &ports)?;
-        let region = ws.config.stage(crate::config::LOCAL_STAGE)?.region.clone().unwrap_or_default();
-
-        let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"))?;
-        self.record("moto", &moto)?;
-        wait_until(&format!("{}/moto-api/", ports.moto_url()), &moto, &self.file("moto.log")).await?;
-
-        // The registry accepts exactly the credentials the emulated ECR hands out.
-        let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config(&region).await);
-        let auth = crate::ecr::authorization(&ecr).await?;
-
-        let sync = sync::start(ws, &ports, &region, &self.file("sync.log"))?;
-        self.record("sync", &sync)?;
-        wait_until(&format!("{}/healthz", ports.sync_url()), &sync, &self.file("sync.log")).await?;
-
-        let registry = registry::start(ws, &self.file("registry"), &ports, &auth, &self.file("registry.log"))?;
-        self.record("registry", &registry)?;
-        wait_until(&format!("http://{}/v2/", ports.registry_host()), &registry, &self.file("registry.log")).await?;
         Ok(ports)
+    }
+
+    fn ports_free(&self, ports: &Ports) -> bool {
+        [ports.moto, ports.registry, ports.registry_backend, ports.sync]
+            .iter()
+            .all(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+    }
+
+    /// Starts the parts that do not answer, in order; returns their names. The AWS API
+    /// comes back with its recorded state, the registry with its storage.
+    async fn start(&self, ws: &Workspace, ports: &Ports, health: &Health) -> Result<Vec<&'static str>> {
+        write_json(&self.file("ports.json"), ports)?;
+        let region = ws.config.stage(crate::config::LOCAL_STAGE)?.region.clone().unwrap_or_default();
+        let mut started = vec![];
+        if !health.moto {
+            self.stop_part("moto")?;
+            let recording = self.file("moto-recording.jsonl");
+            let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"), &recording)?;
+            self.record("moto", &moto)?;
+            wait_until(&format!("{}/moto-api/", ports.moto_url()), &moto, &self.file("moto.log")).await?;
+            let replayed = moto::resume(&ports.moto_url(), &recording).await?;
+            if replayed > 0 {
+                eprintln!("AWS API state restored: {replayed} recorded requests replayed");
+            }
+            started.push("AWS API");
+        }
+        if !health.sync {
+            self.stop_part("sync")?;
+            let sync = sync::start(ws, ports, &region, &self.file("sync.log"))?;
+            self.record("sync", &sync)?;
+            wait_until(&format!("{}/healthz", ports.sync_url()), &sync, &self.file("sync.log")).await?;
+            started.push("sync");
+        }
+        if !health.registry {
+            self.stop_part("registry")?;
+            // The registry accepts exactly the credentials the emulated ECR hands out.
+            let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config(&region).await);
+            let auth = crate::ecr::authorization(&ecr).await?;
+            let registry = registry::start(ws, &self.file("registry"), ports, &auth, &self.file("registry.log"))?;
+            self.record("registry", &registry)?;
+            let backend = format!("http://127.0.0.1:{}/v2/", ports.registry_backend);
+            wait_until(&backend, &registry, &self.file("registry.log")).await?;
+            started.push("registry");
+        }
+        Ok(started)
     }
 
     fn record(&self, part: &str, started: &Started) -> Result<()> {
         write_json(&self.file(&format!("{part}.pid")), started)
     }
 
+    /// Stops `part` if its pidfile names a process that still runs; removes the pidfile.
+    fn stop_part(&self, part: &str) -> Result<Option<Started>> {
+        let Some(started) = self.part(part)? else { return Ok(None) };
+        let alive = started.is_alive();
+        if alive {
+            started.stop(Duration::from_secs(5))?;
+        }
+        let pidfile = self.file(&format!("{part}.pid"));
+        std::fs::remove_file(&pidfile).with_context(|| format!("cannot remove {}", pidfile.display()))?;
+        Ok(alive.then_some(started))
+    }
+
     /// Stops every part a pidfile names (and nothing else); returns what was running.
     fn stop(&self) -> Result<Vec<Started>> {
         let mut stopped = vec![];
         for part in PARTS.iter().rev() {
-            let pidfile = self.file(&format!("{part}.pid"));
-            if let Some(started) = self.part(part)? {
-                if started.is_alive() {
-                    started.stop(Duration::from_secs(5))?;
-                    stopped.push(started);
-                }
-                std::fs::remove_file(&pidfile).with_context(|| format!("cannot remove {}", pidfile.display()))?;
-            }
-        }
-        let ports = self.file("ports.json");
-        if ports.exists() {
-            std::fs::remove_file(&ports).with_context(|| format!("cannot remove {}", ports.display()))?;
+            stopped.extend(self.stop_part(part)?);
         }
         Ok(stopped)
     }
 
-    /// Stops what `up` started (and nothing else).
-    pub(crate) async fn down(&self) -> Result<()> {
+    /// Stops what `up` started (and nothing else). Its data (the registry's storage, the
+    /// AWS API's recorded state) stays for the next `up`, unless `purge`.
+    pub(crate) async fn down(&self, purge: bool) -> Result<()> {
         let _one_at_a_time = self.lock().await?;
         let stopped = self.stop()?;
         if stopped.is_empty() {
@@ -270,6 +294,18 @@ impl Stack {
         } else {
             let names: Vec<String> = stopped.iter().map(|s| format!("{} (pid {})", s.program, s.pid)).collect();
             eprintln!("stopped {}", names.join(", "));
+        }
+        if purge {
+            for name in ["registry", "moto-recording.jsonl", "ports.json", "bootstrapped"] {
+                let path = self.file(name);
+                let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                match removed {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err).with_context(|| format!("cannot remove {}", path.display())),
+                }
+            }
+            eprintln!("removed the stack's data (registry storage, AWS API state)");
         }
         Ok(())
     }
@@ -302,6 +338,9 @@ impl Stack {
             };
             let state = if up { "running" } else { "not running" };
             out += &format!("{name:<10} {state:<12} {:<28} {owner}\n", url.unwrap_or_default());
+        }
+        if ports.is_some() && !health.all() {
+            out += "to fix     `cargo xtask local up` starts what is down; the registry's storage and the AWS API's state are kept\n";
         }
         for (name, present) in base_images::present().await {
             out += &format!("{:<10} {:<12} {name}\n", "image", if present { "present" } else { "missing" });
@@ -341,6 +380,9 @@ pub(crate) struct Health {
 impl Health {
     pub(crate) fn all(&self) -> bool {
         self.moto && self.registry && self.sync
+    }
+    fn none(&self) -> bool {
+        !(self.moto || self.registry || self.sync)
     }
     fn missing(&self) -> Vec<&'static str> {
         [(self.moto, "AWS API down"), (self.registry, "registry down"), (self.sync, "sync down")]

@@ -18,11 +18,8 @@ pub(super) fn start(ws: &Workspace, dir: &Path, ports: &Ports, auth: &RegistryAu
         .ignore_stderr()
         .run()
         .context("docker-registry is missing; install Debian's package: apt-get install docker-registry")?;
-    // A fresh registry: the AWS API it mirrors starts empty too.
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir.join("data"))?;
+    // Its storage stays across restarts, as the AWS API's recorded state does.
+    std::fs::create_dir_all(dir.join("data")).with_context(|| format!("cannot create {}", dir.display()))?;
 
     // The password goes through stdin (`-i`), never argv.
     let htpasswd = dir.join("htpasswd");

@@ -4,11 +4,11 @@
 //!   image with the same tag and the same digest (`PutImage` with `imageDigest`,
 //!   since moto derives its own digest otherwise);
 //! - ECR → registry: a tag added through ECR `PutImage` (a retag) is put to the
-//!   registry, so it can be pulled.
+//!   registry when a client first asks for it (see front.rs), so it can be pulled.
 //!
 //! Runs as `cargo xtask local sync`, started by `local up`.
 
-use std::{collections::HashSet, convert::Infallible, path::Path, sync::Arc, time::Duration};
+use std::{collections::HashSet, convert::Infallible, path::Path, sync::Arc};
 
 use anyhow::{Context, Result};
 use aws_sdk_ecr::Client as Ecr;
@@ -30,9 +30,6 @@ const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ];
-
-/// How often ECR is polled for tags the registry lacks.
-const POLL: Duration = Duration::from_millis(250);
 
 pub(crate) fn start(ws: &Workspace, ports: &Ports, region: &str, log: &Path) -> Result<process::Started> {
     let exe = std::env::current_exe().context("cannot find this program's path to start the sync process")?;
@@ -87,16 +84,6 @@ pub(crate) async fn run(ports: &Ports, region: &str) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", ports.sync))?;
     eprintln!("sync: listening on 127.0.0.1:{} for registry events", ports.sync);
-
-    let poller = sync.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(err) = poller.ecr_to_registry().await {
-                eprintln!("sync: ecr → registry: {err:#}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    });
 
     loop {
         let (stream, _) = listener.accept().await?;
@@ -224,57 +211,29 @@ impl Sync {
         String::from_utf8(response.body.to_vec()).context("a manifest that is not UTF-8")
     }
 
-    /// Puts to the registry every ECR tag it lacks.
-    async fn ecr_to_registry(&self) -> Result<()> {
-        for repository in self.repositories().await? {
-            for (tag, digest) in self.tags(&repository).await? {
-                let key = format!("{repository}:{tag}");
-                if self.synced.lock().await.contains(&key) {
-                    continue;
-                }
-                let url = format!("{}/v2/{repository}/manifests/{tag}", self.registry_url);
-                let accept = MANIFEST_TYPES.join(", ");
-                let head = self.registry.send(Method::HEAD, &url, &[("accept", &accept)], Bytes::new()).await?;
-                if head.status == StatusCode::NOT_FOUND {
-                    let manifest = ecr::manifest(&self.ecr, &repository, &tag).await?;
-                    let put = self
-                        .registry
-                        .send(Method::PUT, &url, &[("content-type", &manifest.media_type)], Bytes::from(manifest.body))
-                        .await?;
-                    if !put.status.is_success() {
-                        anyhow::bail!("PUT {url}: {} {}", put.status, String::from_utf8_lossy(&put.body));
-                    }
-                    eprintln!("sync: ECR {key} → registry ({digest})");
-                } else if !head.status.is_success() {
-                    anyhow::bail!("HEAD {url}: {}", head.status);
-                }
-                self.synced.lock().await.insert(key);
-            }
+    /// Puts `repository:tag` to the registry from ECR, if ECR has it and the registry does
+    /// not: a tag added through ECR's API (`PutImage`) becomes pullable when it is first
+    /// asked for. Returns whether the registry has it now.
+    pub async fn materialize(&self, repository: &str, tag: &str) -> Result<bool> {
+        let key = format!("{repository}:{tag}");
+        let Some(_) = ecr::image_by_tag(&self.ecr, repository, tag).await? else { return Ok(false) };
+        let manifest = ecr::manifest(&self.ecr, repository, tag).await?;
+        let url = format!("{}/v2/{repository}/manifests/{tag}", self.registry_url);
+        let put = self
+            .registry
+            .send(Method::PUT, &url, &[("content-type", &manifest.media_type)], Bytes::from(manifest.body))
+            .await?;
+        if !put.status.is_success() {
+            // Its blobs were never pushed to the registry: nothing to serve, as in ECR.
+            eprintln!(
+                "sync: ECR {key} cannot be served: PUT {url}: {} {}",
+                put.status,
+                String::from_utf8_lossy(&put.body)
+            );
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    async fn repositories(&self) -> Result<Vec<String>> {
-        let pages: Vec<_> = self.ecr.describe_repositories().into_paginator().send().collect().await;
-        let mut names = vec![];
-        for page in pages {
-            let page = page.sdk_context(|| "cannot list the repositories")?;
-            names.extend(page.repositories().iter().filter_map(|r| r.repository_name().map(str::to_owned)));
-        }
-        Ok(names)
-    }
-
-    async fn tags(&self, repository: &str) -> Result<Vec<(String, String)>> {
-        let pages: Vec<_> =
-            self.ecr.describe_images().repository_name(repository).into_paginator().send().collect().await;
-        let mut tags = vec![];
-        for page in pages {
-            let page = page.sdk_context(|| format!("cannot list the images of `{repository}`"))?;
-            for image in page.image_details() {
-                let digest = image.image_digest().unwrap_or_default();
-                tags.extend(image.image_tags().iter().map(|t| (t.clone(), digest.to_owned())));
-            }
-        }
-        Ok(tags)
+        eprintln!("sync: ECR {key} → registry ({})", manifest.digest);
+        self.synced.lock().await.insert(key);
+        Ok(true)
     }
 }

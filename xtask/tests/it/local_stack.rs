@@ -311,3 +311,107 @@ fn two_local_ups_at_once_make_one_stack() {
     assert_eq!(status.matches(" running ").count(), 3, "{status}");
     crate::support::xtask_env(&repo.path(), &["local", "down"], &env).ok();
 }
+
+/// Connects to the stack whose directory is `dir`.
+async fn connect_to(dir: &std::path::Path) -> (Local, xtask::local::Ports) {
+    let ports = xtask::local::running(dir).await.unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config("us-east-1").await);
+    let auth = ecr::authorization(&ecr).await.unwrap();
+    let registry = ports.registry_host();
+    let credentials = DockerCredentials {
+        username: Some(auth.username),
+        password: Some(auth.password),
+        serveraddress: Some(registry.clone()),
+        ..Default::default()
+    };
+    let docker = xtask::docker::connect().await.unwrap();
+    (Local { ecr, docker, registry, credentials }, ports)
+}
+
+#[test]
+fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
+    if !docker_or_skip("the_stack_keeps_its_data_across_down_up_and_a_crash") {
+        return;
+    }
+    local_stack(); // the base images
+    let repo = crate::support::Fixture::new();
+    let dir = repo.sh.create_temp_dir().unwrap();
+    let own = dir.path().join("stack");
+    let env = [("XTASK_LOCAL_STACK", own.to_str().unwrap())];
+    let xtask_here = |args: &[&str]| crate::support::xtask_env(&repo.path(), args, &env);
+    xtask_here(&["local", "up"]).ok();
+
+    // State in ECR (a repository, its settings, an image) and in S3 (a bucket).
+    let tag = "4444444444444444444444444444444444444444";
+    let repository = unique("it/kept");
+    let digest = runtime().block_on(async {
+        let (local, ports) = connect_to(&own).await;
+        crate::support::create_repository(&local.ecr, &repository, true).await;
+        tiny_image(&local.docker, &format!("{}/{repository}:{tag}", local.registry)).await;
+        let digest = push(&local, &repository, tag).await;
+        let bucket = xtask::http::Client::new(None)
+            .send(hyper::Method::PUT, &format!("{}/it-kept-bucket", ports.moto_url()), &[], Default::default())
+            .await
+            .unwrap();
+        assert!(bucket.status.is_success(), "{}", bucket.status);
+        digest
+    });
+    let kept = |what: &str| {
+        runtime().block_on(async {
+            let (local, ports) = connect_to(&own).await;
+            assert_eq!(
+                ecr_digest(&local.ecr, &repository, tag).await.as_deref(),
+                Some(digest.as_str()),
+                "{what}: the image in ECR"
+            );
+            let immutable = local.ecr.describe_repositories().repository_names(&repository).send().await.unwrap();
+            assert_eq!(
+                immutable.repositories()[0].image_tag_mutability().map(|m| m.as_str()),
+                Some("IMMUTABLE"),
+                "{what}"
+            );
+            let image = format!("{}/{repository}:{tag}", local.registry);
+            let pulled: Vec<_> = local
+                .docker
+                .create_image(
+                    Some(CreateImageOptions { from_image: Some(image), ..Default::default() }),
+                    None,
+                    Some(local.credentials.clone()),
+                )
+                .collect()
+                .await;
+            assert!(pulled.iter().all(Result::is_ok), "{what}: the registry serves the image: {pulled:?}");
+            let buckets = xtask::http::Client::new(None).get(&format!("{}/", ports.moto_url()), &[]).await.unwrap();
+            assert!(String::from_utf8_lossy(&buckets.body).contains("it-kept-bucket"), "{what}: the S3 bucket");
+        })
+    };
+
+    // down, then up: everything comes back.
+    xtask_here(&["local", "down"]).ok();
+    let up = xtask_here(&["local", "up"]);
+    up.ok();
+    assert!(up.stderr().contains("AWS API state restored"), "{}", up.stderr());
+    kept("after down and up");
+
+    // The AWS API dies: status says so and how to fix it; up restarts it alone.
+    let pid = |part: &str| {
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(own.join(format!("{part}.pid"))).unwrap()).unwrap();
+        record["pid"].as_u64().unwrap() as i32
+    };
+    let (registry, sync) = (pid("registry"), pid("sync"));
+    // SAFETY: kill(2) of the moto process this test's stack started.
+    unsafe { libc::kill(pid("moto"), libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(300));
+    let status = xtask_here(&["local", "status"]).ok();
+    assert!(status.contains("aws-api    not running"), "{status}");
+    assert!(status.contains("`cargo xtask local up` starts what is down"), "{status}");
+    let up = xtask_here(&["local", "up"]);
+    up.ok();
+    assert!(up.stderr().contains("(started AWS API)"), "only the AWS API restarts: {}", up.stderr());
+    assert_eq!((pid("registry"), pid("sync")), (registry, sync), "the registry and the sync kept running");
+    kept("after the AWS API crashed");
+
+    xtask_here(&["local", "down", "--purge"]).ok();
+    assert!(!own.join("moto-recording.jsonl").exists() && !own.join("registry").exists());
+}
