@@ -69,7 +69,7 @@ impl<'a> Cdk<'a> {
             .env("AWS_REGION", region)
             .env("AWS_DEFAULT_REGION", region)
             .env("CDK_DISABLE_VERSION_CHECK", "1");
-        self.ctx.target.cdk_env(cmd, region)
+        self.ctx.target.cdk_env(cmd)
     }
 
     /// cdk as a child that dies with this run: an interrupted command leaves no cdk behind.

@@ -36,8 +36,9 @@ pub(crate) const LOCAL_CDK_DEPLOY_ARGS: [&str; 3] =
 pub(crate) enum Target {
     /// A real AWS account, reached with `profile` (or the default credential chain).
     Aws { profile: Option<String> },
-    /// The local stack, running at `ports`, whose state lives in `stack`.
-    Local { stack: Stack, ports: Ports },
+    /// The local stack, running at `ports`, whose state lives in `stack`; cdk reads its
+    /// profile from `aws_config`.
+    Local { stack: Stack, ports: Ports, aws_config: std::path::PathBuf },
 }
 
 impl Target {
@@ -66,7 +67,8 @@ impl Target {
             let stack = Stack::new(ws);
             let ports = stack.attach().await?;
             let region = stage.region.as_deref().unwrap_or_default();
-            return Ok((ports.sdk_config(region).await, Target::Local { stack, ports }));
+            let aws_config = local::write_aws_config(stack.dir())?;
+            return Ok((ports.sdk_config(region).await, Target::Local { stack, ports, aws_config }));
         }
         let (sdk, profile) = aws::load(stage, profile).await?;
         aws::ensure_credentials(&sdk, profile.as_deref()).await?;
@@ -82,21 +84,25 @@ impl Target {
         auth
     }
 
-    /// The profile cdk gets with `--profile`: the one the SDK uses.
+    /// The profile cdk gets with `--profile`: the one the SDK uses, or on the local stack
+    /// the one whose `credential_process` hands out its dummy credentials.
     pub fn profile(&self) -> Option<&str> {
         match self {
             Target::Aws { profile } => profile.as_deref(),
-            Target::Local { .. } => None,
+            Target::Local { .. } => Some(local::LOCAL_PROFILE),
         }
     }
 
-    /// cdk's environment beyond the region: on the local stack, its endpoint and dummy credentials.
-    pub fn cdk_env<'a>(&self, mut cmd: Cmd<'a>, region: &str) -> Cmd<'a> {
-        if let Target::Local { ports, .. } = self {
-            for (key, value) in ports.env(region) {
-                cmd = cmd.env(key, value);
-            }
-            cmd = cmd.env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
+    /// cdk's environment beyond the region: on the local stack, its endpoint and the config
+    /// file with its profile; no credentials of the caller's environment or files.
+    pub fn cdk_env<'a>(&self, cmd: Cmd<'a>) -> Cmd<'a> {
+        let Target::Local { ports, aws_config, .. } = self else { return cmd };
+        let mut cmd = cmd
+            .env("AWS_ENDPOINT_URL", ports.moto_url())
+            .env("AWS_CONFIG_FILE", aws_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        for key in ["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            cmd = cmd.env_remove(key);
         }
         cmd
     }

@@ -31,6 +31,9 @@ pub enum Command {
     /// Run the registry ↔ ECR sync in the foreground (started by `up`).
     #[command(hide = true)]
     Sync(SyncArgs),
+    /// Print the stack's dummy credentials for `credential_process` (cdk's local profile).
+    #[command(hide = true)]
+    Credentials,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +67,7 @@ impl Command {
                 text += &format!("export XTASK_LOCAL_STACK={}\n", stack.dir().display());
                 output::text(&text)?;
             }
+            Command::Credentials => output::text(&format!("{}\n", crate::local::credentials_json()))?,
             Command::Sync(args) => {
                 let ports = Ports {
                     moto: args.aws_port,

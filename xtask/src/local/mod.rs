@@ -36,8 +36,13 @@ use serde::{Deserialize, Serialize};
 use crate::{config::LocalStackSettings, http, lock::Lock, workspace::Workspace};
 use process::Started;
 
-/// Dummy credentials the emulated API accepts; they grant nothing anywhere else.
+/// Dummy credentials the emulated API accepts; they grant nothing anywhere else. The
+/// secret is distinctive so that tests can tell it never reaches argv, environments or logs.
 const LOCAL_ACCESS_KEY: &str = "testing";
+pub const LOCAL_SECRET_KEY: &str = "xtask-local-stack-secret";
+
+/// The profile cdk runs with on the local stack (`cdk --profile`, as on a real stage).
+pub(crate) const LOCAL_PROFILE: &str = "xtask-local-stack";
 
 /// Where the parts of a running stack answer.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,7 +73,7 @@ impl Ports {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(self.moto_url())
-            .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY, None, None, "local-stack"))
+            .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-stack"))
             .load()
             .await
     }
@@ -80,7 +85,7 @@ impl Ports {
             ("AWS_REGION", region.to_string()),
             ("AWS_DEFAULT_REGION", region.to_string()),
             ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", LOCAL_ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY.to_string()),
         ]
     }
 }
@@ -88,6 +93,31 @@ impl Ports {
 /// The running stack whose directory is `dir`, for tools outside this binary (tests).
 pub async fn running(dir: &Path) -> Result<Ports> {
     Stack { dir: dir.to_path_buf(), settings: LocalStackSettings::default() }.attach().await
+}
+
+/// The credentials `credential_process` hands cdk on the local stack (`local credentials`).
+pub(crate) fn credentials_json() -> String {
+    serde_json::json!({ "Version": 1, "AccessKeyId": LOCAL_ACCESS_KEY, "SecretAccessKey": LOCAL_SECRET_KEY })
+        .to_string()
+}
+
+/// An AWS config file with the profile cdk runs with on the local stack: its credentials
+/// come from `credential_process` (this program), so they are never in an environment,
+/// an argument list or a file.
+pub(crate) fn write_aws_config(dir: &Path) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this program's path for the local stack's profile")?;
+    let path = dir.join("aws-config");
+    let text = format!(
+        "[profile {LOCAL_PROFILE}]\ncredential_process = \"{}\" --local-stack \"{}\" local credentials\n",
+        exe.display(),
+        dir.display()
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// The parts `up` starts, in start order; each has `<name>.pid` and `<name>.log`.

@@ -117,3 +117,16 @@ fn an_unreachable_aws_endpoint_is_one_readable_line() {
         assert!(!err.contains("DispatchFailure") && !err.contains("secret"), "{err}");
     }
 }
+
+#[test]
+fn the_secret_watch_sees_a_secret_in_an_environment_and_a_file() {
+    let canary = vec!["xtask-canary-secret".to_string()];
+    let watch = crate::support::SecretWatch::start(&canary);
+    Command::new("sleep").arg("0.3").env("CANARY", &canary[0]).status().unwrap();
+    let (leaks, _) = watch.finish();
+    assert!(leaks.iter().any(|l| l.contains("/environ")), "{leaks:?}");
+    let repo = Fixture::new();
+    std::fs::create_dir_all(repo.path().join("target/logs")).unwrap();
+    repo.write("target/logs/a.log", "xtask-canary-secret\n");
+    assert_eq!(crate::support::files_holding(&[repo.path().join("target")], &canary).len(), 1);
+}

@@ -1,7 +1,10 @@
 //! `cargo xtask deploy --stage local`, end to end: a fresh clone of this workspace,
 //! the real app image, the real cdk CLI deploying into the local stack.
 
-use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, spawn_xtask, stack_task_images};
+use crate::support::{
+    SecretWatch, clone_workspace, docker_or_skip, files_holding, local_secrets, local_stack, runtime, spawn_xtask,
+    stack_dir, stack_task_images,
+};
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
 
@@ -24,11 +27,21 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert!(run.stderr().contains("$ cdk deploy hello-local-service"), "{}", run.stderr());
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
 
-    // A second commit: deploy moves the service to its tag.
+    // A second commit: deploy moves the service to its tag. No secret (the registry
+    // password, the stack's AWS secret key) reaches an argv, an environment, a log or the output.
     repo.append("README.md", "\nA change outside every image's context.\n");
     let second = repo.commit("second");
-    repo.xtask(&["deploy", "--stage", "local"]).ok();
+    let secrets = local_secrets();
+    let watch = SecretWatch::start(&secrets);
+    let run = repo.xtask(&["deploy", "--stage", "local"]);
+    let (leaks, samples) = watch.finish();
+    run.ok();
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{second}")]);
+    assert!(samples > 3 && leaks.is_empty(), "a secret appeared in {leaks:?}");
+    assert!(secrets.iter().all(|s| !run.stdout().contains(s.as_str()) && !run.stderr().contains(s.as_str())));
+    let home = std::path::PathBuf::from(std::env::var("HOME").unwrap());
+    let files = files_holding(&[repo.path().join("target"), stack_dir(), home.join(".docker")], &secrets);
+    assert!(files.is_empty(), "a secret was written to {files:?}");
 
     // Rollback to the first commit, without checking it out.
     repo.xtask(&["deploy", "--stage", "local", "--rev", &first]).ok();

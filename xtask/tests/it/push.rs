@@ -1,13 +1,6 @@
 //! `cargo xtask push` against the local stack, on throwaway git repositories.
 
-use std::{
-    process::Command,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -137,40 +130,22 @@ fn the_registry_token_never_reaches_argv_or_output() {
         return;
     }
     let (repo, _) = pushable(true);
-    let password = runtime().block_on(async { xtask::ecr::authorization(&local_ecr().await).await.unwrap().password });
-
-    // Watch every process's argv and environment while the push runs.
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        let password = password.clone();
-        std::thread::spawn(move || {
-            let mut leaks = vec![];
-            let mut samples = 0;
-            while !done.load(Ordering::Relaxed) {
-                samples += 1;
-                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                    for file in ["cmdline", "environ"] {
-                        if let Ok(bytes) = std::fs::read(entry.path().join(file))
-                            && String::from_utf8_lossy(&bytes).contains(&password)
-                        {
-                            leaks.push(format!("{}/{file}", entry.path().display()));
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            (leaks, samples)
-        })
-    };
+    let secrets = crate::support::local_secrets();
+    let watch = crate::support::SecretWatch::start(&secrets);
     let run = repo.xtask(&["push", "--json"]);
-    done.store(true, Ordering::Relaxed);
-    let (leaks, samples) = watcher.join().unwrap();
+    let (leaks, samples) = watch.finish();
     run.ok();
     assert!(samples > 3, "the watcher must have sampled during the push");
-    assert!(leaks.is_empty(), "the token appeared in {leaks:?}");
-    assert!(!run.stdout().contains(&password) && !run.stderr().contains(&password), "the token was printed");
-    let docker_config = std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".docker/config.json")).unwrap();
+    assert!(leaks.is_empty(), "a secret appeared in {leaks:?}");
+    assert!(
+        secrets.iter().all(|s| !run.stdout().contains(s.as_str()) && !run.stderr().contains(s.as_str())),
+        "a secret was printed"
+    );
+    let home = std::path::PathBuf::from(std::env::var("HOME").unwrap());
+    let dirs = [repo.path().join("target"), crate::support::stack_dir(), home.join(".docker")];
+    let files = crate::support::files_holding(&dirs, &secrets);
+    assert!(files.is_empty(), "a secret was written to {files:?}");
+    let docker_config = home.join(".docker/config.json");
     if let Ok(config) = std::fs::read_to_string(docker_config) {
         let registry = runtime().block_on(crate::support::local_ports()).registry_host();
         assert!(!config.contains(&registry), "push must not `docker login`");

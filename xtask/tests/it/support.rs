@@ -384,3 +384,72 @@ impl Drop for SecondDaemon {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Watches every process's command line and environment for `secrets` while a command
+/// runs (sampled every 5 ms).
+pub struct SecretWatch {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(Vec<String>, usize)>,
+}
+
+impl SecretWatch {
+    pub fn start(secrets: &[String]) -> SecretWatch {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, secrets) = (done.clone(), secrets.to_vec());
+        let handle = std::thread::spawn(move || {
+            let (mut leaks, mut samples) = (vec![], 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                samples += 1;
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    for file in ["cmdline", "environ"] {
+                        if let Ok(bytes) = std::fs::read(entry.path().join(file)) {
+                            let text = String::from_utf8_lossy(&bytes);
+                            if secrets.iter().any(|s| text.contains(s.as_str())) {
+                                leaks.push(format!("{}/{file}: {}", entry.path().display(), text.replace('\0', " ")));
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            (leaks, samples)
+        });
+        SecretWatch { done, handle }
+    }
+
+    /// Stops watching; returns where a secret was seen, and how many samples were taken.
+    pub fn finish(self) -> (Vec<String>, usize) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Files below `dirs` (logs, records, configs; not image data or build output) that hold
+/// any of `secrets`.
+pub fn files_holding(dirs: &[PathBuf], secrets: &[String]) -> Vec<String> {
+    let mut found = vec![];
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            // Image layers, base-image rootfs, compiled code and packages hold no logs.
+            if ["data", "base", "debug", "release", "node_modules", "venv", ".git"].contains(&name) {
+                continue;
+            }
+            stack.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+            if secrets.iter().any(|s| text.contains(s.as_str())) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// The secrets a local run handles: the registry password and the stack's AWS secret key.
+pub fn local_secrets() -> Vec<String> {
+    let password = runtime().block_on(async { xtask::ecr::authorization(&local_ecr().await).await.unwrap().password });
+    vec![password, xtask::local::LOCAL_SECRET_KEY.to_string()]
+}
