@@ -96,17 +96,23 @@ fn sigterm_during_a_build_stops_at_once_and_tags_nothing() {
     );
 }
 
-#[test]
-fn sigterm_during_cdk_kills_cdk_too() {
-    if !docker_or_skip("sigterm_during_cdk_kills_cdk_too") {
-        return;
-    }
+/// `check` of an unpushed commit in a clone of this workspace, interrupted by `signal`
+/// while `cdk synth` runs: the command exits with `code` and cdk is gone.
+fn interrupting_cdk(signal: libc::c_int, whole_group: bool, code: i32) {
     local_stack();
     let repo = clone_workspace();
     let logs = repo.sh.create_temp_dir().unwrap();
     let stderr = logs.path().join("check.log");
-    // An unpushed commit: the image checks fail at once, then `cdk synth` runs.
-    let mut check = spawn_xtask(&repo.path(), &["check", "--stage", "local"], &[], &stderr);
+    // In a process group of its own, as a terminal's foreground job is.
+    let mut check = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    check
+        .args(["check", "--stage", "local"])
+        .current_dir(repo.path())
+        .env("CI", "true")
+        .env("XTASK_LOCAL_STACK", crate::support::stack_dir())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut check, 0);
+    let mut check = check.spawn().unwrap();
     let started = Instant::now();
     let cdk = loop {
         let cdk = children(check.id()).into_iter().find(|pid| {
@@ -124,9 +130,11 @@ fn sigterm_during_cdk_kills_cdk_too() {
         assert!(started.elapsed() < Duration::from_secs(60), "cdk never started");
         std::thread::sleep(Duration::from_millis(20));
     };
-    sigterm(&check);
-    let (code, _) = exits_within(&mut check, Duration::from_secs(10));
-    assert_eq!(code, Some(143), "{}", std::fs::read_to_string(&stderr).unwrap());
+    let target = if whole_group { -(check.id() as i32) } else { check.id() as i32 };
+    // SAFETY: kill(2) of the process (group) this test started.
+    assert_eq!(unsafe { libc::kill(target, signal) }, 0);
+    let (exit, _) = exits_within(&mut check, Duration::from_secs(10));
+    assert_eq!(exit, Some(code), "{}", std::fs::read_to_string(&stderr).unwrap());
     let gone = Instant::now();
     while Path::new(&format!("/proc/{cdk}")).exists()
         && !std::fs::read_to_string(format!("/proc/{cdk}/stat")).unwrap_or_default().contains(") Z")
@@ -134,4 +142,64 @@ fn sigterm_during_cdk_kills_cdk_too() {
         assert!(gone.elapsed() < Duration::from_secs(5), "cdk (pid {cdk}) outlived the interrupted command");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn sigterm_during_cdk_kills_cdk_too() {
+    if docker_or_skip("sigterm_during_cdk_kills_cdk_too") {
+        interrupting_cdk(libc::SIGTERM, false, 143);
+    }
+}
+
+#[test]
+fn ctrl_c_during_cdk_stops_both() {
+    if docker_or_skip("ctrl_c_during_cdk_stops_both") {
+        // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+        interrupting_cdk(libc::SIGINT, true, 130);
+    }
+}
+
+#[test]
+fn sigterm_during_the_upload_tags_nothing() {
+    if !docker_or_skip("sigterm_during_the_upload_tags_nothing") {
+        return;
+    }
+    local_stack();
+    let repository = unique("it/interrupt-push");
+    runtime().block_on(async { crate::support::create_repository(&local_ecr().await, &repository, true).await });
+    let repo = crate::support::Fixture::with_repository(&repository);
+    // 256 MiB that do not compress: the upload takes seconds.
+    let mut big = vec![0u8; 256 << 20];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for chunk in big.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(repo.path().join("svc/big.bin"), &big).unwrap();
+    let commit = repo.commit("a big layer");
+
+    let logs = repo.sh.create_temp_dir().unwrap();
+    let stderr = logs.path().join("push.log");
+    let mut push = spawn_xtask(&repo.path(), &["push"], &[], &stderr);
+    wait_for(&stderr, "svc: built ", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(200));
+    sigterm(&push);
+    let (code, took) = exits_within(&mut push, Duration::from_secs(10));
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        !log.contains("built and pushed"),
+        "the push ended before the signal; the test needs a bigger layer:\n{log}"
+    );
+    assert_eq!(code, Some(143), "{log}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    let ecr = |tag: String| {
+        runtime().block_on(async { crate::support::ecr_digest(&local_ecr().await, &repository, &tag).await })
+    };
+    assert_eq!(ecr(commit.clone()), None, "no tag for an image that was not pushed whole");
+
+    // The next run finishes the job.
+    repo.xtask(&["push"]).ok();
+    assert!(ecr(commit).is_some());
 }
