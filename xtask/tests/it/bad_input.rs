@@ -152,6 +152,18 @@ const CASES: &[Case] = &[
         only_the_error: true,
     },
     Case {
+        name: "a file name that is not UTF-8",
+        setup: |r| {
+            use std::os::unix::ffi::OsStrExt;
+            std::fs::write(r.path().join("svc").join(std::ffi::OsStr::from_bytes(b"bad-\xff.txt")), "x").unwrap();
+        },
+        args: &["push", "--json"],
+        env: &[],
+        code: 2,
+        says: "its name is not valid UTF-8; rename it or exclude it in .dockerignore",
+        only_the_error: true,
+    },
+    Case {
         name: "an unknown stage",
         setup: |_| {},
         args: &["push", "--json", "--stage", "staging"],
@@ -335,4 +347,52 @@ fn bad_input_gets_one_line_and_changes_nothing() {
     }
     eprintln!("bad inputs: {} tried, {} passed", CASES.len(), CASES.len() - failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Inputs that are not errors but must come out right: a symbolic link pointing outside the
+/// context (sent as a link: its target's content is never sent), and a file name with a
+/// newline (sent as the docker CLI sends it). The image's files are read back with
+/// `docker export`.
+#[test]
+fn unusual_contexts_build_as_docker_builds_them() {
+    if !docker_or_skip("unusual_contexts_build_as_docker_builds_them") {
+        return;
+    }
+    local_stack();
+    let repository = unique("it/unusual");
+    runtime().block_on(async { create_repository(&local_ecr().await, &repository, true).await });
+    let repo = Fixture::with_repository(&repository);
+    repo.write("outside.txt", "content-that-must-not-be-sent\n");
+    std::os::unix::fs::symlink("../outside.txt", repo.path().join("svc/link")).unwrap();
+    repo.write("svc/new\nline.txt", "a newline in the name\n");
+    let commit = repo.commit("unusual names");
+    repo.xtask(&["push"]).ok();
+
+    let sh = &repo.sh;
+    let image = format!("{repository}:{commit}");
+    let name = unique("it-unusual");
+    xshell::cmd!(sh, "docker create --name {name} {image} /none").quiet().ignore_stdout().run().unwrap();
+    let export = repo.sh.create_temp_dir().unwrap();
+    let tar_path = export.path().join("fs.tar");
+    let exported = xshell::cmd!(sh, "docker export -o {tar_path} {name}").quiet().run();
+    xshell::cmd!(sh, "docker rm {name}").quiet().ignore_stdout().run().unwrap();
+    exported.unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let (mut names, mut link, mut leaked) = (vec![], None, false);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path_bytes().into_owned();
+        if path == b"srv/link" {
+            link = Some((entry.header().entry_type(), entry.link_name_bytes().map(|l| l.into_owned())));
+        }
+        let mut content = vec![];
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        leaked |= String::from_utf8_lossy(&content).contains("content-that-must-not-be-sent");
+        names.push(path);
+    }
+    let (kind, target) = link.expect("the link is in the image");
+    assert!(kind.is_symlink(), "sent as a link, as the docker CLI sends it");
+    assert_eq!(target.as_deref(), Some(&b"../outside.txt"[..]));
+    assert!(!leaked, "the link's target outside the context was sent");
+    assert!(names.iter().any(|n| n == b"srv/new\nline.txt"), "a newline in a name");
 }
