@@ -52,6 +52,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let third = repo.commit("third");
     let run = repo.xtask(&["deploy", "--stage", "local", "--rev", &third]);
     let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "a refused deploy is a verdict: {err}");
     assert!(err.contains(&format!("hello/app:{third} is not in ECR")), "{err}");
     assert!(err.contains("cargo xtask push --stage local"), "{err}");
     assert!(!err.contains("$ cdk"), "cdk must not run:\n{err}");
