@@ -160,6 +160,24 @@ impl PatternMatcher {
         self.patterns.iter().filter(|p| p.exclusion).any(|p| format!("{}/", p.cleaned).starts_with(&dir_slash))
     }
 
+    /// fsutil's test for walking into a directory its patterns leave out (its `FilterFS`):
+    /// looking at the `!` exceptions (`exceptions`, for exclude patterns) or at the patterns
+    /// that are not exceptions (for include patterns). One with a wildcard, once a trailing
+    /// `/**` or `/*` is cut, makes every directory worth walking; else one must start, read
+    /// as text, with `dir/`.
+    pub fn fsutil_may_match_below(&self, dir: &str, exceptions: bool) -> bool {
+        let trimmed = |p: &Pattern| -> String {
+            let text = p.cleaned.strip_suffix("/**").unwrap_or(&p.cleaned);
+            text.strip_suffix("/*").unwrap_or(text).to_string()
+        };
+        let candidates: Vec<String> = self.patterns.iter().filter(|p| p.exclusion == exceptions).map(trimmed).collect();
+        if candidates.iter().any(|p| p.contains(['*', '[', ']', '?', '^', '\\'])) {
+            return true;
+        }
+        let dir_slash = format!("{dir}/");
+        candidates.iter().any(|p| format!("{p}/").starts_with(&dir_slash))
+    }
+
     /// `MatchesExact`: is `path` excluded, looking at the path alone (no parent directories)?
     #[cfg(test)]
     fn matches_exact(&self, path: &str) -> bool {

@@ -9,6 +9,7 @@
 //! owners.
 
 pub(crate) mod ignore;
+pub(crate) mod selected;
 mod tar_stream;
 mod walk;
 
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     root: PathBuf,
     matcher: PatternMatcher,
     dockerfile: DockerfileSource,
+    /// The Dockerfile, symbolic links resolved: a BuildKit session offers its directory.
+    dockerfile_path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -139,7 +142,7 @@ impl BuildContext {
             }
         }
         let matcher = PatternMatcher::new(&patterns)?;
-        Ok(BuildContext { inner: Arc::new(Inner { root, matcher, dockerfile }) })
+        Ok(BuildContext { inner: Arc::new(Inner { root, matcher, dockerfile, dockerfile_path }) })
     }
 
     /// The value for `BuildImageOptions.dockerfile`.
@@ -148,6 +151,20 @@ impl BuildContext {
             DockerfileSource::Inside { rel } => rel,
             DockerfileSource::Outside { name, .. } => name,
         }
+    }
+
+    /// The context directory, symbolic links resolved.
+    pub(crate) fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Where a BuildKit session finds the Dockerfile: its directory and its name there (what
+    /// the docker CLI offers as the `dockerfile` local and passes as `dockerfile`).
+    pub(crate) fn dockerfile_dir_and_name(&self) -> (&Path, &str) {
+        let path = &self.inner.dockerfile_path;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("Dockerfile");
+        (dir, name)
     }
 
     /// The entries of the context directory that are sent, in the order they are sent

@@ -123,7 +123,7 @@ fn walk_dir(
 }
 
 /// A directory's entry names, sorted by their bytes (Go's `os.ReadDir` order).
-fn list(dir: &Path) -> io::Result<Vec<OsString>> {
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<OsString>> {
     let mut names = fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     Ok(names)

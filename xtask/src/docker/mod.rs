@@ -31,5 +31,31 @@ fn parse_api(api: &str) -> (usize, usize) {
     (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
 }
 
+/// Builds `context` as `tag` with `builder` (no build arguments, labels or target) and
+/// returns the image id: what the parity tests compare with the docker CLI's builds.
+pub async fn build_context(
+    docker: &Docker,
+    context: &crate::context::BuildContext,
+    tag: &str,
+    builder: BuilderChoice,
+) -> Result<String> {
+    let spec = build::BuildSpec {
+        name: tag,
+        context,
+        tag: tag.to_string(),
+        build_args: Default::default(),
+        labels: Default::default(),
+        target: None,
+        platform: None,
+        network: None,
+        builder,
+    };
+    build::build(docker, &spec, &crate::progress::Progress::detect()).await
+}
+
+pub use build::BuilderChoice;
+
 pub(crate) mod build;
+pub(crate) mod endpoint;
 pub(crate) mod push;
+pub(crate) mod session;

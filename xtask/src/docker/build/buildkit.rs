@@ -1,78 +1,129 @@
-//! BuildKit builds: the tar is the context, a session runs next to the build, and the
-//! daemon reports progress as `moby.buildkit.trace` aux messages (vertexes, their
-//! statuses and logs), then the image id as a `moby.image.id` aux message.
+//! BuildKit builds: the context is served over a BuildKit session (module
+//! `docker::session`), as buildx sends it, never uploaded as a tar; the daemon reports
+//! progress as `moby.buildkit.trace` aux messages (vertexes, their statuses and logs), then
+//! the image id as a `moby.image.id` aux message.
 //!
 //! No `# syntax` directive in our Dockerfiles: it makes BuildKit pull a frontend image.
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use bollard::{
     Docker,
     errors::Error as DockerError,
     moby::buildkit::v1::StatusResponse,
-    models::{BuildInfoAux, ImageId},
+    models::{BuildInfo, BuildInfoAux, ImageId},
     query_parameters::{BuildImageOptions, BuilderVersion},
 };
-use futures_util::StreamExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
 
 use super::{BuildSpec, Tail, inspect_id, short, to_map};
-use crate::progress::{Progress, Task};
+use crate::{
+    docker::{endpoint::Endpoint, session::Session},
+    progress::{Progress, Task},
+};
 
 pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+    let task = progress.task(spec.name);
+    let endpoint = Endpoint::from_env()?;
+    let api = format!("/v{}", docker.client_version());
+    let session = Session::open(&endpoint, &api, spec.context).await?;
+    let (_, dockerfile) = spec.context.dockerfile_dir_and_name();
     let options = BuildImageOptions {
-        dockerfile: spec.context.dockerfile_name().to_string(),
+        dockerfile: dockerfile.to_string(),
         t: Some(spec.tag.clone()),
+        remote: Some("client-session".to_string()),
         buildargs: Some(to_map(&spec.build_args)),
         labels: Some(to_map(&spec.labels)),
         target: spec.target.clone().unwrap_or_default(),
         platform: spec.platform.clone().unwrap_or_default(),
         networkmode: network_mode(docker, spec).await,
         version: BuilderVersion::BuilderBuildKit,
-        session: Some(session_id()),
+        session: Some(session.id.clone()),
         ..Default::default()
     };
-    let task = progress.task(spec.name);
-    task.step("sending context");
-    let body = bollard::body_try_stream(spec.context.stream());
-    let mut stream = docker.build_image(options, None, Some(body));
+    let query = serde_urlencoded::to_string(&options).context("cannot encode the build options")?;
+    let request = hyper::Request::post(format!("{api}/build?{query}"))
+        .header("Host", "docker")
+        .header("Content-Type", "application/x-tar")
+        .body(Empty::<Bytes>::new())
+        .context("cannot make the build request")?;
+    task.step("starting the build");
+    let response = endpoint.send(request).await.with_context(|| format!("cannot start the build of {}", spec.name))?;
+    let status = response.status();
+    let mut body = response.into_body();
 
     let mut trace = Trace::new(spec.name, &task, progress.is_live());
     let mut id = None;
-    while let Some(item) = stream.next().await {
-        let info = match item {
-            Ok(info) => info,
-            Err(DockerError::DockerStreamError { error }) => {
-                task.abandon();
-                return Err(trace.failure(Some(&error)));
-            }
-            Err(err) => {
+    let mut buffer = Vec::new();
+    let mut message = None;
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(err)) => {
                 task.abandon();
                 return Err(anyhow::Error::new(err).context(trace.failure(None)));
             }
         };
-        match info.aux {
-            Some(BuildInfoAux::BuildKit(status)) => trace.update(status),
-            Some(BuildInfoAux::Default(ImageId { id: Some(image) })) => id = Some(image),
-            _ => {}
+        let Ok(data) = frame.into_data() else { continue };
+        buffer.extend_from_slice(&data);
+        if !status.is_success() {
+            continue;
         }
-        if let Some(text) = info.stream {
-            for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-                trace.line(None, line);
+        let mut stream = serde_json::Deserializer::from_slice(&buffer).into_iter::<BuildInfo>();
+        let mut consumed = 0;
+        while let Some(item) = stream.next() {
+            let info = match item {
+                Ok(info) => info,
+                Err(e) if e.is_eof() => break,
+                Err(e) => {
+                    task.abandon();
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("the daemon's build output for {} is not JSON", spec.name)));
+                }
+            };
+            consumed = stream.byte_offset();
+            if let Some(detail) = info.error_detail {
+                message = detail.message.or(Some(String::new()));
+                continue;
+            }
+            match info.aux {
+                Some(BuildInfoAux::BuildKit(status)) => trace.update(status),
+                Some(BuildInfoAux::Default(ImageId { id: Some(image) })) => id = Some(image),
+                _ => {}
+            }
+            if let Some(text) = info.stream {
+                for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                    trace.line(None, line);
+                }
             }
         }
+        buffer.drain(..consumed);
+    }
+    if !status.is_success() {
+        task.abandon();
+        let text = String::from_utf8_lossy(&buffer);
+        let reason = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        return Err(trace.failure(Some(&format!("the daemon refused the build ({status}): {reason}"))));
     }
     // The daemon ends a failed build with an error message; a vertex error without one
     // still fails the build.
-    if trace.failed.is_some() {
+    if message.is_some() || trace.failed.is_some() {
         task.abandon();
-        return Err(trace.failure(None));
+        return Err(trace.failure(message.as_deref().filter(|m| !m.is_empty())));
     }
     let id = match id {
         Some(id) => id,
         None => inspect_id(docker, spec).await?,
     };
-    task.finish(format!("built {} ({})", spec.tag, short(&id)));
+    let (bytes, files) = session.sent();
+    drop(session);
+    task.finish(format!("built {} ({}; context: {files} files, {bytes} bytes sent)", spec.tag, short(&id)));
     Ok(id)
 }
 
@@ -87,15 +138,6 @@ async fn network_mode(docker: &Docker, spec: &BuildSpec<'_>) -> Option<String> {
         Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Some("none".to_string()),
         _ => None,
     }
-}
-
-/// A session id unique on the daemon for the length of a build (BuildKit's own are
-/// 25 random base-36 characters; any unique string will do).
-fn session_id() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("xtask{:x}{:x}{:x}", std::process::id(), nanos, COUNT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What the trace has told so far.

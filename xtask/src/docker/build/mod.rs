@@ -38,7 +38,7 @@ const TAIL: usize = 25;
 
 /// The builder asked for (`--builder`, or `XTASK_BUILDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum BuilderChoice {
+pub enum BuilderChoice {
     /// BuildKit on a Linux Docker daemon, the classic builder elsewhere (Windows, Podman).
     Auto,
     /// Always BuildKit (fails on a daemon without it).
