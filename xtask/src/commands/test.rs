@@ -35,6 +35,10 @@ impl Args {
             .context("clippy found problems; fix them (or `cargo clippy --fix`)")?;
         let stack = Stack::new(ws);
         stack.up(ws, &self.local.debian_mirror).await?;
+        // Which engine the Docker tests run on: each run names it, so a log tells engines apart.
+        if let Ok(docker) = crate::docker::connect().await {
+            eprintln!("Docker engine under test: {}", crate::docker::describe(&docker).await);
+        }
         let extra = &self.cargo_args;
         cmd!(sh, "cargo test --workspace --locked --no-fail-fast -- {extra...}")
             .env("XTASK_LOCAL_STACK", stack.dir())

@@ -30,12 +30,14 @@ impl Endpoint {
         if let Some(address) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
             if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
                 bail!(
-                    "DOCKER_HOST={host} with DOCKER_TLS_VERIFY: TLS daemons are not supported yet; use --builder classic"
+                    "DOCKER_HOST={host} with DOCKER_TLS_VERIFY: TLS daemons are not supported yet; reach the daemon over a unix socket or plain tcp"
                 );
             }
             return Ok(Endpoint::Tcp(address.trim_end_matches('/').to_string()));
         }
-        bail!("DOCKER_HOST={host}: BuildKit sessions need a unix:// or tcp:// daemon; use --builder classic")
+        bail!(
+            "DOCKER_HOST={host}: BuildKit sessions need a unix:// or tcp:// daemon; point DOCKER_HOST at one, or use --builder classic"
+        )
     }
 
     /// Sends `request` on a new connection and returns the response; the connection is

@@ -26,6 +26,25 @@ pub async fn connect() -> Result<Docker> {
     Ok(docker)
 }
 
+/// The engine, for a line of output: `dockerd 26.1.5 (API 1.45, containerd image store) at
+/// unix:///var/run/docker.sock`.
+pub async fn describe(docker: &Docker) -> String {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let version = docker.version().await.ok();
+    let info = docker.info().await.ok();
+    let server = version.as_ref().and_then(|v| v.version.clone()).unwrap_or_else(|| "?".into());
+    let api = version.as_ref().and_then(|v| v.api_version.clone()).unwrap_or_else(|| "?".into());
+    let containerd = info
+        .as_ref()
+        .and_then(|i| i.driver_status.as_ref())
+        .is_some_and(|status| status.iter().flatten().any(|s| s.contains("containerd.snapshotter")));
+    let store = match containerd {
+        true => "containerd image store".to_string(),
+        false => info.and_then(|i| i.driver).map(|d| format!("{d} storage driver")).unwrap_or_default(),
+    };
+    format!("dockerd {server} (API {api}, {store}) at {host}")
+}
+
 fn parse_api(api: &str) -> (usize, usize) {
     let (major, minor) = api.split_once('.').unwrap_or((api, "0"));
     (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
