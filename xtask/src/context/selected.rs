@@ -17,7 +17,7 @@ use std::{
 use super::{
     EntryKind,
     ignore::{MatchInfo, PatternMatcher},
-    walk::{at, list},
+    walk::{at, list, stat},
 };
 
 /// What the receiver asked for.
@@ -90,21 +90,7 @@ impl Walker<'_> {
                 ));
             };
             let rel = if rel_dir.is_empty() { name.to_string() } else { format!("{rel_dir}/{name}") };
-            let meta = match fs::symlink_metadata(&abs) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(at(&abs, "read the metadata of", e)),
-            };
-            let file_type = meta.file_type();
-            let kind = if file_type.is_dir() {
-                EntryKind::Dir
-            } else if file_type.is_file() {
-                EntryKind::File
-            } else if file_type.is_symlink() {
-                EntryKind::Symlink
-            } else {
-                continue;
-            };
+            let Some((meta, kind)) = stat(&abs)? else { continue };
             let is_dir = kind == EntryKind::Dir;
 
             // Include patterns first, as fsutil: an entry no pattern matches is not sent, and

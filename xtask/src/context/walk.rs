@@ -60,22 +60,7 @@ fn walk_dir(
             None => (name.to_string_lossy().into_owned(), false),
         };
         let rel = if rel_dir.is_empty() { name } else { format!("{rel_dir}/{name}") };
-        let meta = match fs::symlink_metadata(&abs) {
-            Ok(meta) => meta,
-            // Removed since the directory was listed: Docker skips it too.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(at(&abs, "read the metadata of", e)),
-        };
-        let file_type = meta.file_type();
-        let kind = if file_type.is_dir() {
-            EntryKind::Dir
-        } else if file_type.is_file() {
-            EntryKind::File
-        } else if file_type.is_symlink() {
-            EntryKind::Symlink
-        } else {
-            continue;
-        };
+        let Some((meta, kind)) = stat(&abs)? else { continue };
         let (excluded, info) = matcher.matches_using_parent_results(&rel, parent);
         if excluded {
             let enter = kind == EntryKind::Dir && matcher.exception_may_match_below(&rel);
@@ -120,6 +105,27 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// An entry's metadata (not following a link) and kind; `None` for one removed since its
+/// directory was listed (Docker skips it too) and for sockets, FIFOs and device nodes.
+pub(crate) fn stat(abs: &Path) -> io::Result<Option<(fs::Metadata, EntryKind)>> {
+    let meta = match fs::symlink_metadata(abs) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(abs, "read the metadata of", e)),
+    };
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        EntryKind::Dir
+    } else if file_type.is_file() {
+        EntryKind::File
+    } else if file_type.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((meta, kind)))
 }
 
 /// A directory's entry names, sorted by their bytes (Go's `os.ReadDir` order).
