@@ -41,16 +41,25 @@ pub fn classify(err: &anyhow::Error) -> (ExitCode, bool) {
     }
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM; returns the signal's name and the exit code it
-/// gives (128 + its number, as shells report it).
-pub async fn interrupted() -> (&'static str, u8) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => ("SIGINT", 130),
-        _ = terminate.recv() => ("SIGTERM", 143),
+/// SIGINT (Ctrl-C) and SIGTERM, listened to from the start of a command.
+pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    /// Listens from now on (inside the runtime).
+    pub fn listen() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals(signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()))
+    }
+
+    /// Waits for a signal; returns its name and the exit code it gives (128 + its number, as
+    /// shells report it). Never returns where signals cannot be listened to.
+    pub async fn recv(&mut self) -> (&'static str, u8) {
+        let Some((interrupt, terminate)) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => ("SIGINT", 130),
+            _ = terminate.recv() => ("SIGTERM", 143),
+        }
     }
 }

@@ -16,10 +16,21 @@ fn main() -> ExitCode {
     // A signal drops the command where it is awaiting: its child processes die with it
     // (kill on drop) and the daemon stops the build or push whose connection closed.
     let result = runtime.block_on(async {
-        tokio::select! {
-            result = cli.run() => Ok(result),
-            signal = exit::interrupted() => Err(signal),
+        let mut signals = exit::Signals::listen();
+        let outcome = tokio::select! {
+            biased;
+            signal = signals.recv() => return Err(signal),
+            result = cli.run() => result,
+        };
+        // Ctrl-C reaches the whole process group: a child it killed (cdk) can end the
+        // command with a failure before the signal is seen here. A failure waits a moment
+        // for it, so an interrupted command says so.
+        if !matches!(&outcome, Ok(code) if *code == ExitCode::SUCCESS)
+            && let Ok(signal) = tokio::time::timeout(std::time::Duration::from_millis(300), signals.recv()).await
+        {
+            return Err(signal);
         }
+        Ok(outcome)
     });
     match result {
         Ok(Ok(code)) => code,
