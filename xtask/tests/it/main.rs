@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod deploy;
 mod dockerignore;
+mod index;
 mod interrupt;
 mod local_stack;
 mod push;
