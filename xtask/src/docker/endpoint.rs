@@ -1,6 +1,9 @@
 //! Requests to the Docker daemon that bollard cannot make: a BuildKit session (an HTTP
 //! upgrade to h2c) and a build that reads its context from one. Each request gets a
-//! connection of its own, to the daemon `DOCKER_HOST` names, as bollard reaches it.
+//! connection of its own, to the daemon `DOCKER_HOST` names, as bollard reaches it: a unix
+//! socket, plain tcp, or tcp with TLS when `DOCKER_TLS_VERIFY` is set (the client
+//! certificate, key and CA from `DOCKER_CERT_PATH`, `~/.docker` by default, as the docker
+//! CLI reads them).
 
 use std::path::PathBuf;
 
@@ -15,6 +18,9 @@ pub(crate) enum Endpoint {
     Unix(PathBuf),
     /// `host:port`, plain HTTP.
     Tcp(String),
+    /// `host:port` over TLS, with the certificates in this directory (`ca.pem`, `cert.pem`,
+    /// `key.pem`).
+    Tls(String, PathBuf),
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -28,15 +34,17 @@ impl Endpoint {
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
         if let Some(address) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
+            let address = address.trim_end_matches('/').to_string();
             if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
-                bail!(
-                    "DOCKER_HOST={host} with DOCKER_TLS_VERIFY: TLS daemons are not supported yet; reach the daemon over a unix socket or plain tcp"
-                );
+                return Ok(Endpoint::Tls(address, cert_path()?));
             }
-            return Ok(Endpoint::Tcp(address.trim_end_matches('/').to_string()));
+            return Ok(Endpoint::Tcp(address));
+        }
+        if let Some(address) = host.strip_prefix("https://") {
+            return Ok(Endpoint::Tls(address.trim_end_matches('/').to_string(), cert_path()?));
         }
         bail!(
-            "DOCKER_HOST={host}: BuildKit sessions need a unix:// or tcp:// daemon; point DOCKER_HOST at one, or use --builder classic"
+            "DOCKER_HOST={host}: BuildKit sessions need a unix://, tcp:// or https:// daemon; point DOCKER_HOST at one, or use --builder classic"
         )
     }
 
@@ -59,6 +67,22 @@ impl Endpoint {
                     .await
                     .with_context(|| format!("cannot connect to the Docker daemon at {address}"))?,
             ),
+            Endpoint::Tls(address, certs) => {
+                let tcp = tokio::net::TcpStream::connect(address)
+                    .await
+                    .with_context(|| format!("cannot connect to the Docker daemon at {address}"))?;
+                let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .with_context(|| format!("{host} is not a host name or address"))?;
+                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config(certs)?));
+                Box::new(
+                    connector
+                        .connect(name, tcp)
+                        .await
+                        .with_context(|| format!("TLS with the Docker daemon at {address} failed"))?,
+                )
+            }
         };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -68,4 +92,39 @@ impl Endpoint {
         });
         sender.send_request(request).await.context("the Docker daemon did not answer")
     }
+}
+
+/// `DOCKER_CERT_PATH`, else `~/.docker`.
+fn cert_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME").context("DOCKER_TLS_VERIFY is set, but neither DOCKER_CERT_PATH nor HOME")?;
+    Ok(PathBuf::from(home).join(".docker"))
+}
+
+/// The client's TLS settings for a daemon: trust `ca.pem`, present `cert.pem` and `key.pem`.
+fn tls_config(dir: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| {
+            format!("cannot read {}; DOCKER_CERT_PATH must hold ca.pem, cert.pem and key.pem", path.display())
+        })
+    };
+    let certs = |name: &str| -> Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_slice_iter(&read(name)?)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{} holds no valid PEM certificate", dir.join(name).display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs("ca.pem")? {
+        roots.add(ca).context("the CA certificate in ca.pem is not usable")?;
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read("key.pem")?)
+        .with_context(|| format!("{} holds no valid PEM private key", dir.join("key.pem").display()))?;
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs("cert.pem")?, key)
+        .context("the client certificate and key in DOCKER_CERT_PATH do not go together")
 }

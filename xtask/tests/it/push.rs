@@ -335,3 +335,40 @@ fn two_runners_pushing_one_commit_end_with_one_image() {
     }
     panic!("in three attempts the two pushes never raced");
 }
+
+#[test]
+fn a_remote_tls_daemon_builds_and_pushes() {
+    if !docker_or_skip("a_remote_tls_daemon_builds_and_pushes") {
+        return;
+    }
+    let (repo, repository) = pushable(true);
+    let remote = crate::support::SecondDaemon::start_tls();
+    let certs = remote.certs();
+    let env = [
+        ("DOCKER_HOST", remote.host.as_str()),
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", certs.to_str().unwrap()),
+    ];
+    // BuildKit (its session over TLS too), then the classic builder for a new commit.
+    for (builder, data) in [("buildkit", "tls one\n"), ("classic", "tls two\n")] {
+        repo.write("svc/data.txt", data);
+        let commit = repo.commit("through a TLS daemon");
+        let run = crate::support::xtask_env(&repo.path(), &["push", "--json", "--builder", builder], &env);
+        let json: Value = serde_json::from_str(run.ok().trim()).unwrap();
+        assert_eq!(json["images"][0]["action"], "built", "{builder}: {}", run.stderr());
+        assert_eq!(ecr_digest(&repository, &commit).as_deref(), json["images"][0]["digest"].as_str(), "{builder}");
+    }
+    // Without the client certificate the daemon is not reached, and the error says why.
+    repo.write("svc/data.txt", "tls three\n");
+    repo.commit("no certificate");
+    let empty = repo.path().join("no-certs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let env = [
+        ("DOCKER_HOST", remote.host.as_str()),
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", empty.to_str().unwrap()),
+    ];
+    let run = crate::support::xtask_env(&repo.path(), &["push"], &env);
+    let err = run.fails();
+    assert!(err.contains(remote.host.trim_start_matches("tcp://")) || err.contains("ca.pem"), "{err}");
+}

@@ -348,7 +348,64 @@ impl SecondDaemon {
         let dir = PathBuf::from(format!("/tmp/xtask-dd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let host = format!("unix://{}/docker.sock", dir.display());
+        SecondDaemon::spawn(dir, host, &[], &[])
+    }
+
+    /// A daemon on a loopback TCP port that takes only TLS clients with a certificate of a
+    /// CA made here; `certs()` is the directory to give as DOCKER_CERT_PATH.
+    pub fn start_tls() -> SecondDaemon {
+        let dir = PathBuf::from(format!("/tmp/xtask-tls-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("client")).unwrap();
+        let sh = Shell::new().unwrap();
+        sh.change_dir(&dir);
+        let quiet = |c: xshell::Cmd<'_>| c.quiet().ignore_stdout().ignore_stderr().run().unwrap();
+        quiet(cmd!(
+            sh,
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 1 -subj /CN=xtask-test-ca"
+        ));
+        sh.write_file("server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+        sh.write_file("client.ext", "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, key, cert) in
+            [("server", "server-key.pem", "server-cert.pem"), ("client", "client/key.pem", "client/cert.pem")]
+        {
+            let subject = format!("/CN={name}");
+            let ext = format!("{name}.ext");
+            quiet(cmd!(sh, "openssl req -newkey rsa:2048 -nodes -keyout {key} -out {name}.csr -subj {subject}"));
+            quiet(cmd!(
+                sh,
+                "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out {cert} -days 1 -extfile {ext}"
+            ));
+        }
+        sh.copy_file("ca.pem", "client/ca.pem").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host = format!("tcp://127.0.0.1:{port}");
+        let tls =
+            ["--tlsverify", "--tlscacert", "ca.pem", "--tlscert", "server-cert.pem", "--tlskey", "server-key.pem"];
+        let tls: Vec<String> = tls
+            .iter()
+            .map(|a| if a.ends_with(".pem") { dir.join(a).display().to_string() } else { a.to_string() })
+            .collect();
+        let client = dir.join("client").display().to_string();
+        let check = [
+            "--tlsverify".to_string(),
+            "--tlscacert".into(),
+            format!("{client}/ca.pem"),
+            "--tlscert".into(),
+            format!("{client}/cert.pem"),
+            "--tlskey".into(),
+            format!("{client}/key.pem"),
+        ];
+        SecondDaemon::spawn(dir, host, &tls, &check)
+    }
+
+    /// DOCKER_CERT_PATH for a daemon from `start_tls`.
+    pub fn certs(&self) -> PathBuf {
+        self.dir.join("client")
+    }
+
+    fn spawn(dir: PathBuf, host: String, daemon_args: &[String], client_args: &[String]) -> SecondDaemon {
         let child = Command::new("dockerd")
+            .args(daemon_args)
             .args(["--host", &host, "--iptables=false", "--bridge=none"])
             .arg("--data-root")
             .arg(dir.join("data"))
@@ -364,7 +421,13 @@ impl SecondDaemon {
         let sh = Shell::new().unwrap();
         let host = &daemon.host;
         let started = std::time::Instant::now();
-        while cmd!(sh, "docker --host {host} version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+        while cmd!(sh, "docker {client_args...} --host {host} version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_err()
+        {
             let log = std::fs::read_to_string(daemon.dir.join("dockerd.err")).unwrap_or_default();
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(60),
