@@ -1,9 +1,10 @@
 //! Requests to the Docker daemon that bollard cannot make: a BuildKit session (an HTTP
 //! upgrade to h2c) and a build that reads its context from one. Each request gets a
 //! connection of its own, to the daemon `DOCKER_HOST` names, as bollard reaches it: a unix
-//! socket, plain tcp, or tcp with TLS when `DOCKER_TLS_VERIFY` is set (the client
-//! certificate, key and CA from `DOCKER_CERT_PATH`, `~/.docker` by default, as the docker
-//! CLI reads them).
+//! socket, plain tcp, tcp with TLS when `DOCKER_TLS_VERIFY` is set (the client
+//! certificate, key and CA from `DOCKER_CERT_PATH`, `~/.docker` by default), or `ssh://`
+//! (`ssh … docker system dial-stdio`), as the docker CLI reads them. For `ssh://` it also
+//! carries bollard's requests ([`Endpoint::transport`]).
 
 use std::path::PathBuf;
 
@@ -21,6 +22,12 @@ pub(crate) enum Endpoint {
     /// `host:port` over TLS, with the certificates in this directory (`ca.pem`, `cert.pem`,
     /// `key.pem`).
     Tls(String, PathBuf),
+    /// `ssh://[user@]host[:port]`: the daemon's API through `docker system dial-stdio` there.
+    Ssh {
+        user: Option<String>,
+        host: String,
+        port: Option<String>,
+    },
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -40,6 +47,23 @@ impl Endpoint {
             }
             return Ok(Endpoint::Tcp(address));
         }
+        if let Some(rest) = host.strip_prefix("ssh://") {
+            let rest = rest.trim_end_matches('/');
+            let (user, rest) = match rest.split_once('@') {
+                Some((user, rest)) => (Some(user.to_string()), rest),
+                None => (None, rest),
+            };
+            let (host_part, port) = match rest.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    (host, Some(port.to_string()))
+                }
+                _ => (rest, None),
+            };
+            if host_part.is_empty() || host_part.starts_with('-') {
+                bail!("DOCKER_HOST={host} names no host; give ssh://[user@]host[:port]");
+            }
+            return Ok(Endpoint::Ssh { user, host: host_part.to_string(), port });
+        }
         if let Some(address) = host.strip_prefix("https://") {
             return Ok(Endpoint::Tls(address.trim_end_matches('/').to_string(), cert_path()?));
         }
@@ -50,7 +74,7 @@ impl Endpoint {
 
     /// Sends `request` on a new connection and returns the response; the connection is
     /// driven in the background, upgrades included.
-    pub(crate) async fn send<B>(&self, request: Request<B>) -> Result<Response<Incoming>>
+    pub(crate) async fn send<B>(&self, mut request: Request<B>) -> Result<Response<Incoming>>
     where
         B: hyper::body::Body + Send + 'static,
         B::Data: Send,
@@ -83,6 +107,7 @@ impl Endpoint {
                         .with_context(|| format!("TLS with the Docker daemon at {address} failed"))?,
                 )
             }
+            Endpoint::Ssh { user, host, port } => Box::new(ssh(user.as_deref(), host, port.as_deref())?),
         };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -90,6 +115,16 @@ impl Endpoint {
         tokio::spawn(async move {
             let _ = connection.with_upgrades().await;
         });
+        // Origin form, as a socket's HTTP server expects it (bollard's custom transport hands
+        // over `http://docker/…`).
+        if let Some(path) = request.uri().path_and_query().cloned()
+            && request.uri().scheme().is_some()
+        {
+            *request.uri_mut() = path.as_str().parse().context("a request path that is not a URI")?;
+        }
+        if !request.headers().contains_key(hyper::header::HOST) {
+            request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
+        }
         sender.send_request(request).await.context("the Docker daemon did not answer")
     }
 }
@@ -127,4 +162,84 @@ fn tls_config(dir: &std::path::Path) -> Result<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_client_auth_cert(certs("cert.pem")?, key)
         .context("the client certificate and key in DOCKER_CERT_PATH do not go together")
+}
+
+/// The daemon's API through `ssh [-l user] [-p port] -- host docker system dial-stdio`, as the
+/// docker CLI reaches an `ssh://` daemon (the user's ssh configuration and agent apply). The
+/// ssh process ends with the connection.
+fn ssh(user: Option<&str>, host: &str, port: Option<&str>) -> Result<SshStream> {
+    let mut command = tokio::process::Command::new("ssh");
+    command.args(["-o", "ConnectTimeout=30", "-T"]);
+    if let Some(user) = user {
+        command.args(["-l", user]);
+    }
+    if let Some(port) = port {
+        command.args(["-p", port]);
+    }
+    command.args(["--", host, "docker", "system", "dial-stdio"]);
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run ssh to reach the Docker daemon; install an OpenSSH client")?;
+    let (stdout, stdin) = (child.stdout.take(), child.stdin.take());
+    let (Some(stdout), Some(stdin)) = (stdout, stdin) else { bail!("ssh started without pipes") };
+    Ok(SshStream { io: tokio::io::join(stdout, stdin), _child: child })
+}
+
+/// What bollard's transport returns for a request.
+type Transported = std::pin::Pin<Box<dyn Future<Output = Result<Response<Incoming>, bollard::errors::Error>> + Send>>;
+
+/// The pipes of an ssh process, as one connection.
+struct SshStream {
+    io: tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+    _child: tokio::process::Child,
+}
+
+impl AsyncRead for SshStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SshStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl Endpoint {
+    /// bollard's transport for an endpoint bollard cannot reach itself (`ssh://`): each
+    /// request on a connection of its own.
+    pub(crate) fn transport(self) -> impl Fn(bollard::BollardRequest) -> Transported + Send + Sync + 'static {
+        let endpoint = std::sync::Arc::new(self);
+        move |request| {
+            let endpoint = endpoint.clone();
+            Box::pin(
+                async move { endpoint.send(request).await.map_err(|e| std::io::Error::other(format!("{e:#}")).into()) },
+            )
+        }
+    }
 }

@@ -12,7 +12,20 @@ pub async fn connect() -> Result<Docker> {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let no_daemon =
         || format!("no Docker daemon answers at {host}; start dockerd, or point DOCKER_HOST at a running daemon");
-    let docker = Docker::connect_with_defaults().with_context(no_daemon)?;
+    let docker = match host.starts_with("ssh://") {
+        // bollard is built without its ssh client: requests go through `ssh` as the docker CLI's do.
+        true => {
+            let endpoint = endpoint::Endpoint::from_env()?;
+            Docker::connect_with_custom_transport(
+                endpoint.transport(),
+                Some("http://docker"),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .with_context(no_daemon)?
+        }
+        false => Docker::connect_with_defaults().with_context(no_daemon)?,
+    };
     let docker = docker.negotiate_version().await.with_context(no_daemon)?;
     let version = docker.version().await.with_context(|| format!("the Docker daemon at {host} did not answer"))?;
     let api = version.api_version.unwrap_or_default();

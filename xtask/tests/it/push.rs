@@ -372,3 +372,23 @@ fn a_remote_tls_daemon_builds_and_pushes() {
     let err = run.fails();
     assert!(err.contains(remote.host.trim_start_matches("tcp://")) || err.contains("ca.pem"), "{err}");
 }
+
+#[test]
+fn an_ssh_daemon_builds_and_pushes() {
+    if !docker_or_skip("an_ssh_daemon_builds_and_pushes") {
+        return;
+    }
+    let (repo, repository) = pushable(true);
+    let ssh = crate::support::SshServer::start();
+    let host = format!("ssh://root@127.0.0.1:{}", ssh.port);
+    let path = ssh.path();
+    let env = [("DOCKER_HOST", host.as_str()), ("PATH", path.as_str())];
+    for (builder, data) in [("buildkit", "ssh one\n"), ("classic", "ssh two\n")] {
+        repo.write("svc/data.txt", data);
+        let commit = repo.commit("through ssh");
+        let run = crate::support::xtask_env(&repo.path(), &["push", "--json", "--builder", builder], &env);
+        let json: Value = serde_json::from_str(run.ok().trim()).unwrap();
+        assert_eq!(json["images"][0]["action"], "built", "{builder}: {}", run.stderr());
+        assert_eq!(ecr_digest(&repository, &commit).as_deref(), json["images"][0]["digest"].as_str(), "{builder}");
+    }
+}

@@ -448,6 +448,80 @@ impl Drop for SecondDaemon {
     }
 }
 
+/// An OpenSSH server on a loopback port that lets root in with a key made here, and an `ssh`
+/// on `path()` that uses that key: `DOCKER_HOST=ssh://root@127.0.0.1:PORT` reaches this
+/// machine's default Docker daemon through `docker system dial-stdio`, as from a laptop.
+pub struct SshServer {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl SshServer {
+    pub fn start() -> SshServer {
+        let dir = PathBuf::from(format!("/tmp/xtask-ssh-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap(); // sshd's privilege separation directory
+        let sh = Shell::new().unwrap();
+        sh.change_dir(&dir);
+        for key in ["host_key", "client_key"] {
+            cmd!(sh, "ssh-keygen -q -t ed25519 -N '' -f {key}").quiet().run().unwrap();
+        }
+        sh.copy_file("client_key.pub", "authorized_keys").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.display();
+        sh.write_file(
+            "sshd_config",
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile {d}/sshd.pid\nStrictModes no\nPermitRootLogin prohibit-password\nUsePAM no\n"
+            ),
+        )
+        .unwrap();
+        sh.write_file(
+            "ssh_config",
+            format!(
+                "Host *\n  IdentityFile {d}/client_key\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+            ),
+        )
+        .unwrap();
+        let ssh = dir.join("bin/ssh");
+        std::fs::write(&ssh, format!("#!/bin/sh\nexec /usr/bin/ssh -F {d}/ssh_config \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(dir.join("sshd_config"))
+            .arg("-E")
+            .arg(dir.join("sshd.log"))
+            .spawn()
+            .expect("cannot start sshd (install openssh-server)");
+        let server = SshServer { child, dir, port };
+        let started = std::time::Instant::now();
+        let target = "root@127.0.0.1";
+        let port = port.to_string();
+        while cmd!(sh, "{ssh} -p {port} {target} true").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+            let log = std::fs::read_to_string(server.dir.join("sshd.log")).unwrap_or_default();
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "sshd did not let the test in:\n{log}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        server
+    }
+
+    /// A PATH whose `ssh` uses this server's key.
+    pub fn path(&self) -> String {
+        format!("{}:{}", self.dir.join("bin").display(), std::env::var("PATH").unwrap_or_default())
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with the pid of the sshd this helper started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Watches every process's command line and environment for `secrets` while a command
 /// runs (sampled every 5 ms).
 pub struct SecretWatch {
