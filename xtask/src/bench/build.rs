@@ -1,11 +1,14 @@
 //! Row 3: `build` of a big generated context beside `DOCKER_BUILDKIT=0 docker build`
 //! of the same directory, with the peak RSS of both clients, and `tar -c | cat` of the
 //! tree as the floor. Run for a 100 MiB context and the big one, to show whether our
-//! memory stays flat.
+//! memory stays flat. Beside them, for the big context: 3b, our first BuildKit build vs
+//! `docker buildx build`'s (both send the context over a BuildKit session); 3c, the build
+//! after one file changed, ours vs buildx's, and vs our first.
 //!
 //! Each round really builds: a file unique to the round is written into the context
 //! first (so no builder finds the `COPY` in a cache), and the images and BuildKit
-//! cache records a build made are removed right after it.
+//! cache records (the cached copy of the context among them) a client's builds made are
+//! removed before the next client builds.
 
 use std::{collections::HashSet, path::Path, time::Duration};
 
@@ -48,12 +51,14 @@ pub fn rows(b: &Bench<'_>, big_mib: u64) -> Result<Vec<Row>> {
     let mut rows = vec![];
     let mut rss = vec![];
     for ((mib, made), name) in sizes.into_iter().zip(made).zip(&names) {
-        let (row, peak) = row(b, &fixture.sh, name, &dir(mib), made, &format!("bench/build:{commit}"))?;
+        let big = mib == big_mib;
+        let (row, peak, buildkit) = row(b, &fixture.sh, name, &dir(mib), made, &format!("bench/build:{commit}"), big)?;
         rows.push(row);
+        rows.extend(buildkit);
         rss.push((mib, peak));
     }
     let [(small, small_rss), (big, big_rss)] = rss[..] else { unreachable!("two sizes") };
-    rows.last_mut().expect("two rows").also.push(format!(
+    rows.iter_mut().rfind(|r| r.id == "3").expect("two rows").also.push(format!(
         "ours' peak RSS from {small} MiB to {big} MiB of context: {} → {} (goal: ≤ 64 MiB, flat)",
         measure::mib(small_rss),
         measure::mib(big_rss)
@@ -61,27 +66,53 @@ pub fn rows(b: &Bench<'_>, big_mib: u64) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// One size: rows of ours vs the classic builder; returns the row and ours' median peak RSS.
-fn row(b: &Bench<'_>, sh: &Shell, name: &str, context: &Path, made: Made, ours_image: &str) -> Result<(Row, f64)> {
+/// One size: the row of ours vs the classic builder, ours' median peak RSS, and with
+/// `buildkit` the rows of ours vs `docker buildx build` (first build, and after one change).
+fn row(
+    b: &Bench<'_>,
+    sh: &Shell,
+    name: &str,
+    context: &Path,
+    made: Made,
+    ours_image: &str,
+    buildkit: bool,
+) -> Result<(Row, f64, Vec<Row>)> {
     let exe = &b.exe;
     // Longest a command may take before the bench stops it and fails.
     let limit = Duration::from_secs(300 + 2 * made.bytes / MIB);
     let classic_image = format!("bench-classic/{name}:latest");
-    let runs = b.rounds(&format!("row 3, build of {}", measure::mib(made.bytes as f64)), || {
+    let buildx_image = format!("bench-buildx/{name}:latest");
+    if buildkit && cmd!(sh, "docker buildx version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+        bail!("the docker CLI has no buildx plugin, which row 3b compares with; install docker-buildx");
+    }
+    let change = |what: &str| -> Result<()> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-        std::fs::write(context.join(ROUND_FILE), format!("{nanos}\n"))?;
+        Ok(std::fs::write(context.join(what), format!("{nanos}\n"))?)
+    };
+    let runs = b.rounds(&format!("row 3, build of {}", measure::mib(made.bytes as f64)), || {
+        change(ROUND_FILE)?;
         let cache = build_cache(sh)?;
-        let ours = b.ours(cmd!(sh, "{exe} build --stage local --image {name}"));
-        let ours = measure::run("cargo xtask build", ours, Stdout::Keep, &b.log("build-ours"), limit)?;
-        rmi(sh, ours_image)?;
-        for id in build_cache(sh)?.difference(&cache) {
-            let filter = format!("id={id}");
-            cmd!(sh, "docker builder prune --all --force --filter {filter}")
-                .quiet()
-                .ignore_stdout()
-                .ignore_stderr()
-                .run()
-                .with_context(|| format!("cannot remove build cache record {id}"))?;
+        let ours_cmd = || b.ours(cmd!(sh, "{exe} build --stage local --image {name}"));
+        let ours = measure::run("cargo xtask build", ours_cmd(), Stdout::Keep, &b.log("build-ours"), limit)?;
+        let mut buildkit_runs = None;
+        if buildkit {
+            change(CHANGED_FILE)?;
+            let ours_again =
+                measure::run("cargo xtask build", ours_cmd(), Stdout::Keep, &b.log("build-ours-2"), limit)?;
+            rmi(sh, ours_image)?;
+            prune_since(sh, &cache)?;
+            let cache = build_cache(sh)?;
+            let buildx = || cmd!(sh, "docker buildx build -q -t {buildx_image} {context}");
+            let first = measure::run("docker buildx build", buildx(), Stdout::Keep, &b.log("build-buildx"), limit)?;
+            change(CHANGED_FILE)?;
+            let again = measure::run("docker buildx build", buildx(), Stdout::Keep, &b.log("build-buildx-2"), limit)?;
+            rmi(sh, &buildx_image)?;
+            prune_since(sh, &cache)?;
+            std::fs::remove_file(context.join(CHANGED_FILE))?;
+            buildkit_runs = Some((ours_again.secs, first.secs, again.secs));
+        } else {
+            rmi(sh, ours_image)?;
+            prune_since(sh, &cache)?;
         }
         let classic = cmd!(sh, "docker build -q -t {classic_image} {context}").env("DOCKER_BUILDKIT", "0");
         let classic = measure::run("docker build", classic, Stdout::Keep, &b.log("build-classic"), limit)?;
@@ -97,11 +128,10 @@ fn row(b: &Bench<'_>, sh: &Shell, name: &str, context: &Path, made: Made, ours_i
                 made.bytes
             );
         }
-        Ok((ours, classic, floor))
+        Ok((ours, classic, floor, buildkit_runs))
     })?;
-    let series = |pick: fn(&(measure::Sample, measure::Sample, measure::Sample)) -> f64| -> Vec<f64> {
-        runs.iter().map(pick).collect()
-    };
+    type Round = (measure::Sample, measure::Sample, measure::Sample, Option<(f64, f64, f64)>);
+    let series = |pick: fn(&Round) -> f64| -> Vec<f64> { runs.iter().map(pick).collect() };
     let ours_rss = Stats::of(&series(|r| r.0.peak_rss as f64));
     let row = Row {
         id: "3".into(),
@@ -115,11 +145,54 @@ fn row(b: &Bench<'_>, sh: &Shell, name: &str, context: &Path, made: Made, ours_i
             format!("floor `tar -c | cat`: {}", Stats::of(&series(|r| r.2.secs)).show(measure::secs)),
         ],
     };
-    Ok((row, ours_rss.median))
+    let mut buildkit_rows = vec![];
+    if buildkit {
+        let pick =
+            |f: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> { runs.iter().filter_map(|r| r.3.as_ref()).map(f).collect() };
+        let size = format!("{}, {} files", measure::mib(made.bytes as f64), made.files);
+        let ours_first = Stats::of(&series(|r| r.0.secs));
+        let ours_second = Stats::of(&pick(|r| r.0));
+        buildkit_rows.push(Row {
+            id: "3b".into(),
+            what: format!("first BuildKit build of the generated context ({size})"),
+            baseline: "`docker buildx build` (the same session protocol)".into(),
+            ours: series(|r| r.0.secs),
+            theirs: pick(|r| r.1),
+            also: vec![],
+        });
+        buildkit_rows.push(Row {
+            id: "3c".into(),
+            what: format!("the build after one file of it changed ({size})"),
+            baseline: "`docker buildx build` after the same change".into(),
+            ours: pick(|r| r.0),
+            theirs: pick(|r| r.2),
+            also: vec![format!(
+                "ours after the change / ours first: {:.2} (goal ≤ 0.1; the COPY of the whole context is rebuilt, only the changed file is sent)",
+                ours_second.median / ours_first.median
+            )],
+        });
+    }
+    Ok((row, ours_rss.median, buildkit_rows))
 }
 
 /// Written into the context before each round, with content unique to the round.
 const ROUND_FILE: &str = "bench-round";
+/// The one file changed between a first build and the next (rows 3b, 3c).
+const CHANGED_FILE: &str = "bench-changed";
+
+/// Removes the BuildKit cache records made since `before` was listed.
+fn prune_since(sh: &Shell, before: &HashSet<String>) -> Result<()> {
+    for id in build_cache(sh)?.difference(before) {
+        let filter = format!("id={id}");
+        cmd!(sh, "docker builder prune --all --force --filter {filter}")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .with_context(|| format!("cannot remove build cache record {id}"))?;
+    }
+    Ok(())
+}
 
 /// Ids of the daemon's BuildKit cache records.
 fn build_cache(sh: &Shell) -> Result<HashSet<String>> {

@@ -15,7 +15,9 @@ use crate::{
 /// pipeline and plain `cdk deploy`, on the local stack; writes target/bench/report.md.
 ///
 /// Rows: 1 push of a commit already in ECR, 2 push of a new commit with unchanged
-/// inputs, 3 build of a big generated context (and a 100 MiB one), 4 deploy.
+/// inputs, 3 build of a big generated context (and a 100 MiB one) vs the classic builder,
+/// 3b its first BuildKit build vs `docker buildx build`, 3c the build after one file
+/// changed vs buildx's, 4 deploy.
 /// Not part of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
