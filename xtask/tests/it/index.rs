@@ -11,17 +11,17 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{Fixture, docker_or_skip, local_ecr, local_ports, local_stack, runtime, unique};
 
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// The registry's API with the local stack's credentials.
-struct Registry {
+pub struct Registry {
     client: xtask::http::Client,
     base: String,
 }
 
 impl Registry {
-    async fn connect() -> Registry {
+    pub async fn connect() -> Registry {
         let auth = xtask::ecr::authorization(&local_ecr().await).await.unwrap();
         let base = format!("http://{}", local_ports().await.registry_host());
         Registry { client: xtask::http::Client::new(Some(auth.basic_header())), base }
@@ -44,7 +44,13 @@ impl Registry {
     }
 
     /// Puts `manifest` under `reference`; returns its digest and size.
-    async fn manifest(&self, repository: &str, reference: &str, media_type: &str, manifest: &Value) -> (String, usize) {
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &Value,
+    ) -> (String, usize) {
         let bytes = serde_json::to_vec(manifest).unwrap();
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let put =
@@ -55,7 +61,7 @@ impl Registry {
     }
 
     /// An attestation manifest for the image `subject`, as BuildKit attaches one.
-    async fn attestation(&self, repository: &str, subject: &str) -> Value {
+    pub async fn attestation(&self, repository: &str, subject: &str) -> Value {
         let statement = json!({ "_type": "https://in-toto.io/Statement/v0.1", "subject": [{ "digest": { "sha256": subject.trim_start_matches("sha256:") } }] });
         let statement = serde_json::to_vec(&statement).unwrap();
         let layer = self.blob(repository, &statement).await;
@@ -79,7 +85,7 @@ impl Registry {
     }
 }
 
-fn index(entries: Vec<Value>) -> Value {
+pub fn index(entries: Vec<Value>) -> Value {
     json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries })
 }
 
