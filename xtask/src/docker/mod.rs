@@ -47,7 +47,10 @@ pub async fn describe(docker: &Docker) -> String {
     let info = docker.info().await.ok();
     let server = version.as_ref().and_then(|v| v.version.clone()).unwrap_or_else(|| "?".into());
     let api = version.as_ref().and_then(|v| v.api_version.clone()).unwrap_or_else(|| "?".into());
-    let containerd = build::containerd_image_store(docker).await;
+    let containerd = info
+        .as_ref()
+        .and_then(|i| i.driver_status.as_ref())
+        .is_some_and(|status| status.iter().flatten().any(|s| s.contains("containerd.snapshotter")));
     let store = match containerd {
         true => "containerd image store".to_string(),
         false => info.and_then(|i| i.driver).map(|d| format!("{d} storage driver")).unwrap_or_default(),

@@ -57,15 +57,7 @@ enum Builder {
 impl Builder {
     async fn select(docker: &Docker, choice: BuilderChoice) -> Builder {
         match choice {
-            BuilderChoice::Classic => {
-                if containerd_image_store(docker).await {
-                    eprintln!(
-                        "warning: the classic builder on the containerd image store makes layers the daemon pushes \
-                         uncompressed (about three times the bytes); --builder buildkit pushes them compressed"
-                    );
-                }
-                Builder::Classic
-            }
+            BuilderChoice::Classic => Builder::Classic,
             BuilderChoice::Buildkit => Builder::BuildKit,
             BuilderChoice::Auto => Builder::detect(docker).await,
         }
@@ -83,12 +75,6 @@ impl Builder {
             version.components.iter().flatten().any(|component| component.name.to_ascii_lowercase().contains("podman"));
         if linux && !podman { Builder::BuildKit } else { Builder::Classic }
     }
-}
-
-/// Does the daemon keep images in containerd's store (Docker Desktop, fresh Engine 29)?
-pub(crate) async fn containerd_image_store(docker: &Docker) -> bool {
-    let Ok(info) = docker.info().await else { return false };
-    info.driver_status.iter().flatten().flatten().any(|s| s.contains("containerd.snapshotter"))
 }
 
 /// Builds the image and returns its id (`sha256:...`) with the builder `spec.builder`
