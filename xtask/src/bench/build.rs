@@ -10,7 +10,11 @@
 //! cache records (the cached copy of the context among them) a client's builds made are
 //! removed before the next client builds.
 
-use std::{collections::HashSet, path::Path, time::Duration};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -42,11 +46,16 @@ pub fn rows(b: &Bench<'_>, big_mib: u64) -> Result<Vec<Row>> {
         made.push(tree::ensure(&dir(mib), spec(mib))?);
     }
     let names: Vec<String> = sizes.iter().map(|mib| format!("ctx{mib}")).collect();
-    let contexts: Vec<String> = sizes.iter().map(|mib| format!("../data/ctx-{mib}m")).collect();
+    let contexts: Vec<String> = sizes.iter().map(|mib| format!("ctx-{mib}m")).collect();
     let images: Vec<Image> =
         names.iter().zip(&contexts).map(|(name, context)| Image { name, context, repository: "bench/build" }).collect();
     let fixture = Fixture::workspace(&b.dir.join("build"), &images)?;
+    fixture.write(".gitignore", "/target\n/ctx-*/\n")?;
     let commit = fixture.commit("contexts to build")?;
+    // A context must be inside its workspace: the generated ones are moved in for the row
+    // (ignored by git) and back out after it, where the next run finds them.
+    let _moved = MovedIn::new(sizes.iter().map(|&mib| (dir(mib), fixture.dir.join(format!("ctx-{mib}m")))).collect())?;
+    let dir = |mib: u64| fixture.dir.join(format!("ctx-{mib}m"));
 
     let mut rows = vec![];
     let mut rss = vec![];
@@ -179,6 +188,31 @@ fn row(
 const ROUND_FILE: &str = "bench-round";
 /// The one file changed between a first build and the next (rows 3b, 3c).
 const CHANGED_FILE: &str = "bench-changed";
+
+/// Directories moved to where a row needs them, moved back when dropped.
+struct MovedIn(Vec<(PathBuf, PathBuf)>);
+
+impl MovedIn {
+    fn new(pairs: Vec<(PathBuf, PathBuf)>) -> Result<MovedIn> {
+        let mut moved = MovedIn(Vec::new());
+        for (from, to) in pairs {
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+            moved.0.push((from, to));
+        }
+        Ok(moved)
+    }
+}
+
+impl Drop for MovedIn {
+    fn drop(&mut self) {
+        for (home, here) in &self.0 {
+            if let Err(e) = std::fs::rename(here, home) {
+                eprintln!("bench: cannot move {} back to {}: {e}", here.display(), home.display());
+            }
+        }
+    }
+}
 
 /// Removes the BuildKit cache records made since `before` was listed.
 fn prune_since(sh: &Shell, before: &HashSet<String>) -> Result<()> {
