@@ -35,8 +35,7 @@ impl DockerCli {
         Ok(cli)
     }
 
-    /// `cmd` with this config and the classic builder (this daemon has no BuildKit
-    /// through the CLI: buildx is not installed).
+    /// `cmd` with this config and the classic builder (the baseline of rows 1, 2 and 3).
     pub fn cmd<'a>(&self, cmd: Cmd<'a>) -> Cmd<'a> {
         cmd.env("DOCKER_CONFIG", &self.config).env("DOCKER_BUILDKIT", "0")
     }

@@ -71,8 +71,8 @@ impl Args {
                  last run of each command are in {}.",
                 dir.join("logs").strip_prefix(&ws.root).unwrap_or(&dir).display()
             ),
-            "Baselines run the docker CLI with the classic builder (`DOCKER_BUILDKIT=0`; buildx is not installed), \
-             logged in to the local registry through a temporary `DOCKER_CONFIG`, removed at the end."
+            "Baselines run the docker CLI with the classic builder (`DOCKER_BUILDKIT=0`), except rows 3b and 3c, which \
+             run `docker buildx build` (BuildKit, the same session protocol as ours); logged in to the local registry through a temporary `DOCKER_CONFIG`, removed at the end."
                 .to_string(),
             "Build requests: ours talks to the daemon through a socket that forwards every byte and counts \
              `POST /[vX.Y/]build` request lines; the commit's first push (before the warm-up) must count exactly 1."
