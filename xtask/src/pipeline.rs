@@ -38,8 +38,12 @@ pub async fn prepare_deploy<'w>(
         return Ok(ctx);
     }
     if !ctx.target.is_bootstrapped(ws, &ctx.ecr).await? {
-        bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: true }).await?;
-        ctx.target.mark_bootstrapped(ws)?;
+        let _one_at_a_time = ctx.target.bootstrap_lock().await?;
+        // Another checkout may have bootstrapped it while this one waited.
+        if !ctx.target.is_bootstrapped(ws, &ctx.ecr).await? {
+            bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: true }).await?;
+            ctx.target.mark_bootstrapped(ws)?;
+        }
     }
     if let Some(tag) = options.work_tree {
         let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder };

@@ -164,6 +164,18 @@ impl Target {
         }
     }
 
+    /// Bootstraps of one local stack take turns (two deploys from two checkouts would run
+    /// two `cdk bootstrap` into one emulated account at once); a real account needs none.
+    pub async fn bootstrap_lock(&self) -> Result<Option<crate::lock::Lock>> {
+        match self {
+            Target::Local { stack, .. } => Ok(Some(
+                crate::lock::Lock::acquire(&stack.dir().join("bootstrap.lock"), "another bootstrap of the local stack")
+                    .await?,
+            )),
+            Target::Aws { .. } => Ok(None),
+        }
+    }
+
     pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
         match self {
             Target::Local { stack, .. } => stack.mark_bootstrapped(ws),

@@ -97,6 +97,33 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert_eq!(codes, [Some(0), Some(0)], "{logs:?}");
     assert!(logs[1].contains("waiting for another deploy of stage `local`"), "{}", logs[1]);
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")], "the later deploy is the one that stands");
+
+    // Pinned: the single manifest's digest, then an index's (in this test: the deploys of
+    // one stack must not interleave with another test's).
+    repo.xtask(&["deploy", "--stage", "local", "--rev", &first, "--pin-digest"]).ok();
+    let digest = runtime().block_on(async {
+        crate::support::ecr_digest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap()
+    });
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}@{digest}")]);
+
+    // The next commit's tag names an index (the image for linux/amd64 and an attestation
+    // manifest, as BuildKit pushes with provenance): the pin is the index's digest, which
+    // ECS resolves to the platform's image, never to the attestation.
+    repo.append("README.md", "\nA change outside every image's context.\n");
+    let fourth = repo.commit("fourth");
+    let index_digest = runtime().block_on(async {
+        use crate::index::{OCI_INDEX, Registry, index};
+        let registry = Registry::connect().await;
+        let single = xtask::ecr::manifest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap();
+        let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
+                                        "platform": { "architecture": "amd64", "os": "linux" } });
+        let attestation = registry.attestation("hello/app", &single.digest).await;
+        registry.manifest("hello/app", &fourth, OCI_INDEX, &index(vec![image, attestation])).await.0
+    });
+    let run = repo.xtask(&["deploy", "--stage", "local", "--pin-digest"]);
+    run.ok();
+    assert!(run.stderr().contains(&format!("hello/app:{fourth}@{index_digest}")), "{}", run.stderr());
+    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}@{index_digest}")]);
 }
 
 #[test]
@@ -107,38 +134,4 @@ fn deploy_refuses_dirty_trees_for_non_local_stages() {
     assert!(err.contains("--allow-dirty images are never deployed to stage `dev`"), "{err}");
     let err = repo.xtask(&["deploy", "--stage", "dev"]).fails();
     assert!(err.contains("modified: README.md"), "{err}");
-}
-
-#[test]
-fn a_pinned_deploy_runs_the_digest_of_a_manifest_or_of_an_index() {
-    if !docker_or_skip("a_pinned_deploy_runs_the_digest_of_a_manifest_or_of_an_index") {
-        return;
-    }
-    local_stack();
-    let repo = clone_workspace();
-    let first = repo.head();
-    repo.xtask(&["deploy", "--stage", "local", "--pin-digest"]).ok();
-    let digest = runtime().block_on(async {
-        crate::support::ecr_digest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap()
-    });
-    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}@{digest}")]);
-
-    // The next commit's tag names an index (the image for linux/amd64 and an attestation
-    // manifest, as BuildKit pushes with provenance): the pin is the index's digest, which
-    // ECS resolves to the platform's image, never to the attestation.
-    repo.append("README.md", "\nA change outside every image's context.\n");
-    let second = repo.commit("second");
-    let index_digest = runtime().block_on(async {
-        use crate::index::{OCI_INDEX, Registry, index};
-        let registry = Registry::connect().await;
-        let single = xtask::ecr::manifest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap();
-        let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
-                                        "platform": { "architecture": "amd64", "os": "linux" } });
-        let attestation = registry.attestation("hello/app", &single.digest).await;
-        registry.manifest("hello/app", &second, OCI_INDEX, &index(vec![image, attestation])).await.0
-    });
-    let run = repo.xtask(&["deploy", "--stage", "local", "--pin-digest"]);
-    run.ok();
-    assert!(run.stderr().contains(&format!("hello/app:{second}@{index_digest}")), "{}", run.stderr());
-    assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}@{index_digest}")]);
 }

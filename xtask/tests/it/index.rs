@@ -75,8 +75,11 @@ impl Registry {
             "layers": [{ "mediaType": "application/vnd.in-toto+json", "digest": layer, "size": statement.len(),
                          "annotations": { "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2" } }],
         });
-        let (digest, size) =
-            self.manifest(repository, &format!("attestation-{}", &subject[7..19]), OCI_MANIFEST, &manifest).await;
+        // New bytes and a new tag each time, as for `index`.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let mut manifest = manifest;
+        manifest["annotations"] = json!({ "org.opencontainers.image.ref.name": format!("xtask-test-{nanos}") });
+        let (digest, size) = self.manifest(repository, &format!("attestation-{nanos}"), OCI_MANIFEST, &manifest).await;
         json!({
             "mediaType": OCI_MANIFEST, "digest": digest, "size": size,
             "platform": { "architecture": "unknown", "os": "unknown" },
@@ -85,8 +88,12 @@ impl Registry {
     }
 }
 
+/// An index of `entries`, new bytes each time (the local stack keeps its images across
+/// runs, and ECR scans a digest on push only so often).
 pub fn index(entries: Vec<Value>) -> Value {
-    json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries })
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries,
+            "annotations": { "org.opencontainers.image.ref.name": format!("xtask-test-{nanos}") } })
 }
 
 /// The tags ECR has for the image `repository:tag`.
