@@ -36,7 +36,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 impl Endpoint {
     /// The daemon of `DOCKER_HOST` (the default socket otherwise), as bollard connects.
     pub(crate) fn from_env() -> Result<Endpoint> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let host = super::docker_host();
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
@@ -129,10 +129,13 @@ impl Endpoint {
     }
 }
 
-/// `DOCKER_CERT_PATH`, else `~/.docker`.
+/// `DOCKER_CERT_PATH`, else `DOCKER_CONFIG`, else `~/.docker`: where the docker CLI, and
+/// bollard for the other requests to the same daemon, look for the certificates.
 fn cert_path() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
+    for var in ["DOCKER_CERT_PATH", "DOCKER_CONFIG"] {
+        if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(path));
+        }
     }
     let home = std::env::var_os("HOME").context("DOCKER_TLS_VERIFY is set, but neither DOCKER_CERT_PATH nor HOME")?;
     Ok(PathBuf::from(home).join(".docker"))

@@ -9,7 +9,7 @@ const MIN_API: (usize, usize) = (1, 41);
 /// Connects to the daemon `DOCKER_HOST` names (the default socket otherwise) and
 /// negotiates the API version.
 pub async fn connect() -> Result<Docker> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = docker_host();
     let no_daemon =
         || format!("no Docker daemon answers at {host}; start dockerd, or point DOCKER_HOST at a running daemon");
     let docker = match host.starts_with("ssh://") {
@@ -42,7 +42,7 @@ pub async fn connect() -> Result<Docker> {
 /// The engine, for a line of output: `dockerd 26.1.5 (API 1.45, containerd image store) at
 /// unix:///var/run/docker.sock`.
 pub async fn describe(docker: &Docker) -> String {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = docker_host();
     let version = docker.version().await.ok();
     let info = docker.info().await.ok();
     let server = version.as_ref().and_then(|v| v.version.clone()).unwrap_or_else(|| "?".into());
@@ -56,6 +56,11 @@ pub async fn describe(docker: &Docker) -> String {
         false => info.and_then(|i| i.driver).map(|d| format!("{d} storage driver")).unwrap_or_default(),
     };
     format!("dockerd {server} (API {api}, {store}) at {host}")
+}
+
+/// The daemon's address: `DOCKER_HOST`, else the default socket (as the docker CLI reads it).
+pub(crate) fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
 fn parse_api(api: &str) -> (usize, usize) {
