@@ -336,6 +336,19 @@ fn two_runners_pushing_one_commit_end_with_one_image() {
     panic!("in three attempts the two pushes never raced");
 }
 
+/// A new commit built and pushed with BuildKit, then another with the classic builder,
+/// through the daemon `env` names (`through`, for the commit messages).
+fn push_with_each_builder(repo: &Fixture, repository: &str, env: &[(&str, &str)], through: &str) {
+    for builder in ["buildkit", "classic"] {
+        repo.write("svc/data.txt", &format!("through {through} with {builder}\n"));
+        let commit = repo.commit(&format!("through {through}"));
+        let run = crate::support::xtask_env(&repo.path(), &["push", "--json", "--builder", builder], env);
+        let json: Value = serde_json::from_str(run.ok().trim()).unwrap();
+        assert_eq!(json["images"][0]["action"], "built", "{builder}: {}", run.stderr());
+        assert_eq!(ecr_digest(repository, &commit).as_deref(), json["images"][0]["digest"].as_str(), "{builder}");
+    }
+}
+
 #[test]
 fn a_remote_tls_daemon_builds_and_pushes() {
     if !docker_or_skip("a_remote_tls_daemon_builds_and_pushes") {
@@ -349,15 +362,8 @@ fn a_remote_tls_daemon_builds_and_pushes() {
         ("DOCKER_TLS_VERIFY", "1"),
         ("DOCKER_CERT_PATH", certs.to_str().unwrap()),
     ];
-    // BuildKit (its session over TLS too), then the classic builder for a new commit.
-    for (builder, data) in [("buildkit", "tls one\n"), ("classic", "tls two\n")] {
-        repo.write("svc/data.txt", data);
-        let commit = repo.commit("through a TLS daemon");
-        let run = crate::support::xtask_env(&repo.path(), &["push", "--json", "--builder", builder], &env);
-        let json: Value = serde_json::from_str(run.ok().trim()).unwrap();
-        assert_eq!(json["images"][0]["action"], "built", "{builder}: {}", run.stderr());
-        assert_eq!(ecr_digest(&repository, &commit).as_deref(), json["images"][0]["digest"].as_str(), "{builder}");
-    }
+    // BuildKit (its session over TLS too), then the classic builder.
+    push_with_each_builder(&repo, &repository, &env, "a TLS daemon");
     // Without the client certificate the daemon is not reached, and the error says why.
     repo.write("svc/data.txt", "tls three\n");
     repo.commit("no certificate");
@@ -383,12 +389,5 @@ fn an_ssh_daemon_builds_and_pushes() {
     let host = format!("ssh://root@127.0.0.1:{}", ssh.port);
     let path = ssh.path();
     let env = [("DOCKER_HOST", host.as_str()), ("PATH", path.as_str())];
-    for (builder, data) in [("buildkit", "ssh one\n"), ("classic", "ssh two\n")] {
-        repo.write("svc/data.txt", data);
-        let commit = repo.commit("through ssh");
-        let run = crate::support::xtask_env(&repo.path(), &["push", "--json", "--builder", builder], &env);
-        let json: Value = serde_json::from_str(run.ok().trim()).unwrap();
-        assert_eq!(json["images"][0]["action"], "built", "{builder}: {}", run.stderr());
-        assert_eq!(ecr_digest(&repository, &commit).as_deref(), json["images"][0]["digest"].as_str(), "{builder}");
-    }
+    push_with_each_builder(&repo, &repository, &env, "ssh");
 }
