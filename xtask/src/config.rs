@@ -69,6 +69,13 @@ pub struct Stage {
     /// Build arguments that apply to every image in this stage (override the image's own).
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// The stage whose images this one runs: `promote` copies them here by digest, and
+    /// `push` never builds for this stage.
+    #[serde(default)]
+    pub promote_from: Option<String>,
+    /// Runs on the local stack, in its own emulated account (`account`), like `local`.
+    #[serde(default)]
+    pub local_stack: bool,
 }
 
 /// Loopback ports of the local stack; each one unset is picked free when the stack starts.
@@ -213,6 +220,25 @@ impl Config {
             for (key, value) in &stage.build_args {
                 check_build_arg(&format!("stages.{name}.build-args.{key}"), value)?;
             }
+            if stage.local_stack && stage.account.is_none() {
+                bail!("stages.{name}.account: a stage on the local stack needs its own 12-digit account id");
+            }
+            if let Some(source) = &stage.promote_from {
+                let Some(from) = self.stages.get(source) else {
+                    let known: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+                    bail!("stages.{name}.promote-from: unknown stage `{source}`; known stages: {}", known.join(", "));
+                };
+                if source == name || from.promote_from.is_some() {
+                    bail!(
+                        "stages.{name}.promote-from: `{source}` must be a stage that builds its images (one without promote-from)"
+                    );
+                }
+                if from.is_local() != stage.is_local() {
+                    bail!(
+                        "stages.{name}.promote-from: `{source}` and `{name}` must both be on the local stack or both in AWS"
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -317,7 +343,7 @@ impl Config {
 impl Stage {
     /// Does this stage run on the local stack rather than in an AWS account?
     pub(crate) fn is_local(&self) -> bool {
-        self.name == LOCAL_STAGE
+        self.name == LOCAL_STAGE || self.local_stack
     }
 }
 

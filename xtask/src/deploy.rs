@@ -29,13 +29,27 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
     for image in &config.images {
         let (check, found) = deployable::presence(&ctx.ecr, image, tag).await?;
         let Some((digest, _)) = found else {
-            bail!(Verdict(format!(
-                "refusing to deploy: {}:{tag} is not in ECR; push the commit first with `cargo xtask push --stage {}` (CI pushes every commit on main)",
-                image.repository, ctx.stage.name
-            )));
+            let how = match &ctx.stage.promote_from {
+                Some(from) => format!(
+                    "promote it from stage `{from}` first with `cargo xtask promote --to {} --rev {tag}`",
+                    ctx.stage.name
+                ),
+                None => format!(
+                    "push the commit first with `cargo xtask push --stage {}` (CI pushes every commit on main)",
+                    ctx.stage.name
+                ),
+            };
+            bail!(Verdict(format!("refusing to deploy: {}:{tag} is not in ECR; {how}", image.repository)));
         };
         eprintln!("{}: {}", image.name, check.detail);
         digests.push((image.name.clone(), digest));
+    }
+    // A stage that runs what another ran deploys only that very image.
+    for check in deployable::promoted(ctx, tag).await? {
+        if !check.ok {
+            bail!(Verdict(format!("refusing to deploy: {}", check.detail)));
+        }
+        eprintln!("{}: {}", check.name, check.detail);
     }
 
     let cdk = Cdk::new(ctx)?;

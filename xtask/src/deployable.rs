@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use aws_sdk_ecr::{
     Client,
     types::{FindingSeverity, ImageIdentifier, ImageTagMutability, ScanStatus},
@@ -97,7 +97,10 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
         checks.push(Check::from_result(&format!("repository {}", image.repository), result));
     }
 
-    // 5. The service stack synthesizes with the tag.
+    // 5. A stage that runs what another ran has the same images as that one.
+    checks.extend(promoted(ctx, &commit).await?);
+
+    // 6. The service stack synthesizes with the tag.
     let stack = ws.config.service_stack(ctx.stage);
     let image = ImageContext { tag: commit.clone(), digests: vec![] };
     let synth = match Cdk::new(ctx) {
@@ -186,6 +189,44 @@ pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(
             None,
         ),
     })
+}
+
+/// For a stage with `promote-from`: per image, the commit's image here is the very image
+/// (the same digest) the source stage has. No checks for a stage that builds its own.
+pub async fn promoted(ctx: &StageContext<'_>, commit: &str) -> Result<Vec<Check>> {
+    let Some(from) = &ctx.stage.promote_from else { return Ok(vec![]) };
+    let ws = ctx.ws;
+    let source = StageContext::open(ws, ws.config.stage(from)?, None)
+        .await
+        .with_context(|| format!("cannot reach stage `{from}`, whose images stage `{}` runs", ctx.stage.name))?;
+    let mut checks = vec![];
+    for image in &ws.config.images {
+        let name = format!("promoted {}", image.name);
+        let digest_in = |client| async move {
+            let found = ecr::image_by_tag(client, &image.repository, commit).await?;
+            anyhow::Ok(found.and_then(|d| d.image_digest().map(str::to_string)))
+        };
+        let (here, there) = (digest_in(&ctx.ecr).await?, digest_in(&source.ecr).await?);
+        let promote = format!("cargo xtask promote --to {} --rev {commit}", ctx.stage.name);
+        checks.push(match (here, there) {
+            (_, None) => Check::fail(
+                &name,
+                format!("{}:{commit} is not in stage `{from}`: it was never built there; push it there, then `{promote}`", image.repository),
+            ),
+            (None, Some(_)) => Check::fail(&name, format!("{}:{commit} is not promoted yet; run `{promote}`", image.repository)),
+            (Some(here), Some(there)) if here == there => {
+                Check::pass(&name, format!("the same image as in stage `{from}` ({here})"))
+            }
+            (Some(here), Some(there)) => Check::fail(
+                &name,
+                format!(
+                    "{}:{commit} is {here} here but {there} in stage `{from}`: this stage must run the image `{from}` ran; it was built, not promoted",
+                    image.repository
+                ),
+            ),
+        });
+    }
+    Ok(checks)
 }
 
 /// The image's revision label names the commit, or an ancestor whose image inputs are

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, header::HeaderMap};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{Method, Request, StatusCode, body::Incoming, header::HeaderMap};
 use hyper_util::{client::legacy::Client as HyperClient, rt::TokioExecutor};
 
 pub struct Response {
@@ -16,9 +16,17 @@ pub struct Response {
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
+/// A request body: whole, or streamed from another response (a blob between registries).
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A whole body.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<Connector, Full<Bytes>>,
+    inner: HyperClient<Connector, Body>,
     /// `Authorization` header value sent with every request.
     authorization: Option<String>,
     /// How long a request may take, answer included.
@@ -54,6 +62,21 @@ impl Client {
     }
 
     pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Result<Response> {
+        let response = self.stream(method, url, headers, full(body)).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+        Ok(Response { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// Sends `body` as it comes and returns the response as soon as its head arrives, its
+    /// body unread: what streams through holds a chunk at a time, never the whole.
+    pub async fn stream(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<hyper::Response<Incoming>> {
         let mut request = Request::builder().method(method.clone()).uri(url);
         if let Some(auth) = &self.authorization {
             request = request.header("authorization", auth);
@@ -61,14 +84,11 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(Full::new(body)).context("invalid request")?;
-        let response = tokio::time::timeout(self.timeout, self.inner.request(request))
+        let request = request.body(body).context("invalid request")?;
+        tokio::time::timeout(self.timeout, self.inner.request(request))
             .await
             .with_context(|| format!("{method} {url} timed out"))?
-            .with_context(|| format!("{method} {url} failed"))?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
-        Ok(Response { status: parts.status, headers: parts.headers, body })
+            .with_context(|| format!("{method} {url} failed"))
     }
 
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {

@@ -28,6 +28,7 @@ pub mod local;
 mod lock;
 mod pipeline;
 mod progress;
+mod promote;
 mod push;
 mod registry_api;
 mod stage;

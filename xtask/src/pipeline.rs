@@ -37,15 +37,16 @@ pub async fn prepare_deploy<'w>(
     if !ctx.target.deploy_runs_whole_chain() {
         return Ok(ctx);
     }
-    if !ctx.target.is_bootstrapped(ws, &ctx.ecr).await? {
+    if !ctx.target.is_bootstrapped(ws, stage, &ctx.ecr).await? {
         let _one_at_a_time = ctx.target.bootstrap_lock().await?;
         // Another checkout may have bootstrapped it while this one waited.
-        if !ctx.target.is_bootstrapped(ws, &ctx.ecr).await? {
+        if !ctx.target.is_bootstrapped(ws, stage, &ctx.ecr).await? {
             bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: true }).await?;
-            ctx.target.mark_bootstrapped(ws)?;
+            ctx.target.mark_bootstrapped(ws, stage)?;
         }
     }
-    if let Some(tag) = options.work_tree {
+    // A stage that runs what another ran is never pushed to: its images are promoted.
+    if let Some(tag) = options.work_tree.filter(|_| stage.promote_from.is_none()) {
         let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder };
         push::push(&ctx, &push).await?;
     }

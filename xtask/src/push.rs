@@ -64,6 +64,13 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     let ws = ctx.ws;
     let images = ws.config.select_images(options.images)?;
     let tag = options.tag;
+    if let Some(from) = &ctx.stage.promote_from {
+        bail!(
+            "stage `{}` runs the images of stage `{from}` and never builds its own: push to `{from}`, then `cargo xtask promote --to {}`",
+            ctx.stage.name,
+            ctx.stage.name
+        );
+    }
     if tag.is_dirty() && !Target::accepts_dirty_images(ctx.stage) {
         bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
     }

@@ -12,7 +12,9 @@
 //! - `deploy` replaces the service stack rather than updating it, since moto loses a task
 //!   definition's containers on update (`before_deploy`), and runs the whole chain first:
 //!   start the stack, bootstrap it, push the work tree (`deploy_runs_whole_chain`);
-//! - images of a dirty work tree are accepted (`accepts_dirty_images`).
+//! - images of a dirty work tree are accepted (`accepts_dirty_images`);
+//! - a stage with an account of its own acts in it through a role assumed there, and
+//!   pushes to that account's registry (`open`, `registry`, `profile`).
 
 use anyhow::{Result, bail};
 use aws_config::SdkConfig;
@@ -37,8 +39,9 @@ pub(crate) enum Target {
     /// A real AWS account, reached with `profile` (or the default credential chain).
     Aws { profile: Option<String> },
     /// The local stack, running at `ports`, whose state lives in `stack`; cdk reads its
-    /// profile from `aws_config`.
-    Local { stack: Stack, ports: Ports, aws_config: std::path::PathBuf },
+    /// profile from `aws_config`. `account` is the emulated account the stage acts in,
+    /// when it is not moto's own.
+    Local { stack: Stack, ports: Ports, aws_config: std::path::PathBuf, account: Option<String> },
 }
 
 impl Target {
@@ -67,8 +70,13 @@ impl Target {
             let stack = Stack::new(ws);
             let ports = stack.attach().await?;
             let region = stage.region.as_deref().unwrap_or_default();
-            let aws_config = local::write_aws_config(stack.dir())?;
-            return Ok((ports.sdk_config(region).await, Target::Local { stack, ports, aws_config }));
+            let account = local::other_account(stage).map(str::to_string);
+            // The stack serves the account's registry once `local up` ran with this stage.
+            ports.registry_of(account.as_deref())?;
+            let accounts: Vec<&str> = ports.accounts.keys().map(String::as_str).collect();
+            let aws_config = local::write_aws_config(stack.dir(), &accounts)?;
+            let sdk = ports.sdk_config_in(region, account.as_deref()).await;
+            return Ok((sdk, Target::Local { stack, ports, aws_config, account }));
         }
         let (sdk, profile) = aws::load(stage, profile).await?;
         aws::ensure_credentials(&sdk, profile.as_deref()).await?;
@@ -77,8 +85,11 @@ impl Target {
 
     /// The registry images are pushed to: ECR's own endpoint, or the local stack's registry.
     pub fn registry(&self, mut auth: RegistryAuth) -> RegistryAuth {
-        if let Target::Local { ports, .. } = self {
-            auth.host = ports.registry_host();
+        if let Target::Local { ports, account, .. } = self {
+            // `open` made sure the account has a registry.
+            if let Ok(registry) = ports.registry_of(account.as_deref()) {
+                auth.host = registry.registry_host();
+            }
             auth.plain_http = true;
         }
         auth
@@ -86,10 +97,10 @@ impl Target {
 
     /// The profile cdk gets with `--profile`: the one the SDK uses, or on the local stack
     /// the one whose `credential_process` hands out its dummy credentials.
-    pub fn profile(&self) -> Option<&str> {
+    pub fn profile(&self) -> Option<String> {
         match self {
-            Target::Aws { profile } => profile.as_deref(),
-            Target::Local { .. } => Some(local::LOCAL_PROFILE),
+            Target::Aws { profile } => profile.clone(),
+            Target::Local { account, .. } => Some(local::profile_of(account.as_deref())),
         }
     }
 
@@ -157,9 +168,9 @@ impl Target {
 
     /// Has this stage been bootstrapped with the current settings? Asked only where
     /// `deploy_runs_whole_chain`.
-    pub async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
+    pub async fn is_bootstrapped(&self, ws: &Workspace, stage: &Stage, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
         match self {
-            Target::Local { stack, .. } => stack.is_bootstrapped(ws, ecr).await,
+            Target::Local { stack, .. } => stack.is_bootstrapped(ws, stage, ecr).await,
             Target::Aws { .. } => Ok(true),
         }
     }
@@ -176,9 +187,9 @@ impl Target {
         }
     }
 
-    pub fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
+    pub fn mark_bootstrapped(&self, ws: &Workspace, stage: &Stage) -> Result<()> {
         match self {
-            Target::Local { stack, .. } => stack.mark_bootstrapped(ws),
+            Target::Local { stack, .. } => stack.mark_bootstrapped(ws, stage),
             Target::Aws { .. } => Ok(()),
         }
     }

@@ -48,6 +48,9 @@ pub struct SyncArgs {
     listen_port: u16,
     #[arg(long)]
     region: String,
+    /// The emulated account whose registry this is, when not moto's own.
+    #[arg(long)]
+    account: Option<String>,
 }
 
 impl Command {
@@ -74,8 +77,9 @@ impl Command {
                     registry: args.registry_port,
                     registry_backend: args.registry_backend_port,
                     sync: args.listen_port,
+                    accounts: Default::default(),
                 };
-                crate::local::sync::run(&ports, &args.region).await?
+                crate::local::sync::run(&ports, &args.region, args.account.as_deref()).await?
             }
         }
         Ok(ExitCode::SUCCESS)

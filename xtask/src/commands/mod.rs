@@ -16,6 +16,7 @@ mod config;
 mod deploy;
 mod local;
 mod output;
+mod promote;
 mod push;
 mod stage_args;
 mod tag;
@@ -56,6 +57,8 @@ enum Command {
     Push(push::Args),
     #[command(about = "Prove a commit deployable before merge: images, scans, repositories, synth")]
     Check(check::Args),
+    #[command(about = "Copy a commit's images to a stage that runs what another ran, by digest (no rebuild)")]
+    Promote(promote::Args),
     #[command(about = "Deploy a commit (laptop): presence check, then `cdk deploy -c imageTag=<sha>`")]
     Deploy(deploy::Args),
     #[command(about = "Prepare a stage: `cdk bootstrap`, then the registry stack (ECR repositories)")]
@@ -78,6 +81,7 @@ impl Cli {
             Command::Tag(args) => args.run(&ws),
             Command::Build(args) => args.run(&ws).await,
             Command::Push(args) => args.run(&ws).await,
+            Command::Promote(args) => args.run(&ws).await,
             Command::Check(args) => args.run(&ws).await,
             Command::Deploy(args) => args.run(&ws).await,
             Command::Bootstrap(args) => args.run(&ws).await,

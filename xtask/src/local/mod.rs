@@ -23,6 +23,7 @@ pub(crate) mod repository_settings;
 pub(crate) mod sync;
 
 use std::{
+    collections::BTreeMap,
     net::TcpListener,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -45,7 +46,7 @@ pub const LOCAL_SECRET_KEY: &str = "xtask-local-stack-secret";
 pub(crate) const LOCAL_PROFILE: &str = "xtask-local-stack";
 
 /// Where the parts of a running stack answer.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ports {
     pub moto: u16,
     /// Where clients reach the registry: the front that keeps ECR's promises (front.rs).
@@ -53,6 +54,42 @@ pub struct Ports {
     /// The registry itself, behind the front.
     pub registry_backend: u16,
     pub sync: u16,
+    /// The registries of further emulated accounts (a stage with `local-stack = true` and
+    /// an account of its own), by account id: each has its own registry and sync.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accounts: BTreeMap<String, RegistryPorts>,
+}
+
+/// The ports of one account's registry: the front clients use, the registry behind it,
+/// and the sync that keeps it and the account's emulated ECR in agreement.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistryPorts {
+    pub registry: u16,
+    pub registry_backend: u16,
+    pub sync: u16,
+}
+
+impl RegistryPorts {
+    pub fn registry_host(&self) -> String {
+        format!("127.0.0.1:{}", self.registry)
+    }
+    pub fn sync_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sync)
+    }
+}
+
+/// moto's own account: the default credentials act in it; any other is reached by
+/// assuming a role in it (`sts:AssumeRole`), as a real second account is.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// The role assumed in a further account.
+fn role_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{LOCAL_PROFILE}")
+}
+
+/// The account a stage on the stack acts in when it is not moto's own.
+pub(crate) fn other_account(stage: &crate::config::Stage) -> Option<&str> {
+    stage.account.as_deref().filter(|account| *account != DEFAULT_ACCOUNT)
 }
 
 impl Ports {
@@ -68,6 +105,18 @@ impl Ports {
         format!("http://127.0.0.1:{}", self.sync)
     }
 
+    /// The registry of `account` (`None`: moto's own account).
+    pub fn registry_of(&self, account: Option<&str>) -> Result<RegistryPorts> {
+        match account {
+            None => {
+                Ok(RegistryPorts { registry: self.registry, registry_backend: self.registry_backend, sync: self.sync })
+            }
+            Some(account) => self.accounts.get(account).copied().with_context(|| {
+                format!("the local stack has no registry for account {account}; start it with `cargo xtask local up`")
+            }),
+        }
+    }
+
     /// The SDK configuration that reaches the emulated AWS API.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
@@ -76,6 +125,19 @@ impl Ports {
             .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-stack"))
             .load()
             .await
+    }
+
+    /// The SDK configuration that acts in `account` (`None`: moto's own): for another
+    /// account, credentials of a role assumed in it, refreshed as they expire.
+    pub async fn sdk_config_in(&self, region: &str, account: Option<&str>) -> SdkConfig {
+        let base = self.sdk_config(region).await;
+        let Some(account) = account else { return base };
+        let role = aws_config::sts::AssumeRoleProvider::builder(role_arn(account))
+            .session_name("xtask-local-stack")
+            .configure(&base)
+            .build()
+            .await;
+        base.into_builder().credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(role)).build()
     }
 
     /// The environment a child process (cdk, a shell) needs to reach the stack's AWS API.
@@ -104,14 +166,23 @@ pub(crate) fn credentials_json() -> String {
 /// An AWS config file with the profile cdk runs with on the local stack: its credentials
 /// come from `credential_process` (this program), so they are never in an environment,
 /// an argument list or a file.
-pub(crate) fn write_aws_config(dir: &Path) -> Result<PathBuf> {
+/// Another account's profile assumes a role in it from that one, as a profile of a real
+/// second account would (`role_arn` + `source_profile`).
+pub(crate) fn write_aws_config(dir: &Path, accounts: &[&str]) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find this program's path for the local stack's profile")?;
     let path = dir.join("aws-config");
-    let text = format!(
+    let mut text = format!(
         "[profile {LOCAL_PROFILE}]\ncredential_process = \"{}\" --local-stack \"{}\" local credentials\n",
         exe.display(),
         dir.display()
     );
+    for account in accounts {
+        text += &format!(
+            "\n[profile {}]\nrole_arn = {}\nsource_profile = {LOCAL_PROFILE}\nrole_session_name = xtask-local-stack\n",
+            profile_of(Some(account)),
+            role_arn(account)
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(path);
@@ -125,8 +196,22 @@ pub(crate) fn write_aws_config(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The parts `up` starts, in start order; each has `<name>.pid` and `<name>.log`.
-const PARTS: [&str; 3] = ["moto", "sync", "registry"];
+/// The profile cdk acts in `account` with (`None`: moto's own).
+pub(crate) fn profile_of(account: Option<&str>) -> String {
+    match account {
+        None => LOCAL_PROFILE.to_string(),
+        Some(account) => format!("{LOCAL_PROFILE}-{account}"),
+    }
+}
+
+/// The name of a part of the stack: `moto`, or `sync`/`registry` with the account they
+/// serve (`sync-111111111111`) unless it is moto's own. Each has `<name>.pid` and `<name>.log`.
+fn part_name(kind: &str, account: Option<&str>) -> String {
+    match account {
+        None => kind.to_string(),
+        Some(account) => format!("{kind}-{account}"),
+    }
+}
 
 pub(crate) struct Stack {
     dir: PathBuf,
@@ -167,13 +252,19 @@ impl Stack {
         )
     }
 
-    /// Which parts answer at `ports` (the registry itself, behind the sync's front).
+    /// Which parts answer at `ports`: the AWS API, and per account the sync and the
+    /// registry itself (behind the sync's front).
     pub(crate) async fn health(ports: &Ports) -> Health {
-        Health {
-            moto: http::answers(&format!("{}/moto-api/", ports.moto_url())).await,
-            registry: http::answers(&format!("http://127.0.0.1:{}/v2/", ports.registry_backend)).await,
-            sync: http::answers(&format!("{}/healthz", ports.sync_url())).await,
+        let mut parts = vec![("moto".to_string(), http::answers(&format!("{}/moto-api/", ports.moto_url())).await)];
+        let accounts = std::iter::once(None).chain(ports.accounts.keys().map(|a| Some(a.as_str())));
+        for account in accounts {
+            let Ok(registry) = ports.registry_of(account) else { continue };
+            let sync = http::answers(&format!("{}/healthz", registry.sync_url())).await;
+            let backend = http::answers(&format!("http://127.0.0.1:{}/v2/", registry.registry_backend)).await;
+            parts.push((part_name("sync", account), sync));
+            parts.push((part_name("registry", account), backend));
         }
+        Health { parts }
     }
 
     /// The running stack's ports, or an error that says how to start it.
@@ -195,7 +286,8 @@ impl Stack {
     }
 
     /// Starts every part that is not running, or reuses a healthy stack; then makes any
-    /// missing base image. Idempotent.
+    /// missing base image. Idempotent. Every account a stage of `ws` names on the stack
+    /// gets its registry.
     pub(crate) async fn up(&self, ws: &Workspace, debian_mirror: &str) -> Result<Ports> {
         let started = Instant::now();
         // The registry is pushed to by a Docker daemon, and the base images live in one:
@@ -203,22 +295,30 @@ impl Stack {
         let docker = crate::docker::connect().await?;
         let _one_at_a_time = self.lock().await?;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let wanted: Vec<&str> = ws.config.stages.values().filter(|s| s.is_local()).filter_map(other_account).collect();
         // The ports the stack had, so that its parts and their data are found again.
-        let ports = match self.ports() {
+        let mut ports = match self.ports() {
             Ok(Some(ports)) => ports,
-            Ok(None) => self.pick_ports()?,
+            Ok(None) => self.pick_ports(&wanted)?,
             Err(err) => {
                 eprintln!("{err:#}; stopping the parts its pidfiles name and picking new ports");
                 self.stop()?;
-                self.pick_ports()?
+                self.pick_ports(&wanted)?
             }
         };
+        for account in &wanted {
+            if !ports.accounts.contains_key(*account) {
+                ports.accounts.insert(account.to_string(), self.pick_registry_ports()?);
+            }
+        }
         let health = Stack::health(&ports).await;
         if health.all() {
             eprintln!("local stack already running (AWS API {}, registry {})", ports.moto_url(), ports.registry_host());
         } else {
             // A stack that is down whole may restart on new ports; one that partly runs keeps its own.
-            let ports = if health.none() && !self.ports_free(&ports) { self.pick_ports()? } else { ports };
+            if health.none() && !self.ports_free(&ports) {
+                ports = self.pick_ports(&ports.accounts.keys().map(String::as_str).collect::<Vec<_>>())?;
+            }
             let restarted = self.start(ws, &ports, &health).await?;
             eprintln!(
                 "local stack up in {:.1}s (started {}): AWS API {}, registry {}",
@@ -227,16 +327,14 @@ impl Stack {
                 ports.moto_url(),
                 ports.registry_host()
             );
-            base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
-            return Ok(ports);
         }
         base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
         Ok(ports)
     }
 
-    /// New free ports, recorded. Each listener is held until all are picked, so no two
-    /// parts get the same port.
-    fn pick_ports(&self) -> Result<Ports> {
+    /// New free ports for the stack and the registries of `accounts`, recorded. Each
+    /// listener is held until all are picked, so no two parts get the same port.
+    fn pick_ports(&self, accounts: &[&str]) -> Result<Ports> {
         let held = [
             listen("AWS API", "moto-port", self.settings.moto_port)?,
             listen("registry", "registry-port", self.settings.registry_port)?,
@@ -244,24 +342,42 @@ impl Stack {
             listen("sync", "sync-port", self.settings.sync_port)?,
         ];
         let port = |i: usize| held[i].local_addr().map(|a| a.port());
-        let ports = Ports { moto: port(0)?, registry: port(1)?, registry_backend: port(2)?, sync: port(3)? };
+        let mut ports = Ports {
+            moto: port(0)?,
+            registry: port(1)?,
+            registry_backend: port(2)?,
+            sync: port(3)?,
+            accounts: BTreeMap::new(),
+        };
+        for account in accounts {
+            ports.accounts.insert(account.to_string(), self.pick_registry_ports()?);
+        }
         write_json(&self.file("ports.json"), &ports)?;
         Ok(ports)
     }
 
+    /// Free ports for another account's registry (never configured: the first account's are).
+    fn pick_registry_ports(&self) -> Result<RegistryPorts> {
+        let held = [listen("registry", "", None)?, listen("registry", "", None)?, listen("sync", "", None)?];
+        let port = |i: usize| held[i].local_addr().map(|a| a.port());
+        Ok(RegistryPorts { registry: port(0)?, registry_backend: port(1)?, sync: port(2)? })
+    }
+
     fn ports_free(&self, ports: &Ports) -> bool {
-        [ports.moto, ports.registry, ports.registry_backend, ports.sync]
-            .iter()
-            .all(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        let mut all = vec![ports.moto, ports.registry, ports.registry_backend, ports.sync];
+        for r in ports.accounts.values() {
+            all.extend([r.registry, r.registry_backend, r.sync]);
+        }
+        all.iter().all(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
     }
 
     /// Starts the parts that do not answer, in order; returns their names. The AWS API
-    /// comes back with its recorded state, the registry with its storage.
-    async fn start(&self, ws: &Workspace, ports: &Ports, health: &Health) -> Result<Vec<&'static str>> {
+    /// comes back with its recorded state, each registry with its storage.
+    async fn start(&self, ws: &Workspace, ports: &Ports, health: &Health) -> Result<Vec<String>> {
         write_json(&self.file("ports.json"), ports)?;
         let region = ws.config.stage(crate::config::LOCAL_STAGE)?.region.clone().unwrap_or_default();
         let mut started = vec![];
-        if !health.moto {
+        if !health.is_up("moto") {
             self.stop_part("moto")?;
             let recording = self.file("moto-recording.jsonl");
             let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"), &recording)?;
@@ -271,25 +387,33 @@ impl Stack {
             if replayed > 0 {
                 eprintln!("AWS API state restored: {replayed} recorded requests replayed");
             }
-            started.push("AWS API");
+            started.push("AWS API".to_string());
         }
-        if !health.sync {
-            self.stop_part("sync")?;
-            let sync = sync::start(ws, ports, &region, &self.file("sync.log"))?;
-            self.record("sync", &sync)?;
-            wait_until(&format!("{}/healthz", ports.sync_url()), &sync, &self.file("sync.log")).await?;
-            started.push("sync");
-        }
-        if !health.registry {
-            self.stop_part("registry")?;
-            // The registry accepts exactly the credentials the emulated ECR hands out.
-            let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config(&region).await);
-            let auth = crate::ecr::authorization(&ecr).await?;
-            let registry = registry::start(ws, &self.file("registry"), ports, &auth, &self.file("registry.log"))?;
-            self.record("registry", &registry)?;
-            let backend = format!("http://127.0.0.1:{}/v2/", ports.registry_backend);
-            wait_until(&backend, &registry, &self.file("registry.log")).await?;
-            started.push("registry");
+        let accounts = std::iter::once(None).chain(ports.accounts.keys().map(|a| Some(a.as_str())));
+        for account in accounts {
+            let registry_ports = ports.registry_of(account)?;
+            let sync = part_name("sync", account);
+            if !health.is_up(&sync) {
+                self.stop_part(&sync)?;
+                let log = self.file(&format!("{sync}.log"));
+                let process = sync::start(ws, ports.moto, &registry_ports, &region, account, &log)?;
+                self.record(&sync, &process)?;
+                wait_until(&format!("{}/healthz", registry_ports.sync_url()), &process, &log).await?;
+                started.push(sync);
+            }
+            let registry = part_name("registry", account);
+            if !health.is_up(&registry) {
+                self.stop_part(&registry)?;
+                // The registry accepts exactly the credentials the account's emulated ECR hands out.
+                let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config_in(&region, account).await);
+                let auth = crate::ecr::authorization(&ecr).await?;
+                let log = self.file(&format!("{registry}.log"));
+                let process = registry::start(ws, &self.file(&registry), &registry_ports, &auth, &log)?;
+                self.record(&registry, &process)?;
+                let backend = format!("http://127.0.0.1:{}/v2/", registry_ports.registry_backend);
+                wait_until(&backend, &process, &log).await?;
+                started.push(registry);
+            }
         }
         Ok(started)
     }
@@ -310,16 +434,29 @@ impl Stack {
         Ok(alive.then_some(started))
     }
 
+    /// The parts a pidfile names, in the order they stop: registries, syncs, the AWS API.
+    fn recorded_parts(&self) -> Vec<String> {
+        let mut parts: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".pid").map(str::to_string))
+            .collect();
+        let rank = |p: &str| ["registry", "sync", "moto"].iter().position(|k| p.starts_with(k)).unwrap_or(0);
+        parts.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+        parts
+    }
+
     /// Stops every part a pidfile names (and nothing else); returns what was running.
     fn stop(&self) -> Result<Vec<Started>> {
         let mut stopped = vec![];
-        for part in PARTS.iter().rev() {
-            stopped.extend(self.stop_part(part)?);
+        for part in self.recorded_parts() {
+            stopped.extend(self.stop_part(&part)?);
         }
         Ok(stopped)
     }
 
-    /// Stops what `up` started (and nothing else). Its data (the registry's storage, the
+    /// Stops what `up` started (and nothing else). Its data (the registries' storage, the
     /// AWS API's recorded state) stays for the next `up`, unless `purge`.
     pub(crate) async fn down(&self, purge: bool) -> Result<()> {
         let _one_at_a_time = self.lock().await?;
@@ -331,8 +468,13 @@ impl Stack {
             eprintln!("stopped {}", names.join(", "));
         }
         if purge {
-            for name in ["registry", "moto-recording.jsonl", "ports.json", "bootstrapped"] {
-                let path = self.file(name);
+            let data = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                ["registry", "bootstrapped"].iter().any(|p| name.starts_with(p) && !name.ends_with(".log"))
+                    || ["moto-recording.jsonl", "ports.json"].contains(&name.as_str())
+            });
+            for entry in data {
+                let path = entry.path();
                 let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
                 match removed {
                     Ok(()) => {}
@@ -359,19 +501,24 @@ impl Stack {
         };
         let health = match &ports {
             Some(ports) => Stack::health(ports).await,
-            None => Health { moto: false, registry: false, sync: false },
+            None => Health { parts: ["moto", "sync", "registry"].map(|p| (p.to_string(), false)).to_vec() },
         };
-        for (part, name, up, url) in [
-            ("moto", "aws-api", health.moto, ports.map(|p| p.moto_url())),
-            ("registry", "registry", health.registry, ports.map(|p| format!("http://{}", p.registry_host()))),
-            ("sync", "sync", health.sync, ports.map(|p| p.sync_url())),
-        ] {
+        for (part, up) in &health.parts {
+            let url = ports.as_ref().and_then(|ports| {
+                if part == "moto" {
+                    return Some(ports.moto_url());
+                }
+                let (kind, account) = part.split_once('-').map_or((part.as_str(), None), |(k, a)| (k, Some(a)));
+                let registry = ports.registry_of(account).ok()?;
+                Some(if kind == "sync" { registry.sync_url() } else { format!("http://{}", registry.registry_host()) })
+            });
             let owner = match self.part(part) {
                 Ok(Some(s)) if s.is_alive() => format!("pid {}", s.pid),
                 Ok(_) => String::new(),
                 Err(err) => format!("{err:#}"),
             };
-            let state = if up { "running" } else { "not running" };
+            let state = if *up { "running" } else { "not running" };
+            let name = if part == "moto" { "aws-api" } else { part.as_str() };
             out += &format!("{name:<10} {state:<12} {:<28} {owner}\n", url.unwrap_or_default());
         }
         if ports.is_some() && !health.all() {
@@ -384,10 +531,15 @@ impl Stack {
         Ok(out)
     }
 
-    /// Has `bootstrap` run with these settings against the AWS API that runs now?
-    /// The API keeps its state in memory, so its repositories are asked too.
-    pub(crate) async fn is_bootstrapped(&self, ws: &Workspace, ecr: &aws_sdk_ecr::Client) -> Result<bool> {
-        let marker = std::fs::read_to_string(self.file("bootstrapped")).unwrap_or_default();
+    /// Has `bootstrap` run for `stage` with these settings against the AWS API that runs
+    /// now? The API keeps its state in memory, so its repositories are asked too.
+    pub(crate) async fn is_bootstrapped(
+        &self,
+        ws: &Workspace,
+        stage: &crate::config::Stage,
+        ecr: &aws_sdk_ecr::Client,
+    ) -> Result<bool> {
+        let marker = std::fs::read_to_string(self.bootstrap_marker(stage)).unwrap_or_default();
         if marker != settings_hash(ws)? {
             return Ok(false);
         }
@@ -399,31 +551,37 @@ impl Stack {
         Ok(true)
     }
 
-    pub(crate) fn mark_bootstrapped(&self, ws: &Workspace) -> Result<()> {
+    pub(crate) fn mark_bootstrapped(&self, ws: &Workspace, stage: &crate::config::Stage) -> Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let marker = self.file("bootstrapped");
+        let marker = self.bootstrap_marker(stage);
         std::fs::write(&marker, settings_hash(ws)?).with_context(|| format!("cannot write {}", marker.display()))
+    }
+
+    fn bootstrap_marker(&self, stage: &crate::config::Stage) -> PathBuf {
+        self.file(&format!("bootstrapped-{}", stage.name))
     }
 }
 
+/// Which parts of a stack answer, by part name (`moto`, `sync`, `registry-111111111111`…).
 pub(crate) struct Health {
-    pub moto: bool,
-    pub registry: bool,
-    pub sync: bool,
+    parts: Vec<(String, bool)>,
 }
 
 impl Health {
     pub(crate) fn all(&self) -> bool {
-        self.moto && self.registry && self.sync
+        self.parts.iter().all(|(_, up)| *up)
     }
     fn none(&self) -> bool {
-        !(self.moto || self.registry || self.sync)
+        !self.parts.iter().any(|(_, up)| *up)
     }
-    fn missing(&self) -> Vec<&'static str> {
-        [(self.moto, "AWS API down"), (self.registry, "registry down"), (self.sync, "sync down")]
-            .into_iter()
-            .filter(|(up, _)| !up)
-            .map(|(_, what)| what)
+    fn is_up(&self, part: &str) -> bool {
+        self.parts.iter().any(|(name, up)| name == part && *up)
+    }
+    fn missing(&self) -> Vec<String> {
+        self.parts
+            .iter()
+            .filter(|(_, up)| !up)
+            .map(|(name, _)| if name == "moto" { "AWS API down".to_string() } else { format!("{name} down") })
             .collect()
     }
 }

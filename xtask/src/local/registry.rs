@@ -6,11 +6,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::cmd;
 
-use super::Ports;
+use super::RegistryPorts;
 use super::process::{self, Started};
 use crate::{ecr::RegistryAuth, workspace::Workspace};
 
-pub(super) fn start(ws: &Workspace, dir: &Path, ports: &Ports, auth: &RegistryAuth, log: &Path) -> Result<Started> {
+pub(super) fn start(
+    ws: &Workspace,
+    dir: &Path,
+    ports: &RegistryPorts,
+    auth: &RegistryAuth,
+    log: &Path,
+) -> Result<Started> {
     let sh = &ws.sh;
     cmd!(sh, "docker-registry --version")
         .quiet()
@@ -33,7 +39,7 @@ pub(super) fn start(ws: &Workspace, dir: &Path, ports: &Ports, auth: &RegistryAu
     process::spawn(cmd!(sh, "docker-registry serve {config}"), log)
 }
 
-fn config_yaml(dir: &Path, ports: &Ports) -> String {
+fn config_yaml(dir: &Path, ports: &RegistryPorts) -> String {
     format!(
         r#"version: 0.1
 log:

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use xshell::cmd;
 
-use super::{Ports, process};
+use super::{Ports, RegistryPorts, process};
 use crate::{aws::SdkResultExt, ecr, http, workspace::Workspace};
 
 /// Manifest media types; other pushes (blobs) are not images.
@@ -31,19 +31,24 @@ const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",
 ];
 
-pub(crate) fn start(ws: &Workspace, ports: &Ports, region: &str, log: &Path) -> Result<process::Started> {
+/// Starts the sync of one account's registry (`account`: `None` for moto's own).
+pub(crate) fn start(
+    ws: &Workspace,
+    moto: u16,
+    ports: &RegistryPorts,
+    region: &str,
+    account: Option<&str>,
+    log: &Path,
+) -> Result<process::Started> {
     let exe = std::env::current_exe().context("cannot find this program's path to start the sync process")?;
     let sh = &ws.sh;
-    let (aws, registry, backend, listen) = (
-        ports.moto.to_string(),
-        ports.registry.to_string(),
-        ports.registry_backend.to_string(),
-        ports.sync.to_string(),
-    );
+    let (aws, registry, backend, listen) =
+        (moto.to_string(), ports.registry.to_string(), ports.registry_backend.to_string(), ports.sync.to_string());
+    let account: Vec<&str> = account.map(|a| vec!["--account", a]).unwrap_or_default();
     process::spawn(
         cmd!(
             sh,
-            "{exe} local sync --aws-port {aws} --registry-port {registry} --registry-backend-port {backend} --listen-port {listen} --region {region}"
+            "{exe} local sync --aws-port {aws} --registry-port {registry} --registry-backend-port {backend} --listen-port {listen} --region {region} {account...}"
         ),
         log,
     )
@@ -57,9 +62,10 @@ pub(super) struct Sync {
     synced: Mutex<HashSet<String>>,
 }
 
-/// The sync process's main loop.
-pub(crate) async fn run(ports: &Ports, region: &str) -> Result<()> {
-    let ecr_client = Ecr::new(&ports.sdk_config(region).await);
+/// The sync process's main loop, for the registry of `account` (`None`: moto's own) at
+/// the ports of `ports` that serve it.
+pub(crate) async fn run(ports: &Ports, region: &str, account: Option<&str>) -> Result<()> {
+    let ecr_client = Ecr::new(&ports.sdk_config_in(region, account).await);
     let auth = ecr::authorization(&ecr_client).await?;
     let sync = Arc::new(Sync {
         ecr: ecr_client,

@@ -1,0 +1,63 @@
+//! `cargo xtask promote`: copy a commit's images to a stage that runs what another ran.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::{
+    commands::output,
+    git::Git,
+    promote::{self, PromoteOptions},
+    stage::StageContext,
+    target::Target,
+    workspace::Workspace,
+};
+
+/// Copy a commit's images from the stage that built them (the target's `promote-from`)
+/// to the target stage's ECR, with the same digests: nothing is built again, so what
+/// runs there is byte for byte what was checked before.
+///
+/// Registry to registry over the OCI distribution API, each side with its own stage's
+/// credentials: blobs the target lacks are streamed across, manifests (and an index's
+/// platform manifests) are put with the same bytes, then the commit's tag and its inputs
+/// tag are added. Memory stays flat whatever the layer sizes. A re-run after an
+/// interruption sends only what is missing; a commit already promoted is a no-op.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage to promote to; it names where its images come from (`promote-from`).
+    #[arg(long, env = "XTASK_STAGE", value_name = "STAGE")]
+    to: String,
+    /// Commit to promote (SHA, branch, tag, `HEAD~3`); HEAD by default.
+    #[arg(long, value_name = "REV")]
+    rev: Option<String>,
+    /// Image to promote (repeatable); all configured images by default.
+    #[arg(long = "image", value_name = "NAME")]
+    images: Vec<String>,
+    /// AWS profile for the target stage (overrides its `profile`).
+    #[arg(long, env = "XTASK_PROFILE", value_name = "PROFILE")]
+    profile: Option<String>,
+    /// AWS profile for the source stage (overrides its `profile`).
+    #[arg(long, value_name = "PROFILE")]
+    from_profile: Option<String>,
+    /// Print one JSON object on stdout: {"commit", "from", "to", "images": [{"name", "digest", "action", ...}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
+        let target = ws.config.stage(&self.to)?;
+        let source = ws.config.stage(promote::source_stage(target)?)?;
+        Target::check_flags(target, self.profile.as_deref())?;
+        Target::check_flags(source, self.from_profile.as_deref())?;
+        ws.config.select_images(&self.images)?;
+        let tag = Git::open(&ws.root)?.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
+        let source = StageContext::open(ws, source, self.from_profile.as_deref()).await?;
+        let target = StageContext::open(ws, target, self.profile.as_deref()).await?;
+        let report = promote::promote(&source, &target, &PromoteOptions { tag: &tag, images: &self.images }).await?;
+        if self.json {
+            output::json(&report)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
