@@ -25,7 +25,10 @@ impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let ctx = self.stage.open(ws, stage).await?;
+        // Bootstraps of one local stack take turns, whichever command runs them.
+        let _one_at_a_time = ctx.target.bootstrap_lock().await?;
         bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: self.yes }).await?;
+        ctx.target.mark_bootstrapped(ws, stage)?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -192,15 +192,22 @@ impl Sync {
                 .repositories()
                 .first()
                 .is_some_and(|r| r.image_scanning_configuration().is_some_and(|c| c.scan_on_push()));
-            // moto does not scan on push by itself; ECR would.
+            // moto does not scan on push by itself; ECR would. A new tag of an image already
+            // scanned (a promotion, a retag) meets moto's scan quota per image: its scan stands.
             if scan_on_push {
-                self.ecr
+                let scan = self
+                    .ecr
                     .start_image_scan()
                     .repository_name(repository)
                     .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
                     .send()
-                    .await
-                    .sdk_context(|| format!("cannot start the scan on push of {key}"))?;
+                    .await;
+                match scan {
+                    Err(err) if err.as_service_error().is_some_and(|e| e.is_limit_exceeded_exception()) => {}
+                    other => {
+                        other.sdk_context(|| format!("cannot start the scan on push of {key}"))?;
+                    }
+                }
             }
         }
         self.synced.lock().await.insert(key);

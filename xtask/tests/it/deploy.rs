@@ -2,8 +2,8 @@
 //! the real app image, the real cdk CLI deploying into the local stack.
 
 use crate::support::{
-    SecretWatch, clone_workspace, docker_or_skip, files_holding, local_secrets, local_stack, runtime, spawn_xtask,
-    stack_dir, stack_task_images,
+    PROD_ACCOUNT, SecretWatch, clone_workspace, docker_or_skip, files_holding, local_ecr_in, local_secrets,
+    local_stack, runtime, spawn_xtask, stack_dir, stack_task_images, stack_task_images_in,
 };
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
@@ -134,4 +134,79 @@ fn deploy_refuses_dirty_trees_for_non_local_stages() {
     assert!(err.contains("--allow-dirty images are never deployed to stage `dev`"), "{err}");
     let err = repo.xtask(&["deploy", "--stage", "dev"]).fails();
     assert!(err.contains("modified: README.md"), "{err}");
+}
+
+/// The prod path on the local stack: `local-prod` (a second emulated account) runs only
+/// images promoted from `local`, by digest.
+#[test]
+fn prod_deploys_only_what_was_promoted() {
+    if !docker_or_skip("prod_deploys_only_what_was_promoted") {
+        return;
+    }
+    local_stack();
+    let repo = clone_workspace();
+    // A commit of its own (the stack outlives a test run), with the same image inputs.
+    repo.append("README.md", &format!("\n{}\n", crate::support::unique("a change outside every image's context")));
+    let first = repo.commit("first");
+
+    // Not promoted yet: refused before cdk deploys the service (the chain bootstraps the stage first).
+    let run = repo.xtask(&["deploy", "--stage", "local-prod", "--rev", &first]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cargo xtask promote --to local-prod --rev {first}")), "{err}");
+    assert!(!err.contains("$ cdk deploy hello-local-prod-service"), "{err}");
+
+    // `local` as CI leaves it: bootstrapped (unless an earlier run did), the commit pushed.
+    let bootstrapped = runtime().block_on(async {
+        xtask::ecr::image_by_tag(&crate::support::local_ecr().await, "hello/app", "absent").await.is_ok()
+    });
+    if !bootstrapped {
+        repo.xtask(&["bootstrap", "--stage", "local", "--yes"]).ok();
+    }
+    repo.xtask(&["push", "--stage", "local"]).ok();
+    repo.xtask(&["promote", "--to", "local-prod"]).ok();
+    repo.xtask(&["deploy", "--stage", "local-prod"]).ok();
+    let images = runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service"));
+    assert_eq!(images, vec![format!("{PROD_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/hello/app:{first}")]);
+
+    // An image under the next commit's tag in prod that is not the one `local` has (built
+    // for prod, not promoted): check fails on it and deploy refuses it.
+    repo.append("README.md", "\nA change outside every image's context.\n");
+    let second = repo.commit("second");
+    repo.xtask(&["push", "--stage", "local"]).ok();
+    runtime().block_on(async {
+        let prod = local_ecr_in(PROD_ACCOUNT).await;
+        let manifest = xtask::ecr::manifest(&prod, "hello/app", &first).await.unwrap();
+        let mut other: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
+        other["annotations"] = serde_json::json!({ "built-for": "prod" });
+        let body = serde_json::to_string(&other).unwrap();
+        use sha2::Digest;
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(body.as_bytes()));
+        prod.put_image()
+            .repository_name("hello/app")
+            .image_manifest(body)
+            .image_manifest_media_type(manifest.media_type)
+            .image_digest(digest)
+            .image_tag(&second)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = repo.xtask(&["check", "--stage", "local-prod", "--json", "--scan-timeout", "20"]);
+    let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    let failed: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    // (The stand-in image is no real build: its revision and scan checks fail too.)
+    assert!(failed.contains(&"promoted app"), "{}", out.stderr());
+    let run = repo.xtask(&["deploy", "--stage", "local-prod"]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "{err}");
+    assert!(err.contains("it was built, not promoted"), "{err}");
+    let images = runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service"));
+    assert_eq!(images, vec![format!("{PROD_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/hello/app:{first}")], "untouched");
 }

@@ -10,6 +10,7 @@ mod dockerignore;
 mod index;
 mod interrupt;
 mod local_stack;
+mod promote;
 mod push;
 mod support;
 mod tag;

@@ -117,7 +117,7 @@ impl Fixture {
         Fixture::with_settings(&FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{repository}\"")))
     }
 
-    fn with_settings(cargo_toml: &str) -> Fixture {
+    pub fn with_settings(cargo_toml: &str) -> Fixture {
         let fixture = Fixture::empty();
         // Two fixtures made in the same second would otherwise share their first commit.
         fixture.write("Cargo.toml", &format!("{cargo_toml}\n# {}\n", unique("fixture")));
@@ -248,10 +248,11 @@ pub async fn create_repository(ecr: &aws_sdk_ecr::Client, name: &str, immutable:
 /// Calls a JSON-protocol AWS API of the local stack directly (moto does not check
 /// signatures; the credential scope routes the call): an independent view of what
 /// CloudFormation made, with no SDK of the tool's in between.
-pub async fn moto_json(service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
+/// The access key `key` names the account the call acts in (`testing`: moto's own).
+async fn moto_json_as(key: &str, service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
     let url = format!("{}/", local_ports().await.moto_url());
     let scope = format!(
-        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        "AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
     let client = xtask::http::Client::new(Some(scope));
     let response = client
@@ -269,14 +270,28 @@ pub async fn moto_json(service: &str, target: &str, body: serde_json::Value) -> 
 
 /// The container images of the task definitions stack `stack` holds now.
 pub async fn stack_task_images(stack: &str) -> Vec<String> {
-    let resources = moto_query("cloudformation", &[("Action", "DescribeStackResources"), ("StackName", stack)]).await;
+    stack_task_images_as("testing", stack).await
+}
+
+/// `stack_task_images` of a stack in `account`, acting there as the tool does (a role assumed in it).
+pub async fn stack_task_images_in(account: &str, stack: &str) -> Vec<String> {
+    use aws_sdk_ecr::config::ProvideCredentials;
+    let sdk = local_ports().await.sdk_config_in("us-east-1", Some(account)).await;
+    let credentials = sdk.credentials_provider().unwrap().provide_credentials().await.unwrap();
+    stack_task_images_as(credentials.access_key_id(), stack).await
+}
+
+async fn stack_task_images_as(key: &str, stack: &str) -> Vec<String> {
+    let resources =
+        moto_query_as(key, "cloudformation", &[("Action", "DescribeStackResources"), ("StackName", stack)]).await;
     let mut images = vec![];
     for arn in resources
         .split("<member>")
         .filter(|r| r.contains("<ResourceType>AWS::ECS::TaskDefinition</ResourceType>"))
         .filter_map(|r| between(r, "<PhysicalResourceId>", "</PhysicalResourceId>"))
     {
-        let def = moto_json(
+        let def = moto_json_as(
+            key,
             "ecs",
             "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
             serde_json::json!({ "taskDefinition": arn }),
@@ -297,10 +312,10 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 /// Calls a query-protocol AWS API (XML answers) of the local stack directly.
-pub async fn moto_query(service: &str, params: &[(&str, &str)]) -> String {
+async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) -> String {
     let url = format!("{}/", local_ports().await.moto_url());
     let scope = format!(
-        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        "AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
     let body: Vec<String> =
         params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
@@ -589,4 +604,33 @@ pub fn files_holding(dirs: &[PathBuf], secrets: &[String]) -> Vec<String> {
 pub fn local_secrets() -> Vec<String> {
     let password = runtime().block_on(async { xtask::ecr::authorization(&local_ecr().await).await.unwrap().password });
     vec![password, xtask::local::LOCAL_SECRET_KEY.to_string()]
+}
+
+/// The second emulated account of the local stack: the `local-prod` stage's.
+pub const PROD_ACCOUNT: &str = "111111111111";
+
+/// The local stack's ECR API in `account`, reached as the tool reaches it (a role assumed there).
+pub async fn local_ecr_in(account: &str) -> aws_sdk_ecr::Client {
+    aws_sdk_ecr::Client::new(&local_ports().await.sdk_config_in("us-east-1", Some(account)).await)
+}
+
+/// A fixture workspace whose image goes to `repository`, with a `local-prod` stage that
+/// takes its images from `local`; the repository exists, immutable, in both accounts.
+pub fn promotion_fixture(repository: &str) -> Fixture {
+    let stage = format!(
+        "\n[workspace.metadata.xtask.stages.local-prod]\nlocal-stack = true\nregion = \"us-east-1\"\naccount = \"{PROD_ACCOUNT}\"\npromote-from = \"local\"\n"
+    );
+    let settings = FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{repository}\"")) + &stage;
+    let fixture = Fixture::with_settings(&settings);
+    runtime().block_on(async {
+        create_repository(&local_ecr().await, repository, true).await;
+        create_repository(&local_ecr_in(PROD_ACCOUNT).await, repository, true).await;
+    });
+    fixture
+}
+
+/// The manifest ECR holds for `repository:tag`: body, media type and digest.
+pub async fn ecr_manifest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> (String, String, String) {
+    let m = xtask::ecr::manifest(ecr, repository, tag).await.unwrap();
+    (m.body, m.media_type, m.digest)
 }
