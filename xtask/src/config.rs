@@ -503,6 +503,26 @@ port = 8080
                 format!("{MINIMAL}[workspace.metadata.xtask.local]\nmoto = 1\n"),
                 "local.moto: unknown field `moto`",
             ),
+            (
+                "promotion from an unknown stage",
+                format!("{MINIMAL}{stage}promote-from = \"qa\"\n"),
+                "stages.dev.promote-from: unknown stage `qa`; known stages: dev, local",
+            ),
+            (
+                "promotion from itself",
+                format!("{MINIMAL}{stage}promote-from = \"dev\"\n"),
+                "stages.dev.promote-from: `dev` must be a stage that builds its images",
+            ),
+            (
+                "promotion from the local stack into AWS",
+                format!("{MINIMAL}{stage}promote-from = \"local\"\n"),
+                "stages.dev.promote-from: `local` and `dev` must both be on the local stack or both in AWS",
+            ),
+            (
+                "a local-stack stage without its account",
+                format!("{MINIMAL}{stage}local-stack = true\n"),
+                "stages.dev.account: a stage on the local stack needs its own 12-digit account id",
+            ),
             ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
         ];
         let mut wrong = vec![];

@@ -25,7 +25,7 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The stage to promote to; it names where its images come from (`promote-from`).
-    #[arg(long, env = "XTASK_STAGE", value_name = "STAGE")]
+    #[arg(long, value_name = "STAGE")]
     to: String,
     /// Commit to promote (SHA, branch, tag, `HEAD~3`); HEAD by default.
     #[arg(long, value_name = "REV")]
