@@ -145,8 +145,11 @@ fn prod_deploys_only_what_was_promoted() {
     }
     local_stack();
     let repo = clone_workspace();
-    // A commit of its own (the stack outlives a test run), with the same image inputs.
-    repo.append("README.md", &format!("\n{}\n", crate::support::unique("a change outside every image's context")));
+    // A commit and an image of its own (the stack outlives a test run; the other deploy
+    // test's commits must not reuse it): a file in the app's context that the Dockerfile
+    // does not copy, so the build is all cache hits.
+    let marker = crate::support::unique("promotion");
+    repo.write(&format!("app/{marker}.txt"), &marker);
     let first = repo.commit("first");
 
     // Not promoted yet: refused before cdk deploys the service (the chain bootstraps the stage first).
