@@ -30,6 +30,7 @@ mod pipeline;
 mod progress;
 mod push;
 mod registry_api;
+mod retention;
 mod stage;
 mod target;
 pub mod workspace;
