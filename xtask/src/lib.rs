@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 mod deploy;
 mod deployable;
+mod deployed_tags;
 pub mod docker;
 mod dockerfile;
 pub mod ecr;

@@ -9,8 +9,8 @@ use crate::{
     bootstrap::{self, BootstrapOptions},
     config::Stage,
     docker::build::BuilderChoice,
-    git::ImageTag,
-    push::{self, PushOptions},
+    git::{Git, ImageTag},
+    push::{self, Channel, PushOptions},
     stage::StageContext,
     target::Target,
     workspace::Workspace,
@@ -46,7 +46,8 @@ pub async fn prepare_deploy<'w>(
         }
     }
     if let Some(tag) = options.work_tree {
-        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder };
+        let channel = Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?;
+        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder, channel };
         push::push(&ctx, &push).await?;
     }
     Ok(ctx)
