@@ -4,8 +4,22 @@ use std::process::{Command, Stdio};
 
 use crate::support::{Fixture, workspace_root, xtask, xtask_env};
 
-const COMMANDS: [&str; 10] =
-    ["tag", "build", "push", "check", "deploy", "bootstrap", "config", "local", "test", "bench"];
+const COMMANDS: [&str; 14] = [
+    "tag",
+    "build",
+    "push",
+    "check",
+    "deploy",
+    "images",
+    "retag",
+    "untag",
+    "gc",
+    "bootstrap",
+    "config",
+    "local",
+    "test",
+    "bench",
+];
 
 #[test]
 fn help_lists_every_command() {
@@ -17,7 +31,15 @@ fn help_lists_every_command() {
     }
     assert!(!out.contains("  sync "), "internal commands stay hidden:\n{out}");
     assert!(out.contains("Exit codes: 0 success; 1 a verdict"), "exit codes are documented:\n{out}");
-    for (command, flag) in [("push", "--builder"), ("push", "XTASK_BUILDER"), ("deploy", "XTASK_DEBIAN_MIRROR")] {
+    let flags = [
+        ("push", "--builder"),
+        ("push", "XTASK_BUILDER"),
+        ("push", "XTASK_CHANNEL"),
+        ("deploy", "XTASK_DEBIAN_MIRROR"),
+        ("untag", "--delete-image"),
+        ("gc", "--apply"),
+    ];
+    for (command, flag) in flags {
         let help = xtask(&workspace_root(), &[command, "--help"]).ok();
         assert!(help.contains(flag), "`{command} --help` names {flag}:\n{help}");
     }
