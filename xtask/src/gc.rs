@@ -13,7 +13,7 @@ use crate::{
 
 /// An untagged manifest younger than this is left alone: an index's platform manifests are
 /// pushed before the index that references them.
-pub const UNTAGGED_GRACE_SECS: i64 = 24 * 3600;
+pub const UNTAGGED_GRACE_MILLIS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Doomed {
@@ -22,7 +22,7 @@ pub struct Doomed {
     pub reason: String,
 }
 
-/// The images of `inventory` to delete, newest first.
+/// The images of `inventory` to delete, newest first; `now` in milliseconds since the epoch.
 pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Vec<Doomed> {
     let images = &inventory.images;
     let expired = retention::evaluate(policy, &inventory.facts());
@@ -63,7 +63,7 @@ pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Ve
         }
         if let Some(indexes) = inventory.referenced_by.get(&image.digest) {
             reasons[i] = format!("untagged platform manifest of deleted index {}", indexes.join(", "));
-        } else if now - image.pushed_at >= UNTAGGED_GRACE_SECS {
+        } else if now - image.pushed_at >= UNTAGGED_GRACE_MILLIS {
             reasons[i] = "untagged, referenced by no index, older than a day".to_string();
         } else {
             continue;
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn never_a_deployed_image_nor_an_index_child_while_the_index_stays() {
-        let day = UNTAGGED_GRACE_SECS;
+        let day = UNTAGGED_GRACE_MILLIS;
         let mut images = vec![
             image("newest", &["e", "main-e"], 10 * day),
             image("index", &["d", "main-d", "deployed-prod-20261201T000000Z"], 9 * day),

@@ -15,7 +15,7 @@ use crate::{
 pub struct Image {
     pub digest: String,
     pub tags: Vec<String>,
-    /// Seconds since the epoch.
+    /// Milliseconds since the epoch.
     #[serde(skip)]
     pub pushed_at: i64,
     pub size_bytes: Option<i64>,
@@ -57,7 +57,7 @@ impl Inventory {
                 Some(Image {
                     digest: d.image_digest()?.to_string(),
                     tags: d.image_tags().to_vec(),
-                    pushed_at: d.image_pushed_at().map_or(0, |t| t.secs()),
+                    pushed_at: d.image_pushed_at().map_or(0, |t| t.to_millis().unwrap_or(0)),
                     size_bytes: d.image_size_in_bytes(),
                     media_type: d.image_manifest_media_type().map(str::to_owned),
                     scan,

@@ -159,7 +159,7 @@ pub fn policy(settings: &Settings) -> Policy {
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub tags: &'a [String],
-    /// Push time, seconds since the epoch.
+    /// Push time (any unit, the same for all images).
     pub pushed_at: i64,
 }
 

@@ -58,7 +58,8 @@ impl Args {
             settings.keep_main = keep;
         }
         let policy = retention::policy(&settings);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let mut report = Report { stage: &stage.name, applied: self.apply, repositories: vec![] };
         for image in &ws.config.images {
             let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;

@@ -67,7 +67,7 @@ impl Args {
                 .map(|(image, stages)| {
                     let commit = image.tags.iter().find_map(|t| commit_of(t)).map(str::to_owned);
                     let subject = commit.as_deref().and_then(|c| git.as_ref()?.subject(c));
-                    let pushed_at = rfc3339(u64::try_from(image.pushed_at).unwrap_or(0));
+                    let pushed_at = rfc3339(u64::try_from(image.pushed_at / 1000).unwrap_or(0));
                     ImageReport { image, commit, subject, pushed_at, stages }
                 })
                 .collect();

@@ -73,10 +73,13 @@ impl Args {
                 found.digest
             )));
         }
-        ecr::delete_tag(&ctx.ecr, repository, &tag).await?;
         if found.tags.len() == 1 {
+            // By digest: what ECR does with a last tag, said explicitly.
+            let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&found.digest).build();
+            ecr::delete(&ctx.ecr, repository, vec![id]).await?;
             eprintln!("removed {repository}:{tag} and with it the image {}", found.digest);
         } else {
+            ecr::delete_tag(&ctx.ecr, repository, &tag).await?;
             eprintln!("removed {repository}:{tag}; {} keeps {}", found.digest, found.tags.len() - 1);
         }
         Ok(ExitCode::SUCCESS)

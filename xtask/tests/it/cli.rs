@@ -108,8 +108,14 @@ fn a_closed_stdout_is_not_an_error() {
 fn config_prints_the_settings_the_cdk_app_reads() {
     let repo = Fixture::new();
     let json: serde_json::Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
-    assert_eq!(json["schema"], 1);
+    assert_eq!(json["schema"], 2);
     assert_eq!(json["project"], "fixture");
+    assert_eq!(json["rollbackWindow"], 10);
+    let rules = json["lifecyclePolicy"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["selection"]["tagPrefixList"], serde_json::json!(["deployed-local-"]));
+    assert_eq!(rules[1]["selection"]["tagPrefixList"], serde_json::json!(["main-"]));
+    assert_eq!(rules[1]["selection"]["countNumber"], 30);
+    assert_eq!(rules[2]["selection"]["tagPrefixList"], serde_json::json!(["pr-"]));
     assert_eq!(
         json["images"][0],
         serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"})
