@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::{
-    ecr,
+    ecr::{self, Tagged},
     retention::{self, Facts},
     stage::StageContext,
 };
@@ -17,18 +17,27 @@ use crate::{
 pub async fn record(ctx: &StageContext<'_>, tag: &str) -> Result<()> {
     let config = &ctx.ws.config;
     let stage = &ctx.stage.name;
-    let deployed = retention::deployed_tag(stage, &retention::timestamp_now());
     for image in &config.images {
         let manifest = ecr::manifest(&ctx.ecr, &image.repository, tag).await?;
         // First make room (the window less this image), then tag: an interruption between
         // the two leaves fewer deployed images than the rule keeps, never more.
         let keep = config.rollback_window.saturating_sub(1);
         prune(&ctx.ecr, &image.repository, stage, keep, &manifest.digest).await?;
-        ecr::put_tag(&ctx.ecr, &image.repository, &manifest, &deployed).await?.require(
-            &image.repository,
-            &deployed,
-            &manifest.digest,
-        )?;
+        // Another deploy of the stage in the same second took this second's tag: the next one.
+        let mut attempts = 0;
+        let deployed = loop {
+            let deployed = retention::deployed_tag(stage, &retention::timestamp_now());
+            match ecr::put_tag(&ctx.ecr, &image.repository, &manifest, &deployed).await? {
+                Tagged::Added | Tagged::AlreadyThere => break deployed,
+                Tagged::Taken(_) if attempts < 3 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+                }
+                taken => {
+                    taken.require(&image.repository, &deployed, &manifest.digest)?;
+                }
+            }
+        };
         eprintln!("{}: tagged {}@{} as {deployed}", image.name, image.repository, manifest.digest);
     }
     Ok(())
