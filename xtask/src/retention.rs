@@ -252,6 +252,30 @@ pub fn protected(images: &[Facts<'_>], window: u32) -> BTreeSet<usize> {
     deployments(images).values().flat_map(|list| list.iter().take(window as usize).map(|(i, _)| *i)).collect()
 }
 
+/// The `deployed-<stage>-` tags to remove so that only the newest `keep` images deployed to
+/// `stage` (never counting `except`) keep one, their newest. An image whose every tag would
+/// go keeps them: removing its last tag would delete it.
+pub fn stale_deployed_tags(images: &[Facts<'_>], stage: &str, keep: usize, except: Option<usize>) -> Vec<String> {
+    let Some(list) = deployments(images).remove(stage) else { return vec![] };
+    let mut stale = vec![];
+    let mut kept = 0;
+    for (i, newest) in list {
+        let in_window = Some(i) == except || {
+            kept += 1;
+            kept <= keep
+        };
+        let tags = images[i].tags;
+        let doomed: Vec<&String> = tags
+            .iter()
+            .filter(|t| parse_deployed(t).is_some_and(|(s, ts)| s == stage && !(in_window && ts == newest)))
+            .collect();
+        if doomed.len() < tags.len() {
+            stale.extend(doomed.into_iter().cloned());
+        }
+    }
+    stale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +397,25 @@ mod tests {
         let untagged: Vec<String> = vec![];
         let facts: Vec<Facts> = (0..50).map(|i| Facts { tags: &untagged, pushed_at: i }).collect();
         assert!(evaluate(&policy, &facts).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn deployed_tags_stay_on_the_window_only_and_one_per_image() {
+        let all = [
+            tags(&["a", "deployed-dev-20261101T000000Z", "deployed-prod-20261101T000000Z"]),
+            tags(&["b", "deployed-dev-20261102T000000Z", "deployed-dev-20261105T000000Z"]),
+            tags(&["c", "deployed-dev-20261103T000000Z"]),
+            tags(&["deployed-dev-20261001T000000Z"]),
+            tags(&["e", "deployed-dev-20261104T000000Z"]),
+        ];
+        let facts: Vec<Facts> = all.iter().map(|t| Facts { tags: t, pushed_at: 0 }).collect();
+        // Before a deploy of `c` with a window of 3: room for 2 others (b, then e).
+        let before = stale_deployed_tags(&facts, "dev", 2, Some(2));
+        assert_eq!(before, tags(&["deployed-dev-20261102T000000Z", "deployed-dev-20261101T000000Z"]));
+        // After: the window of 3 is b, e, c; a leaves it; the tag-less image keeps its only tag.
+        let after = stale_deployed_tags(&facts, "dev", 3, None);
+        assert_eq!(after, tags(&["deployed-dev-20261102T000000Z", "deployed-dev-20261101T000000Z"]));
+        assert!(stale_deployed_tags(&facts, "qa", 1, None).is_empty());
     }
 
     #[test]

@@ -120,7 +120,11 @@ fn describe(image: &ImageReport) -> String {
             None => t.clone(),
         })
         .collect();
-    let size = image.image.size_bytes.map_or("?".to_string(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+    let size = match image.image.size_bytes {
+        None => "size ?".to_string(),
+        Some(b) if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        Some(b) => format!("{:.1} MiB", b as f64 / 1048576.0),
+    };
     let scan = match &image.image.scan {
         None => "no scan".to_string(),
         Some(counts) if counts.is_empty() => "scan: no findings".to_string(),

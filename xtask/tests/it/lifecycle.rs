@@ -13,8 +13,11 @@ fn repository() -> (Fixture, String) {
     (Fixture::with_repository(&repository), repository)
 }
 
-/// Commits a change to the image's context and pushes it: new image bytes each time.
+/// Commits a change to the image's context and pushes it: new image bytes each time, a
+/// second after the last push (the emulated ECR keeps push times in whole seconds; the
+/// lifecycle rules order images by them).
 fn push_new(repo: &Fixture, what: &str, extra: &[&str]) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     repo.append("svc/data.txt", &format!("{what}\n"));
     let sha = repo.commit(what);
     let mut args = vec!["push"];
@@ -95,9 +98,11 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
         return;
     }
     let (repo, repository) = repository();
+    let oldest = push_new(&repo, "oldest", &[]);
     let old = push_new(&repo, "old", &[]);
     let deployed = push_new(&repo, "deployed", &[]);
     let newest = push_new(&repo, "newest", &[]);
+    let oldest_digest = manifest_digest(&repository, &oldest).unwrap();
     let old_digest = manifest_digest(&repository, &old).unwrap();
     let deployed_digest = manifest_digest(&repository, &deployed).unwrap();
     // As `deploy` records a deployment to the local stage.
@@ -109,11 +114,11 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     refused(&repo.xtask(&["untag", &format!("svc:{deployed_tag}")]), "records a deployment");
     assert!(manifest_digest(&repository, &deployed).is_some());
 
-    // gc with main's count at 1: the oldest image goes, the deployed one stays.
+    // gc with main's count at 1: the older images go, the deployed one stays.
     let plan = json(&repo.xtask(&["gc", "--keep", "1", "--json"]));
     let listed: Vec<&str> =
         plan["repositories"][0]["delete"].as_array().unwrap().iter().map(|d| d["digest"].as_str().unwrap()).collect();
-    assert_eq!(listed, vec![old_digest.as_str()], "{plan}");
+    assert_eq!(listed, vec![old_digest.as_str(), oldest_digest.as_str()], "{plan}");
     assert_eq!(plan["applied"], false);
     assert!(manifest_digest(&repository, &old).is_some(), "gc without --apply deletes nothing");
 
@@ -121,7 +126,7 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     let list = json(&repo.xtask(&["images", "--json"]));
     let images = list["repositories"][0]["images"].as_array().unwrap();
     let commits: Vec<&str> = images.iter().map(|i| i["commit"].as_str().unwrap()).collect();
-    assert_eq!(commits, vec![newest.as_str(), deployed.as_str(), old.as_str()], "{list}");
+    assert_eq!(commits, vec![newest.as_str(), deployed.as_str(), old.as_str(), oldest.as_str()], "{list}");
     assert_eq!(images[1]["digest"], deployed_digest.as_str());
     assert_eq!(images[1]["stages"][0]["stage"], "local");
     assert_eq!(images[1]["stages"][0]["status"], "runs");
@@ -139,9 +144,13 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     repo.xtask(&["untag", &format!("svc:{old}"), "--delete-image"]).ok();
     assert!(manifest_digest(&repository, &old).is_none(), "the image went with its last tag");
 
-    // gc --apply deletes exactly what it lists: here nothing, the deployed image included.
+    // gc --apply deletes exactly what it lists: the oldest image, never the deployed one.
     let applied = json(&repo.xtask(&["gc", "--keep", "1", "--apply", "--json"]));
-    assert_eq!(applied["repositories"][0]["delete"], serde_json::json!([]), "{applied}");
+    let deleted = &applied["repositories"][0]["delete"];
+    assert_eq!(deleted.as_array().unwrap().len(), 1, "{applied}");
+    assert_eq!(deleted[0]["digest"], oldest_digest.as_str());
+    assert!(deleted[0]["reason"].as_str().unwrap().contains("commits on main"), "{applied}");
+    assert!(manifest_digest(&repository, &oldest).is_none(), "gc --apply deleted it");
     assert!(manifest_digest(&repository, &deployed).is_some());
     assert!(manifest_digest(&repository, &newest).is_some());
 }
