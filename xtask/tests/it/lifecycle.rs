@@ -154,3 +154,33 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     assert!(manifest_digest(&repository, &deployed).is_some());
     assert!(manifest_digest(&repository, &newest).is_some());
 }
+
+#[test]
+fn gc_spares_what_an_index_that_stays_references() {
+    if !docker_or_skip("gc_spares_what_an_index_that_stays_references") {
+        return;
+    }
+    let (repo, repository) = repository();
+    let child = push_new(&repo, "child", &[]);
+    let child_digest = manifest_digest(&repository, &child).unwrap();
+    // An index of the child, counted under main's rule, pushed after it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let index_digest = runtime().block_on(async {
+        use crate::index::{OCI_INDEX, Registry, index};
+        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &child).await.unwrap();
+        let entry = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
+                                        "platform": { "architecture": "amd64", "os": "linux" } });
+        Registry::connect().await.manifest(&repository, "main-index", OCI_INDEX, &index(vec![entry])).await.0
+    });
+    push_new(&repo, "newer", &[]);
+    push_new(&repo, "newest", &[]);
+    let listed = |keep: &str| -> Vec<String> {
+        let plan = json(&repo.xtask(&["gc", "--keep", keep, "--json"]));
+        let delete = plan["repositories"][0]["delete"].as_array().unwrap().clone();
+        delete.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+    };
+    // main keeps 3 (newest, newer, the index): the child is past the count but the index keeps it.
+    assert_eq!(listed("3"), Vec::<String>::new());
+    // main keeps 2: the index goes, and the child with it.
+    assert_eq!(listed("2"), vec![index_digest, child_digest]);
+}
