@@ -5,8 +5,9 @@
 //! The tags the rules select:
 //!
 //! - `deployed-<stage>-<UTC timestamp>`: added by `deploy` to each image it deployed; `deploy`
-//!   keeps them on the last `rollback-window` images of the stage only, so the stage's rule
-//!   (count = the window) never has more images than it keeps;
+//!   keeps them on the last `rollback-window` images of the stage only (one each, its newest),
+//!   so the stage's rule (count = the window) never has more images than it keeps, whatever
+//!   order they were pushed in (the rule counts by push time);
 //! - `main-<tag>`: added by `push` to images of commits on the main branch;
 //! - `pr-<tag>`: added by `push` to images of any other commit (pull requests).
 //!
@@ -151,7 +152,12 @@ pub fn policy(settings: &Settings) -> Policy {
     let next = rules.len() as u32 + 1;
     rules.push(rule(next, format!("Keep the last {main} images of commits on main"), Some(MAIN_PREFIX.into()), main));
     rules.push(rule(next + 1, format!("Keep the last {pr} pull-request images"), Some(PR_PREFIX.into()), pr));
-    rules.push(rule(next + 2, format!("Keep the last {main} images with other tags"), None, main));
+    rules.push(rule(
+        next + 2,
+        format!("Keep the last {main} tagged images; expires only those with none of the tags above"),
+        None,
+        main,
+    ));
     Policy { rules }
 }
 
