@@ -242,6 +242,10 @@ impl Config {
             if !is_name(name, |c| c.is_ascii_alphanumeric() || c == '-') {
                 bail!("stages.{name}: a stage name may hold only letters, digits and dashes");
             }
+            // Its `deployed-<stage>-<timestamp>` tags stay within a registry client's 128.
+            if name.len() > 64 {
+                bail!("stages.{name}: a stage name may be at most 64 characters long");
+            }
             // `deployed-<a>-` would also select `deployed-<a>-<b>-<timestamp>`: one stage's
             // lifecycle rule would count (and expire) the other's deployed images.
             if let Some(other) = self.stages.keys().find(|o| name.starts_with(&format!("{o}-"))) {

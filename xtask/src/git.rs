@@ -136,8 +136,8 @@ impl Git {
             .unwrap_or_default()
     }
 
-    /// Is `commit` on `branch`: reachable from `refs/remotes/origin/<branch>` or, without
-    /// that, `refs/heads/<branch>`?
+    /// Is `commit` on `branch`: reachable from `refs/remotes/origin/<branch>` or from
+    /// `refs/heads/<branch>`?
     pub fn is_on_branch(&self, commit: &str, branch: &str) -> Result<bool> {
         for name in [format!("refs/remotes/origin/{branch}"), format!("refs/heads/{branch}")] {
             let Ok(reference) = self.repo.find_reference(&name) else { continue };

@@ -43,8 +43,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// `main` when the commit is reachable from the main branch (origin's, else the local
-    /// one); `pr` otherwise, and for a dirty work tree.
+    /// `main` when the commit is reachable from the main branch (origin's or the local one);
+    /// `pr` otherwise, and for a dirty work tree.
     pub fn of(git: &Git, tag: &ImageTag, main_branch: &str) -> Result<Channel> {
         let on_main = !tag.is_dirty() && git.is_on_branch(&tag.commit, main_branch)?;
         Ok(if on_main { Channel::Main } else { Channel::Pr })

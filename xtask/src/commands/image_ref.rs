@@ -16,7 +16,9 @@ pub fn parse<'w>(ws: &'w Workspace, arg: &str) -> Result<(&'w Image, String)> {
     Ok((image, reference.to_string()))
 }
 
-/// A tag as the OCI distribution spec allows it: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// A tag as the OCI distribution spec allows it: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`. ECR's
+/// API takes tags of up to 300 characters (`ImageIdentifier.imageTag`), but a registry client
+/// such as docker pulls none longer than 128.
 pub fn check_tag(tag: &str) -> Result<()> {
     let valid = (1..=128).contains(&tag.len())
         && !tag.starts_with(['.', '-'])

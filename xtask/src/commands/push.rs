@@ -40,7 +40,7 @@ pub struct Args {
     builder: BuilderChoice,
     /// Which lifecycle rule counts the images: `main` (tag `main-<sha>`, kept `keep-images`),
     /// `pr` (tag `pr-<sha>`, kept `keep-pr-images`), or `auto`: `main` when the commit is
-    /// reachable from the main branch (`refs/remotes/origin/<main-branch>`, else
+    /// reachable from the main branch (`refs/remotes/origin/<main-branch>` or
     /// `refs/heads/<main-branch>`), `pr` otherwise and for a dirty work tree. CI can set
     /// it from the event (`pr` on GitHub's pull_request events).
     #[arg(long, value_enum, env = "XTASK_CHANNEL", default_value_t = ChannelChoice::Auto, value_name = "CHANNEL")]
