@@ -33,7 +33,7 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     tags,
     description: `${config.project} ${stage.name}: ECR repositories`,
     images: config.images,
-    keepImages: config.keepImages,
+    lifecyclePolicy: config.lifecyclePolicy,
   });
   const service = new ServiceStack(app, `${prefix}-service`, {
     env,

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 export const CONFIG_CONTEXT = 'xtaskConfig';
 
 /** The version of the configuration file's format that this app reads. */
-export const CONFIG_SCHEMA = 1;
+export const CONFIG_SCHEMA = 2;
 
 /** The stage that runs on the local stack; xtask always writes it. */
 export const LOCAL_STAGE = 'local';
@@ -31,11 +31,29 @@ export interface StageConfig {
   readonly account?: string;
 }
 
+/**
+ * An ECR lifecycle policy (the `LifecyclePolicyText` JSON). xtask builds it from the
+ * settings (`xtask/src/retention.rs`, which also evaluates it for `gc`); the registry
+ * stack sets it verbatim, so the two never disagree.
+ */
+export interface LifecyclePolicy {
+  readonly rules: readonly {
+    readonly rulePriority: number;
+    readonly description: string;
+    readonly selection: Readonly<Record<string, unknown>>;
+    readonly action: { readonly type: string };
+  }[];
+}
+
 export interface ProjectConfig {
   /** Prefix of every stack name. */
   readonly project: string;
-  /** How many images the ECR lifecycle policy keeps per repository. */
+  /** How many images of commits on main the ECR lifecycle policy keeps per repository. */
   readonly keepImages: number;
+  /** How many images last deployed to each stage are kept for a rollback. */
+  readonly rollbackWindow: number;
+  /** The lifecycle policy of every repository. */
+  readonly lifecyclePolicy: LifecyclePolicy;
   readonly images: readonly ImageConfig[];
   readonly stages: Readonly<Record<string, StageConfig>>;
 }
@@ -76,7 +94,14 @@ export function loadConfig(file: string): ProjectConfig {
     );
   }
   const config = data as unknown as ProjectConfig;
-  return { project: config.project, keepImages: config.keepImages, images: config.images, stages: config.stages };
+  return {
+    project: config.project,
+    keepImages: config.keepImages,
+    rollbackWindow: config.rollbackWindow,
+    lifecyclePolicy: config.lifecyclePolicy,
+    images: config.images,
+    stages: config.stages,
+  };
 }
 
 /** The named stage, or an error that lists the known ones. */

@@ -1,12 +1,12 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Construct } from 'constructs';
-import { ImageConfig, imageId } from './config';
+import { ImageConfig, imageId, LifecyclePolicy } from './config';
 
 export interface RegistryStackProps extends StackProps {
   readonly images: readonly ImageConfig[];
-  /** How many images each repository keeps; older ones expire (rollback reaches back this far). */
-  readonly keepImages: number;
+  /** The lifecycle policy of every repository, as xtask resolved it from the settings. */
+  readonly lifecyclePolicy: LifecyclePolicy;
 }
 
 /** One ECR repository per image. Deployed before any image is pushed, and never needs a tag. */
@@ -22,22 +22,11 @@ export class RegistryStack extends Stack {
         // A tag is a commit SHA: it names one image forever.
         imageTagMutability: ecr.TagMutability.IMMUTABLE,
         imageScanOnPush: true,
-        lifecycleRules: [
-          {
-            rulePriority: 1,
-            description: 'Expire untagged images after 7 days',
-            tagStatus: ecr.TagStatus.UNTAGGED,
-            maxImageAge: Duration.days(7),
-          },
-          {
-            // ECR evaluates rules by priority; a TagStatus.ANY rule must come last.
-            rulePriority: 2,
-            description: `Keep the last ${props.keepImages} images`,
-            tagStatus: ecr.TagStatus.ANY,
-            maxImageCount: props.keepImages,
-          },
-        ],
       });
+      // Verbatim: the rules come from xtask, whose `gc` evaluates the same ones.
+      (repository.node.defaultChild as ecr.CfnRepository).lifecyclePolicy = {
+        lifecyclePolicyText: JSON.stringify(props.lifecyclePolicy),
+      };
 
       new CfnOutput(this, `${imageId(image)}RepositoryUri`, {
         description: `ECR repository of the ${image.name} image`,

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { configFromContext } from '../lib/app';
-import { ConfigError, loadConfig, resolveStage } from '../lib/config';
+import { CONFIG_SCHEMA, ConfigError, loadConfig, resolveStage } from '../lib/config';
 import { app, fixture, FIXTURE, stacks } from './helpers';
 
 /** A scratch file holding `text`, removed after the test run. */
@@ -67,18 +67,19 @@ test('rejects a file that is not JSON, naming it', () => {
 });
 
 test.each([
-  ['a newer schema', { ...fixture, schema: 2 }, '2'],
-  ['a string schema', { ...fixture, schema: '1' }, '"1"'],
+  ['a newer schema', { ...fixture, schema: 3 }, '3'],
+  ['an older schema', { ...fixture, schema: 1 }, '1'],
+  ['a string schema', { ...fixture, schema: '2' }, '"2"'],
   ['no schema', fixture, 'none'],
 ])('rejects %s', (_, config, found) => {
   const json = file('schema.json', JSON.stringify(config));
   expect(() => loadConfig(json)).toThrow(ConfigError);
   expect(() => loadConfig(json)).toThrow(
-    `${json} has configuration schema ${found}, this app reads 1; rebuild xtask (any cargo xtask command does) and retry`,
+    `${json} has configuration schema ${found}, this app reads ${CONFIG_SCHEMA}; rebuild xtask (any cargo xtask command does) and retry`,
   );
 });
 
 test('rejects JSON that is not an object as having no schema', () => {
   const json = file('array.json', '[1]\n');
-  expect(() => loadConfig(json)).toThrow(`${json} has configuration schema none, this app reads 1`);
+  expect(() => loadConfig(json)).toThrow(`${json} has configuration schema none, this app reads ${CONFIG_SCHEMA}`);
 });

@@ -31,22 +31,26 @@ test('has one immutable, scanned, retained repository per image', () => {
   }
 });
 
-test('expires untagged images after 7 days and keeps the last keep-images images', () => {
+test('sets the lifecycle policy xtask resolved, verbatim', () => {
   const repositories = template.findResources('AWS::ECR::Repository');
   for (const repository of Object.values(repositories)) {
     const policy = JSON.parse(repository.Properties.LifecyclePolicy.LifecyclePolicyText);
-    expect(policy.rules).toEqual([
-      expect.objectContaining({
-        rulePriority: 1,
-        selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7, countUnit: 'days' },
-        action: { type: 'expire' },
-      }),
-      expect.objectContaining({
-        rulePriority: 2,
-        selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: fixture.keepImages },
-        action: { type: 'expire' },
-      }),
-    ]);
+    expect(policy).toEqual(fixture.lifecyclePolicy);
+  }
+});
+
+test('keeps deployed images first, then main, then pull requests, and never selects untagged manifests', () => {
+  const rules = fixture.lifecyclePolicy.rules;
+  expect(rules.map((r) => [r.rulePriority, r.selection.tagPrefixList ?? r.selection.tagPatternList, r.selection.countNumber])).toEqual([
+    [1, ['deployed-dev.'], fixture.rollbackWindow],
+    [2, ['deployed-local.'], fixture.rollbackWindow],
+    [3, ['main-'], fixture.keepImages],
+    [4, ['pr-'], 3],
+    [5, ['*'], fixture.keepImages],
+  ]);
+  for (const rule of rules) {
+    expect(rule.selection.tagStatus).toBe('tagged');
+    expect(rule.action).toEqual({ type: 'expire' });
   }
 });
 

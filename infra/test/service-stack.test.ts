@@ -69,6 +69,8 @@ test('takes a bare digest when there is one image', () => {
   const single: ProjectConfig = {
     project: 'one',
     keepImages: 30,
+    rollbackWindow: 10,
+    lifecyclePolicy: { rules: [] },
     images: [{ name: 'app', repository: 'one/app', port: 8080, platform: 'linux/amd64' }],
     stages: { [LOCAL_STAGE]: { name: LOCAL_STAGE, region: 'us-east-1', account: '123456789012' } },
   };

@@ -19,7 +19,7 @@ const LOCAL_REGION: &str = "us-east-1";
 const LOCAL_ACCOUNT: &str = "123456789012";
 
 /// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
-const RESOLVED_SCHEMA: u32 = 1;
+const RESOLVED_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,6 +28,12 @@ pub struct Config {
     pub project: String,
     pub commit_arg: String,
     pub keep_images: u32,
+    /// How many pull-request images each repository keeps (`keep-pr-images`).
+    pub keep_pr_images: u32,
+    /// How many of the images last deployed to a stage are kept for a rollback.
+    pub rollback_window: u32,
+    /// The branch whose commits are main's (`refs/remotes/origin/<b>` or `refs/heads/<b>`).
+    pub main_branch: String,
     pub images: Vec<Image>,
     pub stages: BTreeMap<String, Stage>,
     /// `[workspace.metadata.xtask.local]`: read by the local stack only.
@@ -99,6 +105,15 @@ fn default_commit_arg() -> String {
 fn default_keep_images() -> u32 {
     30
 }
+fn default_keep_pr_images() -> u32 {
+    20
+}
+fn default_rollback_window() -> u32 {
+    10
+}
+fn default_main_branch() -> String {
+    "main".to_string()
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -108,6 +123,12 @@ struct Raw {
     commit_arg: String,
     #[serde(default = "default_keep_images")]
     keep_images: u32,
+    #[serde(default = "default_keep_pr_images")]
+    keep_pr_images: u32,
+    #[serde(default = "default_rollback_window")]
+    rollback_window: u32,
+    #[serde(default = "default_main_branch")]
+    main_branch: String,
     #[serde(default)]
     images: Vec<Image>,
     #[serde(default)]
@@ -153,6 +174,9 @@ impl Config {
             project: raw.project,
             commit_arg: raw.commit_arg,
             keep_images: raw.keep_images,
+            keep_pr_images: raw.keep_pr_images,
+            rollback_window: raw.rollback_window,
+            main_branch: raw.main_branch,
             images: raw.images,
             stages,
             local: raw.local,
@@ -170,6 +194,19 @@ impl Config {
         }
         if self.keep_images == 0 {
             bail!("keep-images: must be at least 1 (the images a rollback can reach)");
+        }
+        if self.keep_pr_images == 0 {
+            bail!("keep-pr-images: must be at least 1 (the pull-request images `check` reads)");
+        }
+        if self.rollback_window == 0 {
+            bail!("rollback-window: must be at least 1 (the image a stage runs)");
+        }
+        let bad_branch = self.main_branch.is_empty()
+            || self.main_branch.starts_with(['-', '/'])
+            || self.main_branch.contains(|c: char| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+            || self.main_branch.contains("..");
+        if bad_branch {
+            bail!("main-branch: `{}` is not a git branch name such as \"main\"", self.main_branch);
         }
         if self.images.is_empty() {
             bail!("images: none configured; add an [[workspace.metadata.xtask.images]] entry");
@@ -211,6 +248,10 @@ impl Config {
         for (name, stage) in &self.stages {
             if !is_name(name, |c| c.is_ascii_alphanumeric() || c == '-') {
                 bail!("stages.{name}: a stage name may hold only letters, digits and dashes");
+            }
+            // Its `deployed-<stage>.<timestamp>` tags stay within a registry client's 128.
+            if name.len() > 64 {
+                bail!("stages.{name}: a stage name may be at most 64 characters long");
             }
             if let Some(account) = &stage.account
                 && !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
@@ -286,6 +327,9 @@ impl Config {
             schema: u32,
             project: &'a str,
             keep_images: u32,
+            rollback_window: u32,
+            /// The ECR lifecycle policy of every repository, set by the registry stack verbatim.
+            lifecycle_policy: crate::retention::Policy,
             images: Vec<ResolvedImage<'a>>,
             stages: BTreeMap<&'a str, ResolvedStage<'a>>,
         }
@@ -310,6 +354,8 @@ impl Config {
             schema: RESOLVED_SCHEMA,
             project: &self.project,
             keep_images: self.keep_images,
+            rollback_window: self.rollback_window,
+            lifecycle_policy: crate::retention::policy(&crate::retention::Settings::of(self)),
             images: self
                 .images
                 .iter()
@@ -472,6 +518,16 @@ port = 8080
                 "a zero keep-images",
                 MINIMAL.replace("project = \"p\"", "project = \"p\"\nkeep-images = 0"),
                 "keep-images: must be at least 1",
+            ),
+            (
+                "a zero rollback-window",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nrollback-window = 0"),
+                "rollback-window: must be at least 1",
+            ),
+            (
+                "a bad main-branch",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nmain-branch = \"a b\""),
+                "main-branch: `a b` is not a git branch name",
             ),
             (
                 "a bad project",

@@ -1,10 +1,10 @@
 //! Deploy a commit's images with `cdk deploy`, never an image that is not in ECR.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::{
     cdk::{Cdk, ImageContext},
-    deployable,
+    deployable, deployed_tags,
     exit::Verdict,
     stage::StageContext,
 };
@@ -61,5 +61,12 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
         bail!(Verdict(format!("cdk deploy of {service} failed ({status}); cdk's output above says why")));
     }
     eprintln!("deployed {service} at {tag}");
+    // The stage's lifecycle rule keeps what it runs and its rollback window by these tags.
+    deployed_tags::record(ctx, tag).await.with_context(|| {
+        format!(
+            "deployed {service} at {tag}, but could not tag its images `{}<time>`, so the lifecycle policy does not protect them; run the deploy again",
+            crate::retention::deployed_prefix(&ctx.stage.name)
+        )
+    })?;
     Ok(())
 }

@@ -93,7 +93,8 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
             checks.push(Check::from_result(&format!("scan {}", image.name), result));
         }
         // 4. Repository settings.
-        let result = repository_settings(&ctx.ecr, image, &hint).await;
+        let policy = crate::retention::policy(&crate::retention::Settings::of(&ctx.ws.config));
+        let result = repository_settings(&ctx.ecr, image, &policy, &hint).await;
         checks.push(Check::from_result(&format!("repository {}", image.repository), result));
     }
 
@@ -410,8 +411,13 @@ async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity
     }
 }
 
-/// Immutable tags, scan on push, a lifecycle policy.
-async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &str) -> Result<Check> {
+/// Immutable tags, scan on push, a lifecycle policy (the settings' own, else a warning).
+async fn repository_settings(
+    ecr_client: &Client,
+    image: &Image,
+    expected: &crate::retention::Policy,
+    create_hint: &str,
+) -> Result<Check> {
     let name = format!("repository {}", image.repository);
     let repo = ecr::repository(ecr_client, &image.repository, create_hint).await?;
     let mut problems = vec![];
@@ -421,8 +427,12 @@ async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &s
     if !repo.image_scanning_configuration().is_some_and(|c| c.scan_on_push()) {
         problems.push("scan on push is off".to_string());
     }
+    let mut stale_policy = false;
     match ecr_client.get_lifecycle_policy().repository_name(&image.repository).send().await {
-        Ok(out) if out.lifecycle_policy_text().is_some_and(|t| !t.is_empty()) => {}
+        Ok(out) if out.lifecycle_policy_text().is_some_and(|t| !t.is_empty()) => {
+            let text = out.lifecycle_policy_text().unwrap_or_default();
+            stale_policy = serde_json::from_str::<crate::retention::Policy>(text).ok().as_ref() != Some(expected);
+        }
         Ok(_) => problems.push("no lifecycle policy".to_string()),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) => {
             problems.push("no lifecycle policy".to_string())
@@ -431,7 +441,14 @@ async fn repository_settings(ecr_client: &Client, image: &Image, create_hint: &s
             return Err(err).sdk_context(|| format!("cannot read the lifecycle policy of `{}`", image.repository));
         }
     }
-    Ok(if problems.is_empty() {
+    Ok(if problems.is_empty() && stale_policy {
+        Check::warn(
+            &name,
+            format!(
+                "immutable tags, scan on push, but the lifecycle policy is not the settings' (deployed images and main's may not be kept apart from pull requests'); deploy the registry stack with `{create_hint}`"
+            ),
+        )
+    } else if problems.is_empty() {
         Check::pass(&name, "immutable tags, scan on push, lifecycle policy")
     } else {
         Check::fail(&name, format!("{}; deploy the registry stack with `{create_hint}`", problems.join("; ")))

@@ -114,7 +114,15 @@ pub struct Manifest {
 
 /// The manifest of the image `tag` names.
 pub async fn manifest(client: &Client, repository: &str, tag: &str) -> Result<Manifest> {
-    let id = ImageIdentifier::builder().image_tag(tag).build();
+    manifest_of(client, repository, ImageIdentifier::builder().image_tag(tag).build(), tag).await
+}
+
+/// The manifest of the image with `digest`.
+pub async fn manifest_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Manifest> {
+    manifest_of(client, repository, ImageIdentifier::builder().image_digest(digest).build(), digest).await
+}
+
+async fn manifest_of(client: &Client, repository: &str, id: ImageIdentifier, tag: &str) -> Result<Manifest> {
     let out = client
         .batch_get_image()
         .repository_name(repository)
@@ -138,6 +146,60 @@ pub async fn manifest(client: &Client, repository: &str, tag: &str) -> Result<Ma
         .context("ECR returned an image without its digest")?
         .to_string();
     Ok(Manifest { body, media_type, digest })
+}
+
+/// Every image of the repository (`DescribeImages`, every page).
+pub async fn images(client: &Client, repository: &str) -> Result<Vec<ImageDetail>> {
+    let mut images = vec![];
+    let mut token = None;
+    loop {
+        let out = client
+            .describe_images()
+            .repository_name(repository)
+            .set_next_token(token)
+            .send()
+            .await
+            .sdk_context(|| format!("cannot list the images of ECR repository `{repository}`"))?;
+        images.extend(out.image_details().iter().cloned());
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(images);
+        }
+    }
+}
+
+/// Removes `ids` (tags or digests) with `BatchDeleteImage`. Removing an image's last tag
+/// deletes the image: callers check that first.
+pub async fn delete(client: &Client, repository: &str, ids: Vec<ImageIdentifier>) -> Result<()> {
+    for chunk in ids.chunks(100) {
+        let out = client
+            .batch_delete_image()
+            .repository_name(repository)
+            .set_image_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .sdk_context(|| format!("cannot delete images of ECR repository `{repository}`"))?;
+        if let Some(failure) = out.failures().first() {
+            let id = failure.image_id();
+            let what = id.and_then(|i| i.image_tag().or(i.image_digest())).unwrap_or("an image");
+            bail!(
+                "ECR did not delete {what} from `{repository}`: {} ({})",
+                failure.failure_reason().unwrap_or("no reason given"),
+                failure.failure_code().map(|c| c.as_str()).unwrap_or("no code")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Removes one tag (the image keeps its other tags).
+pub async fn delete_tag(client: &Client, repository: &str, tag: &str) -> Result<()> {
+    delete(client, repository, vec![ImageIdentifier::builder().image_tag(tag).build()]).await
+}
+
+/// Is this manifest media type an index (a manifest list)?
+pub fn is_index(media_type: &str) -> bool {
+    media_type.contains("manifest.list") || media_type.contains("image.index")
 }
 
 /// The `mediaType` field of a manifest.

@@ -136,6 +136,26 @@ impl Git {
             .unwrap_or_default()
     }
 
+    /// Is `commit` on `branch`: reachable from `refs/remotes/origin/<branch>` or from
+    /// `refs/heads/<branch>`?
+    pub fn is_on_branch(&self, commit: &str, branch: &str) -> Result<bool> {
+        for name in [format!("refs/remotes/origin/{branch}"), format!("refs/heads/{branch}")] {
+            let Ok(reference) = self.repo.find_reference(&name) else { continue };
+            let Ok(tip) = reference.peel_to_commit() else { continue };
+            if self.is_ancestor(commit, &tip.id().to_string())? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The subject line of `sha`, when this clone has the commit.
+    pub fn subject(&self, sha: &str) -> Option<String> {
+        let oid = git2::Oid::from_str(sha).ok()?;
+        let commit = self.repo.find_commit(oid).ok()?;
+        commit.summary().ok().flatten().map(str::to_owned)
+    }
+
     /// Is `ancestor` an ancestor of (or equal to) `commit`?
     pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool> {
         let a = git2::Oid::from_str(ancestor).with_context(|| format!("`{ancestor}` is not a commit SHA"))?;

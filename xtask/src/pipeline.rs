@@ -9,8 +9,8 @@ use crate::{
     bootstrap::{self, BootstrapOptions},
     config::Stage,
     docker::build::BuilderChoice,
-    git::ImageTag,
-    push::{self, PushOptions},
+    git::{Git, ImageTag},
+    push::{self, Channel, PushOptions},
     stage::StageContext,
     target::Target,
     workspace::Workspace,
@@ -47,7 +47,8 @@ pub async fn prepare_deploy<'w>(
     }
     // A stage that runs what another ran is never pushed to: its images are promoted.
     if let Some(tag) = options.work_tree.filter(|_| stage.promote_from.is_none()) {
-        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder };
+        let channel = Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?;
+        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder, channel };
         push::push(&ctx, &push).await?;
     }
     Ok(ctx)

@@ -17,6 +17,7 @@ use crate::{
     image::INPUTS_TAG_PREFIX,
     progress::{Progress, Task},
     registry_api::{self, RawManifest, Registry},
+    retention,
     stage::StageContext,
 };
 
@@ -156,7 +157,8 @@ async fn promote_image(
             Action::Promoted
         }
     };
-    // The inputs tag travels with the image: a later commit with the same inputs finds it.
+    // The inputs tag travels with the image (a later commit with the same inputs finds it),
+    // and so does its channel tag, so the target's lifecycle rules count it as the source's do.
     let mut tags = vec![tag.to_string()];
     let detail = source
         .ecr
@@ -166,11 +168,15 @@ async fn promote_image(
         .send()
         .await
         .sdk_context(|| format!("cannot describe {repository}@{digest} in stage `{}`", source.stage.name))?;
-    let inputs =
-        detail.image_details().iter().flat_map(|d| d.image_tags()).filter(|t| t.starts_with(INPUTS_TAG_PREFIX));
-    for inputs_tag in inputs {
-        match ecr::put_tag(&target.ecr, repository, manifest, inputs_tag).await? {
-            Tagged::Added | Tagged::AlreadyThere => tags.push(inputs_tag.clone()),
+    let travelling = [INPUTS_TAG_PREFIX, retention::MAIN_PREFIX, retention::PR_PREFIX];
+    let extra = detail
+        .image_details()
+        .iter()
+        .flat_map(|d| d.image_tags())
+        .filter(|t| travelling.iter().any(|prefix| t.starts_with(prefix)));
+    for extra_tag in extra {
+        match ecr::put_tag(&target.ecr, repository, manifest, extra_tag).await? {
+            Tagged::Added | Tagged::AlreadyThere => tags.push(extra_tag.clone()),
             // Another image with these inputs was promoted earlier: it keeps the tag.
             Tagged::Taken(_) => {}
         }

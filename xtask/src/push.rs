@@ -29,6 +29,35 @@ pub struct PushOptions<'a> {
     /// Build even when an image with the same inputs is in ECR.
     pub rebuild: bool,
     pub builder: BuilderChoice,
+    /// Which lifecycle rule counts the images: main's or pull requests'.
+    pub channel: Channel,
+}
+
+/// The line of history a commit's images belong to; its tag (`main-<tag>`, `pr-<tag>`)
+/// puts them under that line's lifecycle rule, so pull requests never shorten main's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Main,
+    Pr,
+}
+
+impl Channel {
+    /// `main` when the commit is reachable from the main branch (origin's or the local one);
+    /// `pr` otherwise, and for a dirty work tree.
+    pub fn of(git: &Git, tag: &ImageTag, main_branch: &str) -> Result<Channel> {
+        let on_main = !tag.is_dirty() && git.is_on_branch(&tag.commit, main_branch)?;
+        Ok(if on_main { Channel::Main } else { Channel::Pr })
+    }
+
+    /// The channel tag of the image tagged `tag`.
+    pub fn tag(self, tag: &str) -> String {
+        let prefix = match self {
+            Channel::Main => crate::retention::MAIN_PREFIX,
+            Channel::Pr => crate::retention::PR_PREFIX,
+        };
+        format!("{prefix}{tag}")
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +75,8 @@ pub struct ImageReport {
     pub tag: String,
     pub digest: String,
     pub action: Action,
+    /// `main-<tag>` or `pr-<tag>`: the lifecycle rule that counts the image.
+    pub channel_tag: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -79,7 +110,16 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     let mut report = Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: vec![] };
     for image in images {
         let plan = Plan::new(&ws.config, ctx.stage, image, tag, &source)?;
-        let done = session.push(&plan).await?;
+        let mut done = session.push(&plan).await?;
+        // Also on a skipped image: a pull request's image gains main's tag once merged.
+        let channel_tag = options.channel.tag(&done.tag);
+        let manifest = ecr::manifest(&ctx.ecr, &done.repository, &done.tag).await?;
+        ecr::put_tag(&ctx.ecr, &done.repository, &manifest, &channel_tag).await?.require(
+            &done.repository,
+            &channel_tag,
+            &manifest.digest,
+        )?;
+        done.channel_tag = channel_tag;
         session.progress.println(format!(
             "{}: {} {}:{}@{}",
             done.name,
@@ -118,6 +158,7 @@ impl Session<'_> {
             tag: tag.clone(),
             digest,
             action,
+            channel_tag: String::new(),
         };
 
         // 1. The commit is already there: nothing to do.

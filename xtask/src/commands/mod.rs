@@ -14,13 +14,18 @@ mod build;
 mod check;
 mod config;
 mod deploy;
+mod gc;
+mod image_ref;
+mod images;
 mod local;
 mod output;
 mod promote;
 mod push;
+mod retag;
 mod stage_args;
 mod tag;
 mod test;
+mod untag;
 
 /// Release plumbing: take a service from a git commit to a running ECS deployment.
 ///
@@ -34,7 +39,7 @@ mod test;
     version,
     propagate_version = true,
     after_help = "Exit codes: 0 success; 1 a verdict (`check` found the commit not deployable, `deploy` \
-                  refused or `cdk deploy` failed); 2 a usage, configuration or environment error (bad flag, \
+                  refused or `cdk deploy` failed, `retag` or `untag` refused); 2 a usage, configuration or environment error (bad flag, \
                   unknown stage, no Docker daemon, no credentials, a failed build); 130 or 143 interrupted \
                   (Ctrl-C, SIGTERM): the command stops with its children and tags nothing incomplete."
 )]
@@ -61,6 +66,18 @@ enum Command {
     Promote(promote::Args),
     #[command(about = "Deploy a commit (laptop): presence check, then `cdk deploy -c imageTag=<sha>`")]
     Deploy(deploy::Args),
+    #[command(about = "List each repository's images: tags, commit, push time, size, scan, which stage runs or ran it")]
+    Images(images::Args),
+    #[command(
+        about = "Add a tag to an image in ECR (BatchGetImage + PutImage); refused if the tag names another image"
+    )]
+    Retag(retag::Args),
+    #[command(
+        about = "Remove a tag; refused for deployed images, `deployed-` tags and (without --delete-image) a last tag"
+    )]
+    Untag(untag::Args),
+    #[command(about = "List, and with --apply delete, what the lifecycle policy expires; never a deployed image")]
+    Gc(gc::Args),
     #[command(about = "Prepare a stage: `cdk bootstrap`, then the registry stack (ECR repositories)")]
     Bootstrap(bootstrap::Args),
     #[command(about = "Print the settings as resolved for the CDK app (the JSON it reads)")]
@@ -84,6 +101,10 @@ impl Cli {
             Command::Promote(args) => args.run(&ws).await,
             Command::Check(args) => args.run(&ws).await,
             Command::Deploy(args) => args.run(&ws).await,
+            Command::Images(args) => args.run(&ws).await,
+            Command::Retag(args) => args.run(&ws).await,
+            Command::Untag(args) => args.run(&ws).await,
+            Command::Gc(args) => args.run(&ws).await,
             Command::Bootstrap(args) => args.run(&ws).await,
             Command::Config(args) => args.run(&ws),
             Command::Local(cmd) => cmd.run(&ws).await,

@@ -8,7 +8,7 @@ use crate::{
     commands::{output, stage_args::StageArgs},
     docker::build::BuilderChoice,
     git::Git,
-    push::{self, PushOptions},
+    push::{self, Channel, PushOptions},
     workspace::Workspace,
 };
 
@@ -38,14 +38,35 @@ pub struct Args {
     /// Which builder the Docker daemon uses.
     #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER")]
     builder: BuilderChoice,
+    /// Which lifecycle rule counts the images: `main` (tag `main-<sha>`, kept `keep-images`),
+    /// `pr` (tag `pr-<sha>`, kept `keep-pr-images`), or `auto`: `main` when the commit is
+    /// reachable from the main branch (`refs/remotes/origin/<main-branch>` or
+    /// `refs/heads/<main-branch>`), `pr` otherwise and for a dirty work tree. CI can set
+    /// it from the event (`pr` on GitHub's pull_request events).
+    #[arg(long, value_enum, env = "XTASK_CHANNEL", default_value_t = ChannelChoice::Auto, value_name = "CHANNEL")]
+    channel: ChannelChoice,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ChannelChoice {
+    Auto,
+    Main,
+    Pr,
 }
 
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
-        let tag = Git::open(&ws.root)?.work_tree_tag(self.allow_dirty)?;
+        let git = Git::open(&ws.root)?;
+        let tag = git.work_tree_tag(self.allow_dirty)?;
+        let channel = match self.channel {
+            ChannelChoice::Main => Channel::Main,
+            ChannelChoice::Pr => Channel::Pr,
+            ChannelChoice::Auto => Channel::of(&git, &tag, &ws.config.main_branch)?,
+        };
         let ctx = self.stage.open(ws, stage).await?;
-        let options = PushOptions { tag: &tag, images: &self.images, rebuild: self.rebuild, builder: self.builder };
+        let options =
+            PushOptions { tag: &tag, images: &self.images, rebuild: self.rebuild, builder: self.builder, channel };
         let report = push::push(&ctx, &options).await?;
         if self.json {
             output::json(&report)?;

@@ -8,6 +8,10 @@ use crate::support::{Fixture, Run, docker_or_skip, local_ecr, local_stack, runti
 fn pushed(immutable: bool) -> (Fixture, String) {
     local_stack();
     let repository = unique("it/check");
+    let repo = Fixture::with_repository(&repository);
+    // The lifecycle policy the settings resolve to, as the registry stack sets it.
+    let config: Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
+    let policy = config["lifecyclePolicy"].to_string();
     runtime().block_on(async {
         let ecr = local_ecr().await;
         crate::support::create_repository(&ecr, &repository, immutable).await;
@@ -18,10 +22,8 @@ fn pushed(immutable: bool) -> (Fixture, String) {
             .send()
             .await
             .unwrap();
-        let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
         ecr.put_lifecycle_policy().repository_name(&repository).lifecycle_policy_text(policy).send().await.unwrap();
     });
-    let repo = Fixture::with_repository(&repository);
     repo.xtask(&["push"]).ok();
     (repo, repository)
 }
@@ -117,6 +119,7 @@ fn a_sound_pushed_commit_passes_every_image_check() {
         let (ok, detail) = verdict(&json, name);
         assert!(ok, "{name}: {detail}\n{}", run.stderr());
     }
+    assert!(!verdict(&json, &format!("repository {repository}")).1.contains("not the settings'"));
     // The fixture has no infra/: synth fails, so the whole check fails, and says so.
     assert!(!verdict(&json, "synth").0);
     assert_eq!(json["ok"], false);
@@ -247,4 +250,26 @@ fn inputs_that_cannot_be_recomputed_fail_the_revision_check() {
     assert!(!ok, "{detail}");
     assert!(detail.contains("cannot recompute the image's inputs key"), "{detail}");
     assert_eq!(run.output.status.code(), Some(1));
+}
+
+#[test]
+fn a_lifecycle_policy_other_than_the_settings_is_a_warning() {
+    if !docker_or_skip("a_lifecycle_policy_other_than_the_settings_is_a_warning") {
+        return;
+    }
+    let (repo, repository) = pushed(true);
+    // The policy before retention rules: it would expire deployed images among the rest.
+    let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":30},"action":{"type":"expire"}}]}"#;
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        ecr.put_lifecycle_policy().repository_name(&repository).lifecycle_policy_text(policy).send().await.unwrap();
+    });
+    let (json, _) = check(&repo, &["--scan-timeout", "20"]);
+    let name = format!("repository {repository}");
+    let (ok, detail) = verdict(&json, &name);
+    assert!(ok, "a warning, not a failure: {detail}");
+    assert!(detail.contains("the lifecycle policy is not the settings'"), "{detail}");
+    assert!(detail.contains("cargo xtask bootstrap --stage local"), "{detail}");
+    let warned = json["checks"].as_array().unwrap().iter().find(|c| c["name"] == name.as_str()).unwrap();
+    assert_eq!(warned["warning"], true);
 }

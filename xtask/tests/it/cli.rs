@@ -4,8 +4,22 @@ use std::process::{Command, Stdio};
 
 use crate::support::{Fixture, workspace_root, xtask, xtask_env};
 
-const COMMANDS: [&str; 10] =
-    ["tag", "build", "push", "check", "deploy", "bootstrap", "config", "local", "test", "bench"];
+const COMMANDS: [&str; 14] = [
+    "tag",
+    "build",
+    "push",
+    "check",
+    "deploy",
+    "images",
+    "retag",
+    "untag",
+    "gc",
+    "bootstrap",
+    "config",
+    "local",
+    "test",
+    "bench",
+];
 
 #[test]
 fn help_lists_every_command() {
@@ -17,7 +31,15 @@ fn help_lists_every_command() {
     }
     assert!(!out.contains("  sync "), "internal commands stay hidden:\n{out}");
     assert!(out.contains("Exit codes: 0 success; 1 a verdict"), "exit codes are documented:\n{out}");
-    for (command, flag) in [("push", "--builder"), ("push", "XTASK_BUILDER"), ("deploy", "XTASK_DEBIAN_MIRROR")] {
+    let flags = [
+        ("push", "--builder"),
+        ("push", "XTASK_BUILDER"),
+        ("push", "XTASK_CHANNEL"),
+        ("deploy", "XTASK_DEBIAN_MIRROR"),
+        ("untag", "--delete-image"),
+        ("gc", "--apply"),
+    ];
+    for (command, flag) in flags {
         let help = xtask(&workspace_root(), &[command, "--help"]).ok();
         assert!(help.contains(flag), "`{command} --help` names {flag}:\n{help}");
     }
@@ -86,8 +108,14 @@ fn a_closed_stdout_is_not_an_error() {
 fn config_prints_the_settings_the_cdk_app_reads() {
     let repo = Fixture::new();
     let json: serde_json::Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
-    assert_eq!(json["schema"], 1);
+    assert_eq!(json["schema"], 2);
     assert_eq!(json["project"], "fixture");
+    assert_eq!(json["rollbackWindow"], 10);
+    let rules = json["lifecyclePolicy"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["selection"]["tagPrefixList"], serde_json::json!(["deployed-local."]));
+    assert_eq!(rules[1]["selection"]["tagPrefixList"], serde_json::json!(["main-"]));
+    assert_eq!(rules[1]["selection"]["countNumber"], 30);
+    assert_eq!(rules[2]["selection"]["tagPrefixList"], serde_json::json!(["pr-"]));
     assert_eq!(
         json["images"][0],
         serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"})

@@ -47,6 +47,31 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     repo.xtask(&["deploy", "--stage", "local", "--rev", &first]).ok();
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
 
+    // Each deploy tagged what it deployed: the repository's lifecycle policy keeps those
+    // images first, `untag` refuses them and `gc` never lists them.
+    let (policy, deployed) = runtime().block_on(async {
+        let ecr = crate::support::local_ecr().await;
+        let policy = ecr.get_lifecycle_policy().repository_name("hello/app").send().await.unwrap();
+        let mut deployed = vec![];
+        for rev in [&first, &second] {
+            let detail = xtask::ecr::image_by_tag(&ecr, "hello/app", rev).await.unwrap().unwrap();
+            deployed.push((detail.image_digest().unwrap().to_string(), detail.image_tags().to_vec()));
+        }
+        (policy.lifecycle_policy_text().unwrap().to_string(), deployed)
+    });
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(policy["rules"][0]["selection"]["tagPrefixList"], serde_json::json!(["deployed-dev."]), "{policy}");
+    for (digest, tags) in &deployed {
+        assert!(tags.iter().any(|t| t.starts_with("deployed-local.")), "{digest}: {tags:?}");
+    }
+    let run = repo.xtask(&["untag", &format!("app:{first}")]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "{err}");
+    assert!(err.contains("stage local runs it"), "{err}");
+    let gc: serde_json::Value = serde_json::from_str(repo.xtask(&["gc", "--keep", "1", "--json"]).ok().trim()).unwrap();
+    let listed = gc["repositories"][0]["delete"].to_string();
+    assert!(deployed.iter().all(|(digest, _)| !listed.contains(digest.as_str())), "{listed}");
+
     // A commit whose image was never pushed: refused before cdk runs.
     repo.append("README.md", "\nNever pushed.\n");
     let third = repo.commit("third");

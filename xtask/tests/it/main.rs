@@ -9,6 +9,7 @@ mod deploy;
 mod dockerignore;
 mod index;
 mod interrupt;
+mod lifecycle;
 mod local_stack;
 mod promote;
 mod push;

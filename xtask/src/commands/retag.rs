@@ -1,0 +1,63 @@
+//! `cargo xtask retag`: add a tag to an image already in ECR.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::{
+    commands::{image_ref, stage_args::StageArgs},
+    ecr::{self, Tagged},
+    exit::Verdict,
+    workspace::Workspace,
+};
+
+/// Add a tag to an image already in ECR, without pulling or pushing it: ECR BatchGetImage
+/// reads its manifest, PutImage stores it under the new tag with the same media type and
+/// digest. A no-op when the tag already names the image; refused (exit 1) when it names
+/// another image, since the repository's tags are immutable.
+///
+/// Moving a repository from `latest` to commit tags: `cargo xtask retag app:latest <sha>`,
+/// then `cargo xtask untag app:latest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    stage: StageArgs,
+    /// The image to tag: a configured image's name, `:`, and one of its tags (or its
+    /// `sha256:` digest), such as `app:latest`.
+    #[arg(value_name = "IMAGE:FROM")]
+    from: String,
+    /// The tag to add.
+    #[arg(value_name = "NEW_TAG")]
+    new_tag: String,
+}
+
+impl Args {
+    pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
+        let (image, from) = image_ref::parse(ws, &self.from)?;
+        image_ref::check_tag(&self.new_tag)?;
+        let stage = self.stage.check(ws)?;
+        let ctx = self.stage.open(ws, stage).await?;
+        let repository = &image.repository;
+        let manifest = if from.starts_with("sha256:") {
+            ecr::manifest_by_digest(&ctx.ecr, repository, &from).await?
+        } else {
+            if ecr::image_by_tag(&ctx.ecr, repository, &from).await?.is_none() {
+                bail!(Verdict(format!(
+                    "{repository}:{from} is not in ECR (stage {}); `cargo xtask images --stage {}` lists what is",
+                    stage.name, stage.name
+                )));
+            }
+            ecr::manifest(&ctx.ecr, repository, &from).await?
+        };
+        let tag = &self.new_tag;
+        match ecr::put_tag(&ctx.ecr, repository, &manifest, tag).await? {
+            Tagged::Added => eprintln!("tagged {repository}@{} as {tag}", manifest.digest),
+            Tagged::AlreadyThere => eprintln!("{repository}:{tag} already names {}; nothing to do", manifest.digest),
+            Tagged::Taken(other) => bail!(Verdict(format!(
+                "refusing to retag: {repository}:{tag} already names another image ({other}, not {}); the repository's tags are immutable: pick another tag, or `cargo xtask untag {}:{tag}` first if that image may lose it",
+                manifest.digest, image.name
+            ))),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,186 @@
+//! Tag surgery and retention on the local stack: `retag`, `untag`, `gc` and `images` run as
+//! the real binary against ECR repositories of their own, filled with tiny pushed images.
+
+use serde_json::Value;
+
+use crate::support::{Fixture, Run, create_repository, docker_or_skip, local_ecr, local_stack, runtime, unique};
+
+/// A fixture whose immutable ECR repository exists on the local stack.
+fn repository() -> (Fixture, String) {
+    local_stack();
+    let repository = unique("it/life");
+    runtime().block_on(async { create_repository(&local_ecr().await, &repository, true).await });
+    (Fixture::with_repository(&repository), repository)
+}
+
+/// Commits a change to the image's context and pushes it: new image bytes each time, a
+/// second after the last push (the emulated ECR keeps push times in whole seconds; the
+/// lifecycle rules order images by them).
+fn push_new(repo: &Fixture, what: &str, extra: &[&str]) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.append("svc/data.txt", &format!("{what}\n"));
+    let sha = repo.commit(what);
+    let mut args = vec!["push"];
+    args.extend_from_slice(extra);
+    repo.xtask(&args).ok();
+    sha
+}
+
+/// The digest BatchGetImage reports for `repository:tag`, if the tag is there.
+fn manifest_digest(repository: &str, tag: &str) -> Option<String> {
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap()?;
+        Some(xtask::ecr::manifest(&ecr, repository, tag).await.unwrap().digest)
+    })
+}
+
+/// Every tag of the image `tag` names.
+fn tags_of(repository: &str, tag: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        let detail = xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().unwrap();
+        detail.image_tags().to_vec()
+    })
+}
+
+fn refused(run: &Run, expected: &str) -> String {
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "a refusal is a verdict (exit 1): {err}");
+    assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    err
+}
+
+fn json(run: &Run) -> Value {
+    let out = run.ok();
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"))
+}
+
+#[test]
+fn retag_adds_a_tag_to_the_same_image_once_and_never_moves_one() {
+    if !docker_or_skip("retag_adds_a_tag_to_the_same_image_once_and_never_moves_one") {
+        return;
+    }
+    let (repo, repository) = repository();
+    let first = push_new(&repo, "first", &[]);
+    // A commit on the main branch gets main's channel tag.
+    assert!(tags_of(&repository, &first).contains(&format!("main-{first}")));
+
+    let run = repo.xtask(&["retag", &format!("svc:{first}"), "release-1"]);
+    run.ok();
+    assert_eq!(manifest_digest(&repository, "release-1"), manifest_digest(&repository, &first));
+    let again = repo.xtask(&["retag", &format!("svc:{first}"), "release-1"]);
+    assert!(again.ok().is_empty());
+    assert!(again.stderr().contains("nothing to do"), "{}", again.stderr());
+
+    // A pull request's push is counted apart from main's.
+    let second = push_new(&repo, "second", &["--channel", "pr"]);
+    let tags = tags_of(&repository, &second);
+    assert!(tags.contains(&format!("pr-{second}")) && !tags.contains(&format!("main-{second}")), "{tags:?}");
+
+    // The tag names the first image: it never moves.
+    let run = repo.xtask(&["retag", &format!("svc:{second}"), "release-1"]);
+    refused(&run, "already names another image");
+    assert_eq!(manifest_digest(&repository, "release-1"), manifest_digest(&repository, &first));
+
+    // Usage errors exit 2.
+    let run = repo.xtask(&["retag", "nope:latest", "x"]);
+    run.fails();
+    assert_eq!(run.output.status.code(), Some(2));
+    let run = repo.xtask(&["retag", &format!("svc:{first}"), "-bad"]);
+    run.fails();
+    assert_eq!(run.output.status.code(), Some(2));
+}
+
+#[test]
+fn untag_gc_and_images_spare_what_a_stage_runs() {
+    if !docker_or_skip("untag_gc_and_images_spare_what_a_stage_runs") {
+        return;
+    }
+    let (repo, repository) = repository();
+    let oldest = push_new(&repo, "oldest", &[]);
+    let old = push_new(&repo, "old", &[]);
+    let deployed = push_new(&repo, "deployed", &[]);
+    let newest = push_new(&repo, "newest", &[]);
+    let oldest_digest = manifest_digest(&repository, &oldest).unwrap();
+    let old_digest = manifest_digest(&repository, &old).unwrap();
+    let deployed_digest = manifest_digest(&repository, &deployed).unwrap();
+    // As `deploy` records a deployment to the local stage.
+    let deployed_tag = "deployed-local.20261201T034501Z";
+    repo.xtask(&["retag", &format!("svc:{deployed}"), deployed_tag]).ok();
+
+    // A deployed image keeps every tag; its deployed tag cannot be removed by hand.
+    refused(&repo.xtask(&["untag", &format!("svc:{deployed}")]), "is deployed (stage local runs it");
+    refused(&repo.xtask(&["untag", &format!("svc:{deployed_tag}")]), "records a deployment");
+    assert!(manifest_digest(&repository, &deployed).is_some());
+
+    // gc with main's count at 1: the older images go, the deployed one stays.
+    let plan = json(&repo.xtask(&["gc", "--keep", "1", "--json"]));
+    let listed: Vec<&str> =
+        plan["repositories"][0]["delete"].as_array().unwrap().iter().map(|d| d["digest"].as_str().unwrap()).collect();
+    assert_eq!(listed, vec![old_digest.as_str(), oldest_digest.as_str()], "{plan}");
+    assert_eq!(plan["applied"], false);
+    assert!(manifest_digest(&repository, &old).is_some(), "gc without --apply deletes nothing");
+
+    // images: newest first, the deployed one marked as what the local stage runs.
+    let list = json(&repo.xtask(&["images", "--json"]));
+    let images = list["repositories"][0]["images"].as_array().unwrap();
+    let commits: Vec<&str> = images.iter().map(|i| i["commit"].as_str().unwrap()).collect();
+    assert_eq!(commits, vec![newest.as_str(), deployed.as_str(), old.as_str(), oldest.as_str()], "{list}");
+    assert_eq!(images[1]["digest"], deployed_digest.as_str());
+    assert_eq!(images[1]["stages"][0]["stage"], "local");
+    assert_eq!(images[1]["stages"][0]["status"], "runs");
+    assert_eq!(images[1]["stages"][0]["since"], "2026-12-01T03:45:01Z");
+    assert_eq!(images[1]["subject"], "deployed");
+    assert!(images[0]["stages"].as_array().unwrap().is_empty());
+
+    // untag: the old image loses its other tags, then its last one only with --delete-image.
+    for tag in tags_of(&repository, &old).into_iter().filter(|t| t != &old) {
+        repo.xtask(&["untag", &format!("svc:{tag}")]).ok();
+    }
+    assert_eq!(tags_of(&repository, &old), vec![old.clone()]);
+    refused(&repo.xtask(&["untag", &format!("svc:{old}")]), "it is the last tag of");
+    assert!(manifest_digest(&repository, &old).is_some(), "a refused untag leaves the image");
+    repo.xtask(&["untag", &format!("svc:{old}"), "--delete-image"]).ok();
+    assert!(manifest_digest(&repository, &old).is_none(), "the image went with its last tag");
+
+    // gc --apply deletes exactly what it lists: the oldest image, never the deployed one.
+    let applied = json(&repo.xtask(&["gc", "--keep", "1", "--apply", "--json"]));
+    let deleted = &applied["repositories"][0]["delete"];
+    assert_eq!(deleted.as_array().unwrap().len(), 1, "{applied}");
+    assert_eq!(deleted[0]["digest"], oldest_digest.as_str());
+    assert!(deleted[0]["reason"].as_str().unwrap().contains("commits on main"), "{applied}");
+    assert!(manifest_digest(&repository, &oldest).is_none(), "gc --apply deleted it");
+    assert!(manifest_digest(&repository, &deployed).is_some());
+    assert!(manifest_digest(&repository, &newest).is_some());
+}
+
+#[test]
+fn gc_spares_what_an_index_that_stays_references() {
+    if !docker_or_skip("gc_spares_what_an_index_that_stays_references") {
+        return;
+    }
+    let (repo, repository) = repository();
+    let child = push_new(&repo, "child", &[]);
+    let child_digest = manifest_digest(&repository, &child).unwrap();
+    // An index of the child, counted under main's rule, pushed after it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let index_digest = runtime().block_on(async {
+        use crate::index::{OCI_INDEX, Registry, index};
+        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &child).await.unwrap();
+        let entry = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
+                                        "platform": { "architecture": "amd64", "os": "linux" } });
+        Registry::connect().await.manifest(&repository, "main-index", OCI_INDEX, &index(vec![entry])).await.0
+    });
+    push_new(&repo, "newer", &[]);
+    push_new(&repo, "newest", &[]);
+    let listed = |keep: &str| -> Vec<String> {
+        let plan = json(&repo.xtask(&["gc", "--keep", keep, "--json"]));
+        let delete = plan["repositories"][0]["delete"].as_array().unwrap().clone();
+        delete.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+    };
+    // main keeps 3 (newest, newer, the index): the child is past the count but the index keeps it.
+    assert_eq!(listed("3"), Vec::<String>::new());
+    // main keeps 2: the index goes, and the child with it.
+    assert_eq!(listed("2"), vec![index_digest, child_digest]);
+}
