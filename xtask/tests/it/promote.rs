@@ -56,6 +56,37 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
     let again = promoted(&repo.xtask(&["promote", "--to", "local-prod", "--json"]).ok());
     assert_eq!(again["action"], "already-there", "{again}");
     assert_eq!(again["blobs_copied"], 0, "{again}");
+
+    // The next commit's tag names an index (the image and an attestation manifest, as
+    // BuildKit pushes with provenance): its platform manifests cross first, by digest, then
+    // the index with the same bytes.
+    repo.write("README.md", "An index next.\n");
+    let next = repo.commit("an index");
+    let attestation = runtime().block_on(async {
+        use crate::index::{OCI_INDEX, Registry, index};
+        let registry = Registry::connect().await;
+        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &commit).await.unwrap();
+        let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
+                                        "platform": { "architecture": "amd64", "os": "linux" } });
+        let attestation = registry.attestation(&repository, &single.digest).await;
+        let digest = attestation["digest"].as_str().unwrap().to_string();
+        registry.manifest(&repository, &next, OCI_INDEX, &index(vec![image, attestation])).await;
+        digest
+    });
+    let promoted_index = promoted(&repo.xtask(&["promote", "--to", "local-prod", "--rev", &next, "--json"]).ok());
+    assert_eq!(promoted_index["action"], "promoted", "{promoted_index}");
+    runtime().block_on(async {
+        let source = ecr_manifest(&local_ecr().await, &repository, &next).await;
+        let prod_ecr = local_ecr_in(PROD_ACCOUNT).await;
+        assert_eq!(source, ecr_manifest(&prod_ecr, &repository, &next).await);
+        // The attestation manifest is in the second account's registry, under its digest.
+        let auth = xtask::ecr::authorization(&prod_ecr).await.unwrap();
+        let registry = crate::support::local_ports().await.registry_of(Some(PROD_ACCOUNT)).unwrap().registry_host();
+        let url = format!("http://{registry}/v2/{repository}/manifests/{attestation}");
+        let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
+        let got = xtask::http::Client::new(Some(auth.basic_header())).get(&url, &accept).await.unwrap();
+        assert!(got.status.is_success(), "{url}: {}", got.status);
+    });
 }
 
 /// The bytes of uploads in progress into `repository` in the second account's registry.
