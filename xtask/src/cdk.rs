@@ -125,6 +125,28 @@ impl<'a> Cdk<'a> {
         self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()]).await
     }
 
+    /// `cdk diff` of `stack` against what the stage runs: cdk's report, as text.
+    pub async fn diff(&self, stack: &str, image: &ImageContext) -> Result<String> {
+        let mut args = vec!["diff".to_string(), stack.to_string()];
+        args.extend(image_context(Some(image)));
+        args.extend(self.ctx.target.cdk_diff_args());
+        let out = self
+            .child(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("cannot run cdk diff {stack}; is Node.js installed?"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // cdk diff exits 0 (no differences) or 1 (differences, with `--fail`); other codes fail.
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            bail!("`cdk diff {stack}` failed: {}", lines[lines.len().saturating_sub(5)..].join(" | "));
+        }
+        // Node.js's own warnings are not part of the diff.
+        let kept: Vec<&str> = text.lines().filter(|l| !is_node_warning(l)).collect();
+        Ok(kept.join("\n"))
+    }
+
     /// `cdk synth` of `stack`, quietly; the error carries the end of cdk's output.
     /// Returns the template's path (valid while this `Cdk` lives).
     pub async fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
@@ -150,6 +172,19 @@ impl Drop for Cdk<'_> {
         let _ = std::fs::remove_dir_all(&self.out);
         let _ = std::fs::remove_file(&self.config);
     }
+}
+
+/// A line of a Node.js runtime warning (the AWS SDK's notice about Node versions), not cdk's.
+fn is_node_warning(line: &str) -> bool {
+    let line = line.trim();
+    line.starts_with("(node:")
+        || line.starts_with("(Use `node --trace-warnings")
+        || line.contains("NodeVersionSupportWarning")
+        || line.starts_with("versions published after")
+        || line.starts_with("will require node")
+        || line.starts_with("To continue receiving updates")
+        || line.starts_with("and security updates please upgrade")
+        || line.starts_with("More information can be found at: https://a.co/")
 }
 
 fn image_context(image: Option<&ImageContext>) -> Vec<String> {

@@ -156,6 +156,59 @@ impl Git {
         commit.summary().ok().flatten().map(str::to_owned)
     }
 
+    /// `commit`'s first-parent ancestors, nearest first, at most `limit` (not `commit` itself).
+    pub fn first_parents(&self, commit: &str, limit: usize) -> Result<Vec<String>> {
+        let mut commit = self.repo.find_commit(git2::Oid::from_str(commit)?)?;
+        let mut out = vec![];
+        while out.len() < limit {
+            let Ok(parent) = commit.parent(0) else { break };
+            out.push(parent.id().to_string());
+            commit = parent;
+        }
+        Ok(out)
+    }
+
+    /// The paths that differ between the trees of commits `from` and `to`.
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let tree =
+            |sha: &str| -> Result<git2::Tree<'_>> { Ok(self.repo.find_commit(git2::Oid::from_str(sha)?)?.tree()?) };
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&tree(from)?), Some(&tree(to)?), None)
+            .context("cannot compare the trees of two commits")?;
+        let mut paths = vec![];
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(path) = file.path().and_then(|p| p.to_str())
+                    && !paths.iter().any(|known| known == path)
+                {
+                    paths.push(path.to_string());
+                }
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The commits reachable from `to` and not from `from`, newest first, at most `limit`:
+    /// `(sha, subject)`.
+    pub fn commits_between(&self, from: &str, to: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        let mut walk = self.repo.revwalk().context("cannot walk the history")?;
+        walk.push(git2::Oid::from_str(to)?)?;
+        walk.hide(git2::Oid::from_str(from)?)?;
+        let mut out = vec![];
+        for oid in walk.take(limit) {
+            let sha = oid?.to_string();
+            let subject = self.subject(&sha).unwrap_or_default();
+            out.push((sha, subject));
+        }
+        Ok(out)
+    }
+
+    /// Does this clone have commit `sha`?
+    pub fn has_commit(&self, sha: &str) -> bool {
+        git2::Oid::from_str(sha).is_ok_and(|oid| self.repo.find_commit(oid).is_ok())
+    }
+
     /// Is `ancestor` an ancestor of (or equal to) `commit`?
     pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool> {
         let a = git2::Oid::from_str(ancestor).with_context(|| format!("`{ancestor}` is not a commit SHA"))?;

@@ -30,6 +30,7 @@ mod inventory;
 pub mod local;
 mod lock;
 mod pipeline;
+mod plan;
 mod progress;
 mod promote;
 mod push;

@@ -132,6 +132,15 @@ impl Target {
         args
     }
 
+    /// Flags of `cdk diff`: on the local stack, a diff of templates only (moto cannot
+    /// delete the change set cdk would make to compare).
+    pub fn cdk_diff_args(&self) -> Vec<String> {
+        match self {
+            Target::Local { .. } => vec!["--no-change-set".to_string()],
+            Target::Aws { .. } => vec![],
+        }
+    }
+
     /// After the registry stack is deployed: on the local stack, the repository settings
     /// moto's CloudFormation drops (scan on push, lifecycle policy), from its template.
     pub async fn after_bootstrap(&self, ecr: &aws_sdk_ecr::Client, cdk: &Cdk<'_>, registry_stack: &str) -> Result<()> {

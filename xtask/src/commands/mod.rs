@@ -19,6 +19,7 @@ mod image_ref;
 mod images;
 mod local;
 mod output;
+mod plan;
 mod promote;
 mod push;
 mod retag;
@@ -62,6 +63,10 @@ enum Command {
     Push(push::Args),
     #[command(about = "Prove a commit deployable before merge: images, scans, repositories, synth")]
     Check(check::Args),
+    #[command(
+        about = "Show what push and deploy would do for a commit (images to build, commits, cdk diff); changes nothing"
+    )]
+    Plan(plan::Args),
     #[command(about = "Copy a commit's images to a stage that runs what another ran, by digest (no rebuild)")]
     Promote(promote::Args),
     #[command(about = "Deploy a commit (laptop): presence check, then `cdk deploy -c imageTag=<sha>`")]
@@ -99,6 +104,7 @@ impl Cli {
             Command::Build(args) => args.run(&ws).await,
             Command::Push(args) => args.run(&ws).await,
             Command::Promote(args) => args.run(&ws).await,
+            Command::Plan(args) => args.run(&ws).await,
             Command::Check(args) => args.run(&ws).await,
             Command::Deploy(args) => args.run(&ws).await,
             Command::Images(args) => args.run(&ws).await,

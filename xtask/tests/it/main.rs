@@ -11,6 +11,7 @@ mod index;
 mod interrupt;
 mod lifecycle;
 mod local_stack;
+mod plan;
 mod promote;
 mod push;
 mod support;
