@@ -48,7 +48,8 @@ pub async fn prepare_deploy<'w>(
     // A stage that runs what another ran is never pushed to: its images are promoted.
     if let Some(tag) = options.work_tree.filter(|_| stage.promote_from.is_none()) {
         let channel = Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?;
-        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder, channel };
+        let jobs = push::default_jobs(ws.config.images.len());
+        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder, channel, jobs };
         push::push(&ctx, &push).await?;
     }
     Ok(ctx)

@@ -5,6 +5,7 @@
 use std::{io::Write, time::Duration};
 
 use anyhow::{Context, Result, bail};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::{
@@ -31,6 +32,14 @@ pub struct PushOptions<'a> {
     pub builder: BuilderChoice,
     /// Which lifecycle rule counts the images: main's or pull requests'.
     pub channel: Channel,
+    /// How many images are built and pushed at once (at least 1).
+    pub jobs: usize,
+}
+
+/// The default of `--jobs`: every image at once, up to the CPU count.
+pub fn default_jobs(images: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    images.clamp(1, cpus.max(1))
 }
 
 /// The line of history a commit's images belong to; its tag (`main-<tag>`, `pr-<tag>`)
@@ -107,20 +116,41 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     }
     let source = Git::open(&ws.root)?.source_url();
     let session = Session { ctx, progress: Progress::detect(), options };
-    let mut report = Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: vec![] };
+    let mut plans = vec![];
     for image in images {
-        let plan = Plan::new(&ws.config, ctx.stage, image, tag, &source)?;
-        let mut done = session.push(&plan).await?;
-        // Also on a skipped image: a pull request's image gains main's tag once merged.
-        let channel_tag = options.channel.tag(&done.tag);
-        let manifest = ecr::manifest(&ctx.ecr, &done.repository, &done.tag).await?;
-        ecr::put_tag(&ctx.ecr, &done.repository, &manifest, &channel_tag).await?.require(
+        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &source)?);
+    }
+    // Images go through the daemon side by side, `jobs` at a time; the report keeps the
+    // configured order. The first failure ends the command (the others are dropped mid-way,
+    // as an interruption drops them: nothing incomplete is tagged).
+    let done: Vec<ImageReport> = futures_util::stream::iter(plans.iter().map(|plan| session.push_and_mark(plan)))
+        .buffered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    Ok(Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: done })
+}
+
+struct Session<'a> {
+    ctx: &'a StageContext<'a>,
+    progress: Progress,
+    options: &'a PushOptions<'a>,
+}
+
+impl Session<'_> {
+    /// Pushes one image, then adds its channel tag (also to a skipped image: a pull
+    /// request's image gains main's tag once merged) and says what was done, in one line.
+    async fn push_and_mark(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let mut done = self.push(plan).await?;
+        let ecr = &self.ctx.ecr;
+        let channel_tag = self.options.channel.tag(&done.tag);
+        let manifest = ecr::manifest(ecr, &done.repository, &done.tag).await?;
+        ecr::put_tag(ecr, &done.repository, &manifest, &channel_tag).await?.require(
             &done.repository,
             &channel_tag,
             &manifest.digest,
         )?;
         done.channel_tag = channel_tag;
-        session.progress.println(format!(
+        self.progress.println(format!(
             "{}: {} {}:{}@{}",
             done.name,
             match done.action {
@@ -133,18 +163,9 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
             done.tag,
             done.digest
         ));
-        report.images.push(done);
+        Ok(done)
     }
-    Ok(report)
-}
 
-struct Session<'a> {
-    ctx: &'a StageContext<'a>,
-    progress: Progress,
-    options: &'a PushOptions<'a>,
-}
-
-impl Session<'_> {
     async fn push(&self, plan: &Plan<'_>) -> Result<ImageReport> {
         let image = plan.image;
         let ecr = &self.ctx.ecr;

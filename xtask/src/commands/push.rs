@@ -45,6 +45,11 @@ pub struct Args {
     /// it from the event (`pr` on GitHub's pull_request events).
     #[arg(long, value_enum, env = "XTASK_CHANNEL", default_value_t = ChannelChoice::Auto, value_name = "CHANNEL")]
     channel: ChannelChoice,
+    /// How many images to build and push at once, against the one daemon; by default every
+    /// image, up to the number of CPUs. On a terminal each image has its progress line; in
+    /// CI its lines stay whole, each prefixed with the image's name.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -65,8 +70,16 @@ impl Args {
             ChannelChoice::Auto => Channel::of(&git, &tag, &ws.config.main_branch)?,
         };
         let ctx = self.stage.open(ws, stage).await?;
-        let options =
-            PushOptions { tag: &tag, images: &self.images, rebuild: self.rebuild, builder: self.builder, channel };
+        let selected = ws.config.select_images(&self.images)?.len();
+        let jobs = self.jobs.map_or_else(|| push::default_jobs(selected), usize::from);
+        let options = PushOptions {
+            tag: &tag,
+            images: &self.images,
+            rebuild: self.rebuild,
+            builder: self.builder,
+            channel,
+            jobs,
+        };
         let report = push::push(&ctx, &options).await?;
         if self.json {
             output::json(&report)?;

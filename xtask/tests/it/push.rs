@@ -4,7 +4,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Fixture, Run, create_repository, docker_or_skip, local_ecr, local_stack, runtime, unique};
+use crate::support::{
+    FIXTURE_CARGO_TOML, Fixture, Run, create_repository, docker_or_skip, ecr_digest, local_ecr, local_stack, runtime,
+    unique,
+};
 
 /// A fixture whose ECR repository exists on the local stack.
 fn pushable(immutable: bool) -> (Fixture, String) {
@@ -25,7 +28,7 @@ fn push_json(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
 }
 
 fn ecr_digest(repository: &str, tag: &str) -> Option<String> {
-    runtime().block_on(async { crate::support::ecr_digest(&local_ecr().await, repository, tag).await })
+    runtime().block_on(async { ecr_digest(&local_ecr().await, repository, tag).await })
 }
 
 #[test]
@@ -199,7 +202,7 @@ fn missing_dockerfile_is_a_clear_error() {
 
 #[test]
 fn a_non_local_stage_names_its_profile_when_credentials_are_missing() {
-    let settings = crate::support::FIXTURE_CARGO_TOML.to_string()
+    let settings = FIXTURE_CARGO_TOML.to_string()
         + "\n[workspace.metadata.xtask.stages.dev]\nprofile = \"no-such-profile\"\nregion = \"eu-west-1\"\n";
     let repo = Fixture::empty();
     repo.write("Cargo.toml", &settings);
@@ -390,4 +393,53 @@ fn an_ssh_daemon_builds_and_pushes() {
     let path = ssh.path();
     let env = [("DOCKER_HOST", host.as_str()), ("PATH", path.as_str())];
     push_with_each_builder(&repo, &repository, &env, "ssh");
+}
+
+/// `push --jobs 2` of a workspace with two images: both go through the daemon at once and
+/// land in ECR; in CI each output line is whole and names its image.
+#[test]
+fn two_images_push_side_by_side() {
+    if !docker_or_skip("two_images_push_side_by_side") {
+        return;
+    }
+    local_stack();
+    let (one, two) = (unique("it-jobs-svc"), unique("it-jobs-worker"));
+    let settings = FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{one}\""))
+        + &format!(
+            "\n[[workspace.metadata.xtask.images]]\nname = \"worker\"\ncontext = \"worker\"\n\
+             dockerfile = \"worker/Dockerfile\"\nrepository = \"{two}\"\nport = 8081\n"
+        );
+    let repo = Fixture::with_settings(&settings);
+    repo.write("worker/Dockerfile", "FROM scratch\nCOPY . /srv/\n");
+    for dir in ["svc", "worker"] {
+        repo.write(&format!("{dir}/data.txt"), &unique(dir));
+    }
+    let commit = repo.commit("two images");
+    let ecr = runtime().block_on(async {
+        let ecr = local_ecr().await;
+        for name in [&one, &two] {
+            create_repository(&ecr, name, true).await;
+        }
+        ecr
+    });
+
+    let run = repo.xtask(&["push", "--stage", "local", "--jobs", "2", "--json"]);
+    let report: Value = serde_json::from_str(run.ok().trim()).unwrap();
+    let names: Vec<&str> = report["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["svc", "worker"], "the report keeps the configured order");
+    for image in report["images"].as_array().unwrap() {
+        assert_eq!(image["action"], "built", "{image}");
+    }
+    runtime().block_on(async {
+        for name in [&one, &two] {
+            assert!(ecr_digest(&ecr, name, &commit).await.is_some(), "{name}:{commit} not in ECR");
+        }
+    });
+    // Whole lines: every progress line names the image (or the push of its repository) it is about.
+    let stderr = run.stderr();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let named = ["svc:", "worker:"].iter().any(|p| line.starts_with(p))
+            || [&one, &two].iter().any(|r| line.starts_with("push ") && line.contains(r.as_str()));
+        assert!(named, "a line that names no image: {line:?}\n{stderr}");
+    }
 }
