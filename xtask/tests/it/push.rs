@@ -5,8 +5,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::{
-    FIXTURE_CARGO_TOML, Fixture, Run, create_repository, docker_or_skip, ecr_digest, local_ecr, local_stack, runtime,
-    unique,
+    FIXTURE_CARGO_TOML, Fixture, Run, create_repository, docker_or_skip, local_ecr, local_stack, runtime, unique,
 };
 
 /// A fixture whose ECR repository exists on the local stack.
@@ -28,7 +27,7 @@ fn push_json(repo: &Fixture, extra: &[&str]) -> (Value, Run) {
 }
 
 fn ecr_digest(repository: &str, tag: &str) -> Option<String> {
-    runtime().block_on(async { ecr_digest(&local_ecr().await, repository, tag).await })
+    runtime().block_on(async { crate::support::ecr_digest(&local_ecr().await, repository, tag).await })
 }
 
 #[test]
@@ -432,7 +431,7 @@ fn two_images_push_side_by_side() {
     }
     runtime().block_on(async {
         for name in [&one, &two] {
-            assert!(ecr_digest(&ecr, name, &commit).await.is_some(), "{name}:{commit} not in ECR");
+            assert!(crate::support::ecr_digest(&ecr, name, &commit).await.is_some(), "{name}:{commit} not in ECR");
         }
     });
     // Whole lines: every progress line names the image (or the push of its repository) it is about.
