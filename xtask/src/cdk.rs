@@ -65,10 +65,16 @@ impl<'a> Cdk<'a> {
             None => vec![],
         };
         let region = &self.ctx.region;
-        let cmd = cmd!(sh, "{bin} {args...} -c {stage} -c {config} --output {out} {profile...}")
+        let mut cmd = cmd!(sh, "{bin} {args...} -c {stage} -c {config} --output {out} {profile...}")
             .env("AWS_REGION", region)
             .env("AWS_DEFAULT_REGION", region)
             .env("CDK_DISABLE_VERSION_CHECK", "1");
+        // Node.js's runtime warnings (the AWS SDK's notice about Node versions) are shown by
+        // the first cdk of a command, not repeated by each one after it.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.swap(true, Ordering::Relaxed) {
+            cmd = cmd.env("NODE_NO_WARNINGS", "1");
+        }
         self.ctx.target.cdk_env(cmd)
     }
 
@@ -120,9 +126,18 @@ impl<'a> Cdk<'a> {
         self.stream(&args).await
     }
 
-    /// `cdk destroy --force` of `stack`; returns cdk's exit status.
-    pub async fn destroy(&self, stack: &str) -> Result<ExitStatus> {
-        self.stream(&["destroy".to_string(), stack.to_string(), "--force".to_string()]).await
+    /// `cdk destroy --force` of `stack`, its output kept rather than shown; returns cdk's
+    /// exit status and output.
+    pub async fn destroy_quietly(&self, stack: &str) -> Result<(ExitStatus, String)> {
+        let args = ["destroy".to_string(), stack.to_string(), "--force".to_string()];
+        let out = self
+            .child(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("cannot run cdk destroy {stack}; is Node.js installed?"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok((out.status, text))
     }
 
     /// `cdk diff` of `stack` against what the stage runs: cdk's report, as text.

@@ -157,13 +157,23 @@ impl Target {
     /// destroy until cdk reports the stack gone.
     pub async fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
         if let Target::Local { .. } = self {
+            // cdk's own report of a delete that went through after all (`❌ destroy failed`)
+            // is no failure: it is shown only when the stack cannot be removed.
+            eprintln!(
+                "local stack: replacing {service_stack} (the emulated CloudFormation cannot update a task definition)"
+            );
+            let mut last = String::new();
             for _ in 0..3 {
-                if cdk.destroy(service_stack).await?.success() {
+                let (status, output) = cdk.destroy_quietly(service_stack).await?;
+                if status.success() {
                     return Ok(());
                 }
+                last = output;
             }
+            let lines: Vec<&str> = last.lines().filter(|l| !l.trim().is_empty()).collect();
             bail!(
-                "cannot remove {service_stack} from the local stack to replace it; restart the stack (`cargo xtask local down && cargo xtask local up`)"
+                "cannot remove {service_stack} from the local stack to replace it ({}); restart the stack (`cargo xtask local down && cargo xtask local up`)",
+                lines[lines.len().saturating_sub(3)..].join(" | ")
             );
         }
         Ok(())

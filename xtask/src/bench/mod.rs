@@ -5,7 +5,8 @@
 //! - [`push`]: rows 1 and 2, `push` with nothing to do vs `docker build` + `docker push`;
 //! - [`build`]: row 3, streaming a big context vs the classic builder, with peak RSS;
 //! - [`deploy`]: row 4, `deploy --stage local` vs plain `cdk deploy`;
-//! - [`promote`]: row 5, `promote` of a 300 MiB image between two accounts vs `docker pull` + `tag` + `push`.
+//! - [`promote`]: row 5, `promote` of a 300 MiB image between two accounts vs `docker pull` + `tag` + `push`;
+//! - [`jobs`]: row 6, `push --jobs 2` of two images vs `--jobs 1`.
 //!
 //! Around them: [`measure`] (one timed child), [`counter`] (build requests a client
 //! sends the daemon), [`tree`] (generated contexts), [`fixture`] (throwaway git
@@ -16,6 +17,7 @@ mod counter;
 pub(crate) mod deploy;
 mod docker_cli;
 mod fixture;
+pub(crate) mod jobs;
 mod measure;
 pub(crate) mod promote;
 pub(crate) mod push;
