@@ -10,6 +10,8 @@ import { ConfigError, ImageConfig, imageId, Platform } from './config';
 /** A full commit SHA, optionally marked as built from a dirty work tree. */
 const IMAGE_TAG = /^[0-9a-f]{40}(-dirty-[0-9a-f]{8})?$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** Where the load balancer (and the local stack) asks whether a task is up. */
+const HEALTH_CHECK_PATH = '/healthz';
 
 const CPU_ARCHITECTURE: Record<Platform, ecs.CpuArchitecture> = {
   'linux/amd64': ecs.CpuArchitecture.X86_64,
@@ -96,12 +98,26 @@ export class ServiceStack extends Stack {
         taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
         assignPublicIp: true,
       });
-      service.targetGroup.configureHealthCheck({ path: '/healthz', healthyHttpCodes: '200' });
+      service.targetGroup.configureHealthCheck({ path: HEALTH_CHECK_PATH, healthyHttpCodes: '200' });
       service.targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
 
       new CfnOutput(this, `${name}Url`, {
         description: `URL of the ${image.name} service`,
         value: `http://${service.loadBalancer.loadBalancerDnsName}`,
+      });
+      // What `cargo xtask deploy` reads to verify the rollout (ECS) and the health check
+      // the local stack runs the container against.
+      new CfnOutput(this, `${name}EcsCluster`, {
+        description: `ECS cluster of the ${image.name} service`,
+        value: cluster.clusterName,
+      });
+      new CfnOutput(this, `${name}EcsService`, {
+        description: `ECS service of the ${image.name} image`,
+        value: service.service.serviceName,
+      });
+      new CfnOutput(this, `${name}HealthCheckPath`, {
+        description: `Health check path of the ${image.name} service`,
+        value: HEALTH_CHECK_PATH,
       });
     }
   }

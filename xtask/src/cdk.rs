@@ -88,10 +88,19 @@ impl<'a> Cdk<'a> {
     }
 
     /// Runs cdk with its output streaming live; returns its exit status.
+    /// cdk's stdout goes to this program's stderr: stdout carries only a command's result
+    /// (`--json`).
     async fn stream(&self, args: &[String]) -> Result<ExitStatus> {
         let line = format!("cdk {}", args.join(" "));
         eprintln!("$ {line}");
-        self.child(args).status().await.with_context(|| format!("cannot run {line}; is Node.js installed?"))
+        let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
+            .context("cannot hand this program's stderr to cdk")?;
+        self.child(args)
+            .stdout(std::process::Stdio::from(stderr))
+            .status()
+            .await
+            .with_context(|| format!("cannot run {line}; is Node.js installed?"))
     }
 
     async fn run(&self, args: &[String]) -> Result<()> {
@@ -120,10 +129,26 @@ impl<'a> Cdk<'a> {
         extra: &[String],
     ) -> Result<ExitStatus> {
         let mut args = vec!["deploy".to_string(), stack.to_string()];
+        args.extend(["--outputs-file".to_string(), self.outputs_file().display().to_string()]);
         args.extend(image_context(image));
         args.extend(self.ctx.target.cdk_deploy_args(approve));
         args.extend(extra.iter().cloned());
         self.stream(&args).await
+    }
+
+    fn outputs_file(&self) -> PathBuf {
+        self.out.with_extension("outputs.json")
+    }
+
+    /// The outputs of `stack`, as the last `deploy` of this `Cdk` wrote them.
+    pub fn outputs(&self, stack: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        let path = self.outputs_file();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read cdk's outputs {}", path.display()))?;
+        let mut all: std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>> =
+            serde_json::from_str(&text).with_context(|| format!("{} is not cdk's outputs JSON", path.display()))?;
+        let outputs = all.remove(stack).with_context(|| format!("cdk wrote no outputs of {stack}"))?;
+        Ok(outputs.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
     }
 
     /// `cdk destroy --force` of `stack`, its output kept rather than shown; returns cdk's
@@ -185,6 +210,7 @@ impl<'a> Cdk<'a> {
 impl Drop for Cdk<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.out);
+        let _ = std::fs::remove_file(self.outputs_file());
         let _ = std::fs::remove_file(&self.config);
     }
 }

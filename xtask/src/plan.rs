@@ -236,7 +236,7 @@ async fn changed_inputs(
 
 /// The commit the stage runs for `image`: a commit tag of the image its newest deployed
 /// tag marks (the newest such commit this clone has, when the image carries several).
-async fn runs(ctx: &StageContext<'_>, git: &Git, image: &Image) -> Result<Running> {
+pub(crate) async fn runs(ctx: &StageContext<'_>, git: &Git, image: &Image) -> Result<Running> {
     let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;
     let uses = inventory.stage_uses(ctx.ws.config.rollback_window);
     let running = inventory.images.iter().zip(uses).find_map(|(found, uses)| {

@@ -20,6 +20,7 @@ pub struct StageContext<'w> {
     pub stage: &'w Stage,
     pub region: String,
     pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
     pub(crate) target: Target,
     registry: OnceCell<RegistryAuth>,
     docker: OnceCell<Docker>,
@@ -32,8 +33,8 @@ impl<'w> StageContext<'w> {
     pub async fn open(ws: &'w Workspace, stage: &'w Stage, profile: Option<&str>) -> Result<StageContext<'w>> {
         let (sdk, target) = Target::open(ws, stage, profile).await?;
         let region = sdk.region().context("the SDK configuration has no region")?.to_string();
-        let ecr = aws_sdk_ecr::Client::new(&sdk);
-        Ok(StageContext { ws, stage, region, ecr, target, registry: OnceCell::new(), docker: OnceCell::new() })
+        let (ecr, ecs) = (aws_sdk_ecr::Client::new(&sdk), aws_sdk_ecs::Client::new(&sdk));
+        Ok(StageContext { ws, stage, region, ecr, ecs, target, registry: OnceCell::new(), docker: OnceCell::new() })
     }
 
     /// The registry's endpoint and credentials, asked of ECR once.

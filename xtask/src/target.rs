@@ -25,7 +25,9 @@ use crate::{
     cdk::Cdk,
     config::Stage,
     ecr::RegistryAuth,
+    ecs,
     local::{self, Ports, Stack},
+    stage::StageContext,
     workspace::Workspace,
 };
 
@@ -177,6 +179,32 @@ impl Target {
             );
         }
         Ok(())
+    }
+
+    /// After `cdk deploy`, on the local stack: runs the deployed task definition's container
+    /// named `container` on this machine (the emulated ECS reports no rollout and runs no
+    /// task) and says how it went: `Ok(url)` healthy, `Err(reason)` failed. `None` on a real
+    /// stage, where ECS says.
+    pub async fn run_service(
+        &self,
+        ctx: &StageContext<'_>,
+        key: &str,
+        deployment: &ecs::Deployment,
+        container: &str,
+        health_path: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<std::result::Result<String, String>>> {
+        let Target::Local { stack, .. } = self else { return Ok(None) };
+        let containers = ecs::containers(&ctx.ecs, &deployment.task_definition).await?;
+        let Some(definition) = containers.iter().find(|c| c.name == container).or(containers.first()) else {
+            bail!("the task definition {} has no container", deployment.task_definition);
+        };
+        let (docker, registry) = (ctx.docker().await?, ctx.registry().await?);
+        let outcome = local::service::run(docker, stack.dir(), key, definition, registry, health_path, timeout).await?;
+        Ok(Some(match outcome {
+            local::service::Outcome::Healthy(running) => Ok(running.url),
+            local::service::Outcome::Failed(reason) => Err(reason),
+        }))
     }
 
     /// Does `deploy` run the chain before cdk (start the stack, bootstrap it if needed,

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::{
-    commands::stage_args::{LocalStackArgs, StageArgs},
+    commands::{
+        output,
+        stage_args::{LocalStackArgs, StageArgs},
+    },
     deploy::{self, DeployOptions},
     docker::build::BuilderChoice,
     git::Git,
@@ -45,6 +48,14 @@ pub struct Args {
     /// Which builder the Docker daemon uses when the local stage pushes the work tree first.
     #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER")]
     builder: BuilderChoice,
+    /// How long to wait, in seconds, for each service to roll out with the commit's image
+    /// after `cdk deploy` (ECS's rollout state; on the local stack, the container's health check).
+    #[arg(long, default_value_t = 900, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    wait_timeout: u64,
+    /// Print one JSON object on stdout: {"stage", "commit", "stack", "images": [{"name", "digest",
+    /// "cluster", "service", "task_definition", "image", "state", "url"}]}.
+    #[arg(long)]
+    json: bool,
     /// Arguments passed to `cdk deploy` as they are (after `--`).
     #[arg(last = true, value_name = "CDK_ARGS")]
     cdk_args: Vec<String>,
@@ -78,9 +89,17 @@ impl Args {
             builder: self.builder,
         };
         let ctx = pipeline::prepare_deploy(ws, stage, &chain).await?;
-        let options =
-            DeployOptions { tag: &tag, approve: self.yes, pin_digest: self.pin_digest, cdk_args: &self.cdk_args };
-        deploy::deploy(&ctx, &options).await?;
+        let options = DeployOptions {
+            tag: &tag,
+            approve: self.yes,
+            pin_digest: self.pin_digest,
+            cdk_args: &self.cdk_args,
+            wait_timeout: std::time::Duration::from_secs(self.wait_timeout),
+        };
+        let report = deploy::deploy(&ctx, &options).await?;
+        if self.json {
+            output::json(&report)?;
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -20,6 +20,7 @@ mod moto;
 pub(crate) mod process;
 mod registry;
 pub(crate) mod repository_settings;
+pub(crate) mod service;
 pub(crate) mod sync;
 
 use std::{
@@ -460,6 +461,13 @@ impl Stack {
     /// AWS API's recorded state) stays for the next `up`, unless `purge`.
     pub(crate) async fn down(&self, purge: bool) -> Result<()> {
         let _one_at_a_time = self.lock().await?;
+        // The deployed services' containers first (without a daemon there are none to stop).
+        if let Ok(docker) = crate::docker::connect().await {
+            let services = service::stop_all(&docker, &self.dir).await?;
+            if !services.is_empty() {
+                eprintln!("stopped the service containers {}", services.join(", "));
+            }
+        }
         let stopped = self.stop()?;
         if stopped.is_empty() {
             eprintln!("local stack was not running");
@@ -523,6 +531,15 @@ impl Stack {
         }
         if ports.is_some() && !health.all() {
             out += "to fix     `cargo xtask local up` starts what is down; the registry's storage and the AWS API's state are kept\n";
+        }
+        if let Ok(docker) = crate::docker::connect().await {
+            for listed in service::containers(&docker, &self.dir).await.unwrap_or_default() {
+                let state = if listed.running { "running" } else { "stopped" };
+                out += &format!(
+                    "{:<10} {state:<12} {:<28} {} ({})\n",
+                    "service", listed.url, listed.service, listed.container
+                );
+            }
         }
         for (name, present) in base_images::present().await {
             out += &format!("{:<10} {:<12} {name}\n", "image", if present { "present" } else { "missing" });

@@ -12,6 +12,21 @@ fn service_images() -> Vec<String> {
     runtime().block_on(stack_task_images("hello-local-service"))
 }
 
+/// `/version` at `url`: what the running service says it is.
+fn version_at(url: &str) -> serde_json::Value {
+    let response = runtime()
+        .block_on(xtask::http::Client::new(None).get(&format!("{url}/version"), &[]))
+        .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
+    assert!(response.status.is_success(), "{url}/version: {}", response.status);
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+/// The URL a deploy's output gives for the app (`app: http://127.0.0.1:PORT (curl ...)`).
+fn url_in(stderr: &str) -> String {
+    let found = stderr.lines().find_map(|l| l.strip_prefix("app: http://")?.split_whitespace().next());
+    format!("http://{}", found.unwrap_or_else(|| panic!("no URL in the deploy's output:\n{stderr}")))
+}
+
 #[test]
 fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     if !docker_or_skip("deploy_rolls_forward_and_back_and_refuses_unpushed_commits") {
@@ -26,6 +41,8 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     run.ok();
     assert!(run.stderr().contains("$ cdk deploy hello-local-service"), "{}", run.stderr());
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
+    // The service runs on this machine, and says which commit it was deployed as.
+    assert_eq!(version_at(&url_in(&run.stderr()))["image_tag"], first.as_str());
 
     // A second commit: deploy moves the service to its tag. No secret (the registry
     // password, the stack's AWS secret key) reaches an argv, an environment, a log or the output.
@@ -37,15 +54,25 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let (leaks, samples) = watch.finish();
     run.ok();
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{second}")]);
+    assert_eq!(version_at(&url_in(&run.stderr()))["image_tag"], second.as_str());
     assert!(samples > 3 && leaks.is_empty(), "a secret appeared in {leaks:?}");
     assert!(secrets.iter().all(|s| !run.stdout().contains(s.as_str()) && !run.stderr().contains(s.as_str())));
     let home = std::path::PathBuf::from(std::env::var("HOME").unwrap());
     let files = files_holding(&[repo.path().join("target"), stack_dir(), home.join(".docker")], &secrets);
     assert!(files.is_empty(), "a secret was written to {files:?}");
 
-    // Rollback to the first commit, without checking it out.
-    repo.xtask(&["deploy", "--stage", "local", "--rev", &first]).ok();
+    // Rollback to the first commit, without checking it out: the service answers as it.
+    let run = repo.xtask(&["deploy", "--stage", "local", "--rev", &first, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(run.ok().trim()).unwrap();
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
+    assert_eq!(
+        (report["commit"].as_str(), report["images"][0]["state"].as_str()),
+        (Some(first.as_str()), Some("running"))
+    );
+    let url = report["images"][0]["url"].as_str().unwrap().to_string();
+    assert_eq!(version_at(&url)["image_tag"], first.as_str());
+    let status = repo.xtask(&["local", "status"]).ok();
+    assert!(status.lines().any(|l| l.starts_with("service") && l.contains(&url) && l.contains("running")), "{status}");
 
     // Each deploy tagged what it deployed: the repository's lifecycle policy keeps those
     // images first, `untag` refuses them and `gc` never lists them.
@@ -149,6 +176,20 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     run.ok();
     assert!(run.stderr().contains(&format!("hello/app:{fourth}@{index_digest}")), "{}", run.stderr());
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}@{index_digest}")]);
+    let serving = url_in(&run.stderr());
+
+    // A commit whose container exits at start: CloudFormation succeeds, the deploy does not.
+    // It fails with what the container said and the command that rolls back; the version
+    // that ran keeps serving.
+    repo.append("app/Dockerfile", "\n# A release that cannot start.\nENTRYPOINT [\"/bin/false\"]\n");
+    let broken = repo.commit("a broken release");
+    let run = repo.xtask(&["deploy", "--stage", "local"]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "a failed rollout is a verdict: {err}");
+    assert!(err.contains(&format!("deploy of hello-local-service at {broken} failed")), "{err}");
+    assert!(err.contains("exited with code 1"), "{err}");
+    assert!(err.contains(&format!("roll back with `cargo xtask deploy --stage local --rev {fourth}`")), "{err}");
+    assert_eq!(version_at(&serving)["image_tag"], fourth.as_str(), "the previous version still serves");
 }
 
 #[test]

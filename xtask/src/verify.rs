@@ -1,0 +1,146 @@
+//! After `cdk deploy`: proof that each service runs the commit's image. CloudFormation can
+//! report success after ECS's deployment circuit breaker rolled a service back, so the
+//! deploy reads each service the stack owns: waits (bounded) until its primary deployment
+//! has rolled out, then checks that the running task definition's container uses the
+//! image of this commit. A failed or rolled-back rollout is a failed deploy, with what ECS
+//! said of the stopped tasks.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::{
+    config::Image,
+    ecs::{self, Rollout},
+    progress::Progress,
+    stage::StageContext,
+};
+
+/// What a deploy left running, per image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceState {
+    pub name: String,
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    /// The image the running task definition's container uses.
+    pub image: String,
+    pub state: &'static str,
+    /// Where the service answers, when it runs on this machine (the local stack).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Why the rollout of one service failed.
+pub struct Failure {
+    pub name: String,
+    pub reasons: Vec<String>,
+}
+
+/// The CfnOutput id the service stack gives `image`'s outputs (`infra/lib/config.ts`'s `imageId`).
+fn output_id(image: &Image) -> String {
+    image
+        .name
+        .split(['-', '_'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Waits for each image's service to roll out with `expected` (per image name, the image
+/// reference its container must use: `<registry>/<repository>:<tag>` or `@<digest>`).
+/// Returns the services' states, or the failures.
+pub async fn verify(
+    ctx: &StageContext<'_>,
+    outputs: &BTreeMap<String, String>,
+    expected: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Result<Vec<ServiceState>, Vec<Failure>>> {
+    let progress = Progress::detect();
+    let mut states = vec![];
+    let mut failures = vec![];
+    for image in &ctx.ws.config.images {
+        let id = output_id(image);
+        let output = |key: &str| {
+            outputs.get(&format!("{id}{key}")).cloned().with_context(|| {
+                format!("the service stack has no output {id}{key}; deploy infra/ as it is in this commit")
+            })
+        };
+        let (cluster, service, health) = (output("EcsCluster")?, output("EcsService")?, output("HealthCheckPath")?);
+        let want = expected.get(&image.name).cloned().unwrap_or_default();
+        let task = progress.task(&image.name);
+        task.step(format!("waiting for ECS service {service} to roll out"));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (deployment, url) = loop {
+            let deployment = ecs::primary(&ctx.ecs, &cluster, &service).await?;
+            // The local stack runs the deployed task definition itself, and says how it went.
+            let key = format!("{}/{}", ctx.ws.config.service_stack(ctx.stage), image.name);
+            if let Some(local) = ctx.target.run_service(ctx, &key, &deployment, &image.name, &health, timeout).await? {
+                match local {
+                    Ok(url) => break (deployment, Some(url)),
+                    Err(reason) => {
+                        task.abandon();
+                        failures.push(Failure { name: image.name.clone(), reasons: vec![reason] });
+                        break (deployment, None);
+                    }
+                }
+            }
+            match &deployment.rollout {
+                Rollout::Completed => break (deployment, None),
+                Rollout::Failed(reason) => {
+                    let mut reasons = vec![format!("ECS: {reason}")];
+                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, &cluster, &service).await?);
+                    task.abandon();
+                    failures.push(Failure { name: image.name.clone(), reasons });
+                    break (deployment, None);
+                }
+                Rollout::InProgress if tokio::time::Instant::now() > deadline => {
+                    let mut reasons = vec![format!(
+                        "the rollout did not complete within {}s ({} of {} tasks running)",
+                        timeout.as_secs(),
+                        deployment.running,
+                        deployment.desired
+                    )];
+                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, &cluster, &service).await?);
+                    task.abandon();
+                    failures.push(Failure { name: image.name.clone(), reasons });
+                    break (deployment, None);
+                }
+                Rollout::InProgress => {
+                    task.detail(format!("{} of {} tasks running", deployment.running, deployment.desired));
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        };
+        if failures.iter().any(|f| f.name == image.name) {
+            continue;
+        }
+        // The rollout completed: with this commit's image, or the circuit breaker's rollback?
+        let containers = ecs::containers(&ctx.ecs, &deployment.task_definition).await?;
+        let running = containers.iter().find(|c| c.name == image.name).or(containers.first());
+        let running = running.map(|c| c.image.clone()).unwrap_or_default();
+        if running != want {
+            failures.push(Failure {
+                name: image.name.clone(),
+                reasons: vec![format!("the service runs {running}, not {want}: ECS rolled the deployment back")],
+            });
+            task.abandon();
+            continue;
+        }
+        let at = url.as_deref().map(|u| format!(", at {u}")).unwrap_or_default();
+        task.finish(format!("{service} runs {running}{at}"));
+        states.push(ServiceState {
+            name: image.name.clone(),
+            cluster,
+            service,
+            task_definition: deployment.task_definition,
+            image: running,
+            state: "running",
+            url,
+        });
+    }
+    Ok(if failures.is_empty() { Ok(states) } else { Err(failures) })
+}
