@@ -159,7 +159,8 @@ impl Target {
     /// destroy until cdk reports the stack gone.
     pub async fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
         if let Target::Local { .. } = self {
-            // cdk's own report of a delete that went through after all (`❌ destroy failed`)
+            // Even an update that changes nothing loses the ECS service in the emulated
+            // CloudFormation: the stack is always replaced. cdk's own report of a delete that went through after all (`❌ destroy failed`)
             // is no failure: it is shown only when the stack cannot be removed.
             eprintln!(
                 "local stack: replacing {service_stack} (the emulated CloudFormation cannot update a task definition)"

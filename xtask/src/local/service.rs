@@ -27,6 +27,7 @@ use crate::{ecr::RegistryAuth, ecs::Container, http};
 const STACK_LABEL: &str = "xtask.local-stack";
 const SERVICE_LABEL: &str = "xtask.service";
 const URL_LABEL: &str = "xtask.url";
+const IMAGE_LABEL: &str = "xtask.image";
 
 /// A container that answers its health check.
 #[derive(Debug, Clone)]
@@ -54,6 +55,16 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Outcome> {
     let image = local_reference(&container.image, &registry.host)?;
+    let health_client = http::Client::new(None).with_timeout(Duration::from_secs(2));
+    // The service already runs this image and answers: nothing to replace.
+    for listed in containers(docker, stack_dir).await? {
+        if listed.service == service && listed.image == container.image && listed.running {
+            let answers = health_client.get(&format!("{}{health_path}", listed.url), &[]).await;
+            if answers.is_ok_and(|r| r.status == hyper::StatusCode::OK) {
+                return Ok(Outcome::Healthy(Running { url: listed.url }));
+            }
+        }
+    }
     pull(docker, &image, registry).await?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
@@ -66,10 +77,15 @@ pub async fn run(
         image: Some(image.clone()),
         env: Some(env),
         labels: Some(
-            [(STACK_LABEL, stack.as_str()), (SERVICE_LABEL, service), (URL_LABEL, url.as_str())]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            [
+                (STACK_LABEL, stack.as_str()),
+                (SERVICE_LABEL, service),
+                (URL_LABEL, url.as_str()),
+                (IMAGE_LABEL, container.image.as_str()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ),
         host_config: Some(HostConfig { network_mode: Some("host".into()), init: Some(true), ..Default::default() }),
         ..Default::default()
@@ -84,7 +100,7 @@ pub async fn run(
         .with_context(|| format!("cannot start the container of {image}"))?;
 
     let health = format!("{url}{health_path}");
-    let client = http::Client::new(None).with_timeout(Duration::from_secs(2));
+    let client = health_client;
     let deadline = Instant::now() + timeout;
     let failure = loop {
         let state = docker.inspect_container(&name, None).await.context("cannot inspect the service's container")?;
@@ -124,6 +140,8 @@ pub async fn run(
 /// A service container of the stack in `stack_dir`.
 pub struct Listed {
     pub service: String,
+    /// The image as the task definition names it.
+    pub image: String,
     pub container: String,
     pub url: String,
     pub running: bool,
@@ -144,6 +162,7 @@ pub async fn containers(docker: &Docker, stack_dir: &std::path::Path) -> Result<
             let labels = c.labels.unwrap_or_default();
             Some(Listed {
                 service: labels.get(SERVICE_LABEL)?.clone(),
+                image: labels.get(IMAGE_LABEL).cloned().unwrap_or_default(),
                 container: c.names?.first()?.trim_start_matches('/').to_string(),
                 url: labels.get(URL_LABEL).cloned().unwrap_or_default(),
                 running: c.state.is_some_and(|s| s.to_string() == "running"),
