@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use xshell::{Cmd, cmd};
 
-use crate::stage::StageContext;
+use crate::{progress::Progress, stage::StageContext};
 
 pub(crate) struct Cdk<'a> {
     ctx: &'a StageContext<'a>,
@@ -89,10 +89,17 @@ impl<'a> Cdk<'a> {
 
     /// Runs cdk with its output streaming live; returns its exit status.
     /// cdk's stdout goes to this program's stderr: stdout carries only a command's result
-    /// (`--json`).
+    /// (`--json`). On a terminal (not in CI, not `--verbose`), a cdk that asks nothing is
+    /// one progress line with its latest event, and its output is shown only if it fails.
     async fn stream(&self, args: &[String]) -> Result<ExitStatus> {
         let line = format!("cdk {}", args.join(" "));
         eprintln!("$ {line}");
+        // Approval prompts need the terminal.
+        let asks = args.first().is_some_and(|a| a == "deploy") && !args.iter().any(|a| a == "never");
+        let progress = Progress::detect();
+        if progress.is_live() && !crate::progress::verbose() && !asks {
+            return self.stream_condensed(args, &line, &progress).await;
+        }
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
             .try_clone_to_owned()
             .context("cannot hand this program's stderr to cdk")?;
@@ -101,6 +108,55 @@ impl<'a> Cdk<'a> {
             .status()
             .await
             .with_context(|| format!("cannot run {line}; is Node.js installed?"))
+    }
+
+    async fn stream_condensed(&self, args: &[String], line: &str, progress: &Progress) -> Result<ExitStatus> {
+        use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+        let task = progress.task(&format!("cdk {}", args.iter().take(2).cloned().collect::<Vec<_>>().join(" ")));
+        let mut child = self
+            .child(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {line}; is Node.js installed?"))?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let readers: [Option<Box<dyn AsyncRead + Unpin + Send>>; 2] = [
+            child.stdout.take().map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+        ];
+        for reader in readers.into_iter().flatten() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(line) = rx.recv().await {
+            if line.trim().is_empty() || is_node_warning(&line) {
+                continue;
+            }
+            task.detail(line.trim());
+            kept.push_back(line);
+            if kept.len() > 60 {
+                kept.pop_front();
+            }
+        }
+        let status = child.wait().await.with_context(|| format!("cannot wait for {line}"))?;
+        if status.success() {
+            task.finish("done");
+        } else {
+            task.abandon();
+            progress.println(format!("{line} failed ({status}); its output ends with:"));
+            for kept in kept {
+                progress.println(kept);
+            }
+        }
+        Ok(status)
     }
 
     async fn run(&self, args: &[String]) -> Result<()> {

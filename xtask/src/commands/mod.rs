@@ -49,6 +49,9 @@ pub struct Cli {
     /// by default. Points another checkout, or a test's throwaway workspace, at a running stack.
     #[arg(long, global = true, env = "XTASK_LOCAL_STACK", value_name = "DIR")]
     local_stack: Option<PathBuf>,
+    /// Show the output of the tools run (cdk) in full, even on a terminal; in CI it always is.
+    #[arg(long, global = true, env = "XTASK_VERBOSE")]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,6 +101,7 @@ enum Command {
 
 impl Cli {
     pub async fn run(self) -> Result<ExitCode> {
+        crate::progress::set_verbose(self.verbose);
         let ws = Workspace::find(self.local_stack)?;
         match self.command {
             Command::Tag(args) => args.run(&ws),
