@@ -93,13 +93,13 @@ impl<'a> Cdk<'a> {
     /// one progress line with its latest event, and its output is shown only if it fails.
     async fn stream(&self, args: &[String]) -> Result<ExitStatus> {
         let line = format!("cdk {}", args.join(" "));
-        eprintln!("$ {line}");
         // Approval prompts need the terminal.
         let asks = args.first().is_some_and(|a| a == "deploy") && !args.iter().any(|a| a == "never");
         let progress = Progress::detect();
         if progress.is_live() && !crate::progress::verbose() && !asks {
             return self.stream_condensed(args, &line, &progress).await;
         }
+        eprintln!("$ {line}");
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
             .try_clone_to_owned()
             .context("cannot hand this program's stderr to cdk")?;
@@ -147,10 +147,11 @@ impl<'a> Cdk<'a> {
             }
         }
         let status = child.wait().await.with_context(|| format!("cannot wait for {line}"))?;
+        // The live line goes; what stays is one plain line (later output starts on its own line).
+        task.abandon();
         if status.success() {
-            task.finish("done");
+            progress.println(format!("{line}: done"));
         } else {
-            task.abandon();
             progress.println(format!("{line} failed ({status}); its output ends with:"));
             for kept in kept {
                 progress.println(kept);

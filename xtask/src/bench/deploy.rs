@@ -61,8 +61,9 @@ pub fn row(b: &Bench<'_>) -> Result<Row> {
         ours,
         theirs,
         also: vec![
-            "ours includes the stack and presence checks, the push (nothing to do) and, on the local stack, \
-             the stack's replacement (`cdk destroy`, then `cdk deploy`)"
+            "ours includes the stack and presence checks, the push (nothing to do), on the local stack \
+             the stack's replacement (`cdk destroy`, then `cdk deploy`), and the rollout check (here: the \
+             service's container, kept when it already runs the image, answering its health check)"
                 .into(),
         ],
     })
