@@ -92,13 +92,17 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
     let pinned = if options.pin_digest { digests.clone() } else { vec![] };
     let image = ImageContext { tag: tag.to_string(), digests: pinned };
     let service = config.service_stack(ctx.stage);
-    ctx.target.before_deploy(&cdk, &service).await?;
-    let status = cdk.deploy(&service, Some(&image), options.approve, options.cdk_args).await?;
-    if !status.success() {
-        bail!(Verdict(format!("cdk deploy of {service} failed ({status}); cdk's output above says why")));
-    }
+    let outputs = match ctx.target.before_deploy(ctx, &cdk, &service, &expected, options.cdk_args).await? {
+        Some(outputs) => outputs,
+        None => {
+            let status = cdk.deploy(&service, Some(&image), options.approve, options.cdk_args).await?;
+            if !status.success() {
+                bail!(Verdict(format!("cdk deploy of {service} failed ({status}); cdk's output above says why")));
+            }
+            cdk.outputs(&service)?
+        }
+    };
     // CloudFormation's success is not the service's: each must run this commit's image.
-    let outputs = cdk.outputs(&service)?;
     let states = match verify::verify(ctx, &outputs, &expected, options.wait_timeout).await? {
         Ok(states) => states,
         Err(failures) => {
@@ -117,6 +121,7 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
             eprintln!("{}: {url} (curl {url}/version)", state.name);
         }
     }
+    ctx.target.after_deploy(&service, &expected, &outputs)?;
     eprintln!("deployed {service} at {tag}: every service runs it");
     // The stage's lifecycle rule keeps what it runs and its rollback window by these tags.
     deployed_tags::record(ctx, tag).await.with_context(|| {

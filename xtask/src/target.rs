@@ -154,32 +154,60 @@ impl Target {
     }
 
     /// Before `cdk deploy` of the service stack: on the local stack, its removal, since
-    /// moto's CloudFormation updates a task definition by dropping its containers. Its
-    /// delete can report the VPC's dependencies and still remove the stack, or leave it:
-    /// destroy until cdk reports the stack gone.
-    pub async fn before_deploy(&self, cdk: &Cdk<'_>, service_stack: &str) -> Result<()> {
-        if let Target::Local { .. } = self {
-            // Even an update that changes nothing loses the ECS service in the emulated
-            // CloudFormation: the stack is always replaced. cdk's own report of a delete that went through after all (`❌ destroy failed`)
-            // is no failure: it is shown only when the stack cannot be removed.
-            eprintln!(
-                "local stack: replacing {service_stack} (the emulated CloudFormation cannot update a task definition)"
-            );
-            let mut last = String::new();
-            for _ in 0..3 {
-                let (status, output) = cdk.destroy_quietly(service_stack).await?;
-                if status.success() {
-                    return Ok(());
-                }
-                last = output;
-            }
-            let lines: Vec<&str> = last.lines().filter(|l| !l.trim().is_empty()).collect();
-            bail!(
-                "cannot remove {service_stack} from the local stack to replace it ({}); restart the stack (`cargo xtask local down && cargo xtask local up`)",
-                lines[lines.len().saturating_sub(3)..].join(" | ")
-            );
+    /// moto's CloudFormation updates a task definition by dropping its containers, and drops
+    /// the ECS service even on an update that changes nothing. When the stack already runs
+    /// exactly `images` (as the last deploy recorded, and its ECS services still show) and
+    /// no cdk arguments are added, there is nothing to deploy: returns the stack's outputs,
+    /// and cdk is not run. Its delete can report the VPC's dependencies and still remove the
+    /// stack, or leave it: destroy until cdk reports the stack gone.
+    pub async fn before_deploy(
+        &self,
+        ctx: &StageContext<'_>,
+        cdk: &Cdk<'_>,
+        service_stack: &str,
+        images: &std::collections::BTreeMap<String, String>,
+        cdk_args: &[String],
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        let Target::Local { stack, .. } = self else { return Ok(None) };
+        if let Some(deployed) = stack.deployed(service_stack)?
+            && deployed.images == *images
+            && cdk_args.is_empty()
+            && runs_as_recorded(ctx, &deployed).await
+        {
+            eprintln!("local stack: {service_stack} already runs these images; nothing to deploy");
+            return Ok(Some(deployed.outputs));
         }
-        Ok(())
+        stack.forget_deployed(service_stack)?;
+        // cdk's own report of a delete that went through after all (`❌ destroy failed`)
+        // is no failure: it is shown only when the stack cannot be removed.
+        eprintln!(
+            "local stack: replacing {service_stack} (the emulated CloudFormation cannot update a task definition)"
+        );
+        let mut last = String::new();
+        for _ in 0..3 {
+            let (status, output) = cdk.destroy_quietly(service_stack).await?;
+            if status.success() {
+                return Ok(None);
+            }
+            last = output;
+        }
+        let lines: Vec<&str> = last.lines().filter(|l| !l.trim().is_empty()).collect();
+        bail!(
+            "cannot remove {service_stack} from the local stack to replace it ({}); restart the stack (`cargo xtask local down && cargo xtask local up`)",
+            lines[lines.len().saturating_sub(3)..].join(" | ")
+        );
+    }
+
+    /// After a deploy that rolled out: on the local stack, a record of what the service
+    /// stack runs, so that deploying it again changes nothing.
+    pub fn after_deploy(
+        &self,
+        service_stack: &str,
+        images: &std::collections::BTreeMap<String, String>,
+        outputs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let Target::Local { stack, .. } = self else { return Ok(()) };
+        stack.record_deployed(service_stack, &local::Deployed { images: images.clone(), outputs: outputs.clone() })
     }
 
     /// After `cdk deploy`, on the local stack: runs the deployed task definition's container
@@ -247,4 +275,24 @@ impl Target {
     pub fn accepts_dirty_images(stage: &Stage) -> bool {
         stage.is_local()
     }
+}
+
+/// Do the ECS services of a recorded deploy still run the recorded images?
+async fn runs_as_recorded(ctx: &StageContext<'_>, deployed: &local::Deployed) -> bool {
+    for image in &ctx.ws.config.images {
+        let id = crate::verify::output_id(image);
+        let (Some(cluster), Some(service), Some(want)) = (
+            deployed.outputs.get(&format!("{id}EcsCluster")),
+            deployed.outputs.get(&format!("{id}EcsService")),
+            deployed.images.get(&image.name),
+        ) else {
+            return false;
+        };
+        let Ok(deployment) = ecs::primary(&ctx.ecs, cluster, service).await else { return false };
+        let Ok(containers) = ecs::containers(&ctx.ecs, &deployment.task_definition).await else { return false };
+        if !containers.iter().any(|c| c.name == image.name && c.image == *want) {
+            return false;
+        }
+    }
+    true
 }

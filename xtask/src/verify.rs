@@ -39,7 +39,7 @@ pub struct Failure {
 }
 
 /// The CfnOutput id the service stack gives `image`'s outputs (`infra/lib/config.ts`'s `imageId`).
-fn output_id(image: &Image) -> String {
+pub(crate) fn output_id(image: &Image) -> String {
     image
         .name
         .split(['-', '_'])

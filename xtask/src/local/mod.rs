@@ -478,7 +478,7 @@ impl Stack {
         if purge {
             let data = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().filter(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                ["registry", "bootstrapped"].iter().any(|p| name.starts_with(p) && !name.ends_with(".log"))
+                ["registry", "bootstrapped", "deployed-"].iter().any(|p| name.starts_with(p) && !name.ends_with(".log"))
                     || ["moto-recording.jsonl", "ports.json"].contains(&name.as_str())
             });
             for entry in data {
@@ -574,9 +574,38 @@ impl Stack {
         std::fs::write(&marker, settings_hash(ws)?).with_context(|| format!("cannot write {}", marker.display()))
     }
 
+    /// What the last deploy that rolled out left in the service stack `stack`: the image
+    /// each container uses and the stack's outputs.
+    pub(crate) fn deployed(&self, stack: &str) -> Result<Option<Deployed>> {
+        read_json(&self.file(&format!("deployed-{stack}.json")))
+    }
+
+    pub(crate) fn record_deployed(&self, stack: &str, deployed: &Deployed) -> Result<()> {
+        write_json(&self.file(&format!("deployed-{stack}.json")), deployed)
+    }
+
+    pub(crate) fn forget_deployed(&self, stack: &str) -> Result<()> {
+        let path = self.file(&format!("deployed-{stack}.json"));
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn bootstrap_marker(&self, stage: &crate::config::Stage) -> PathBuf {
         self.file(&format!("bootstrapped-{}", stage.name))
     }
+}
+
+/// A service stack as a deploy left it on the local stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Deployed {
+    /// Per image name, the reference its container uses.
+    pub images: BTreeMap<String, String>,
+    /// The stack's outputs.
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Which parts of a stack answer, by part name (`moto`, `sync`, `registry-111111111111`…).

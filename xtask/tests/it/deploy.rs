@@ -42,7 +42,13 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert!(run.stderr().contains("$ cdk deploy hello-local-service"), "{}", run.stderr());
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
     // The service runs on this machine, and says which commit it was deployed as.
-    assert_eq!(version_at(&url_in(&run.stderr()))["image_tag"], first.as_str());
+    let url = url_in(&run.stderr());
+    assert_eq!(version_at(&url)["image_tag"], first.as_str());
+    // Deployed again, unchanged: nothing is replaced, the same container keeps serving.
+    let run = repo.xtask(&["deploy", "--stage", "local"]);
+    run.ok();
+    assert!(run.stderr().contains("already runs these images; nothing to deploy"), "{}", run.stderr());
+    assert_eq!(url_in(&run.stderr()), url);
 
     // A second commit: deploy moves the service to its tag. No secret (the registry
     // password, the stack's AWS secret key) reaches an argv, an environment, a log or the output.
