@@ -169,7 +169,8 @@ impl Target {
         cdk_args: &[String],
     ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
         let Target::Local { stack, .. } = self else { return Ok(None) };
-        if let Some(deployed) = stack.deployed(service_stack)?
+        // The record only saves work: one that cannot be read means "replace".
+        if let Ok(Some(deployed)) = stack.deployed(service_stack)
             && deployed.images == *images
             && cdk_args.is_empty()
             && runs_as_recorded(ctx, &deployed).await
