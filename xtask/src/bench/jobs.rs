@@ -14,7 +14,7 @@ use super::{
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use crate::{aws::SdkResultExt, config::LOCAL_STAGE};
+use crate::config::LOCAL_STAGE;
 
 /// Each image's context: a small service's worth of files.
 const CONTEXT: Spec = Spec { files: 1_000, bytes: 48 * MIB, seed: 6 };
@@ -36,13 +36,7 @@ pub async fn row(b: &Bench<'_>) -> Result<Row> {
     }
     let client = aws_sdk_ecr::Client::new(&b.ports.sdk_config(&region).await);
     for name in &repos {
-        client
-            .create_repository()
-            .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::Immutable)
-            .send()
-            .await
-            .sdk_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
+        super::create_repository(&client, name, ImageTagMutability::Immutable).await?;
     }
     let (sh, exe) = (&fixture.sh, &b.exe);
     let mut round = 0;

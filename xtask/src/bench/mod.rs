@@ -92,3 +92,20 @@ pub fn counts(values: &[u64], unit: fn(f64) -> String) -> String {
         _ => measure::Stats::of(&values.iter().map(|v| *v as f64).collect::<Vec<_>>()).show(unit),
     }
 }
+
+/// Creates an ECR repository on the local stack for a bench row.
+pub async fn create_repository(
+    client: &aws_sdk_ecr::Client,
+    name: &str,
+    mutability: aws_sdk_ecr::types::ImageTagMutability,
+) -> Result<()> {
+    use crate::aws::SdkResultExt;
+    client
+        .create_repository()
+        .repository_name(name)
+        .image_tag_mutability(mutability)
+        .send()
+        .await
+        .sdk_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
+    Ok(())
+}

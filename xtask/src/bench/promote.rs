@@ -46,10 +46,10 @@ pub async fn row(b: &Bench<'_>) -> Result<Row> {
     let source = aws_sdk_ecr::Client::new(&b.ports.sdk_config(&region).await);
     let target = aws_sdk_ecr::Client::new(&b.ports.sdk_config_in(&region, Some(ACCOUNT)).await);
     let prod = b.ports.registry_of(Some(ACCOUNT))?;
-    create(&source, &ours_repo, ImageTagMutability::Immutable).await?;
+    super::create_repository(&source, &ours_repo, ImageTagMutability::Immutable).await?;
     for (repo, mutability) in [(&ours_repo, ImageTagMutability::Immutable), (&shell_repo, ImageTagMutability::Mutable)]
     {
-        create(&target, repo, mutability).await?;
+        super::create_repository(&target, repo, mutability).await?;
     }
     let sh = &fixture.sh;
     let exe = &b.exe;
@@ -122,17 +122,6 @@ pub async fn row(b: &Bench<'_>) -> Result<Row> {
         theirs: runs.iter().map(|r| r.1).collect(),
         also: vec![format!("ours' peak RSS {}", super::counts(&rss, measure::mib))],
     })
-}
-
-async fn create(client: &aws_sdk_ecr::Client, name: &str, mutability: ImageTagMutability) -> Result<()> {
-    client
-        .create_repository()
-        .repository_name(name)
-        .image_tag_mutability(mutability)
-        .send()
-        .await
-        .sdk_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
-    Ok(())
 }
 
 /// Nothing of `repository` left in the second account: its images in ECR, its blobs and

@@ -20,7 +20,7 @@ use super::{
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use crate::{aws::SdkResultExt, config::LOCAL_STAGE, ecr};
+use crate::{config::LOCAL_STAGE, ecr};
 
 /// The service context both push: a small service's worth of files.
 const SERVICE: Spec = Spec { files: 1_000, bytes: 16 * MIB, seed: 1 };
@@ -41,13 +41,7 @@ pub async fn rows(b: &Bench<'_>, already_pushed: bool, unchanged_inputs: bool) -
     let client = aws_sdk_ecr::Client::new(&b.ports.sdk_config(stage.region.as_deref().unwrap_or_default()).await);
     for (name, mutability) in [(&ours_repo, ImageTagMutability::Immutable), (&shell_repo, ImageTagMutability::Mutable)]
     {
-        client
-            .create_repository()
-            .repository_name(name)
-            .image_tag_mutability(mutability)
-            .send()
-            .await
-            .sdk_context(|| format!("cannot create ECR repository {name} on the local stack"))?;
+        super::create_repository(&client, name, mutability).await?;
     }
     let auth = ecr::authorization(&client).await?;
 

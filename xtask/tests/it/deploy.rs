@@ -12,6 +12,12 @@ fn service_images() -> Vec<String> {
     runtime().block_on(stack_task_images("hello-local-service"))
 }
 
+/// The names of the checks `check --json` failed.
+fn failed_checks(json: &serde_json::Value) -> Vec<&str> {
+    let checks = json["checks"].as_array().unwrap();
+    checks.iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap()).collect()
+}
+
 /// `/version` at `url`: what the running service says it is.
 fn version_at(url: &str) -> serde_json::Value {
     let response = runtime()
@@ -127,13 +133,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let out = repo.xtask(&["check", "--stage", "local", "--rev", &third, "--json"]);
     assert!(!out.success());
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    let failed: Vec<&str> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let failed = failed_checks(&json);
     assert_eq!(failed, ["image app"], "{}", out.stderr());
 
     // Two deploys of the stage at once: the second waits for the first; both succeed.
@@ -269,13 +269,7 @@ fn prod_deploys_only_what_was_promoted() {
     });
     let out = repo.xtask(&["check", "--stage", "local-prod", "--json", "--scan-timeout", "20"]);
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    let failed: Vec<&str> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let failed = failed_checks(&json);
     // (The stand-in image is no real build: its revision and scan checks fail too.)
     assert!(failed.contains(&"promoted app"), "{}", out.stderr());
     let run = repo.xtask(&["deploy", "--stage", "local-prod"]);
