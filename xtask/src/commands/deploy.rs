@@ -21,11 +21,16 @@ use crate::{
 
 /// Deploy the service stack at a commit: check that every image of the commit is in
 /// ECR, then run `cdk deploy <service stack> -c imageTag=<sha>`, so a new image alone
-/// always rolls the service. `--rev` deploys an earlier commit (a rollback) without
-/// checking it out.
+/// always rolls the service; then wait until each ECS service's primary deployment has
+/// rolled out and runs the commit's image. A rollout ECS failed or rolled back (the
+/// circuit breaker), or tasks that keep failing, fail the deploy (exit 1) with what ECS
+/// said of the stopped tasks and the command that rolls back. `--rev` deploys an earlier
+/// commit (a rollback) without checking it out. A stage with `promote-from` deploys only
+/// images promoted from that stage.
 ///
 /// `--stage local` runs the whole chain on the local stack: starts it if needed,
-/// bootstraps it, pushes, checks and deploys.
+/// bootstraps it, pushes, checks and deploys, then runs the service's container on this
+/// machine and prints its URL.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
