@@ -72,7 +72,7 @@ enum Command {
     Plan(plan::Args),
     #[command(about = "Copy a commit's images to a stage that runs what another ran, by digest (no rebuild)")]
     Promote(promote::Args),
-    #[command(about = "Deploy a commit (laptop): presence check, `cdk deploy -c imageTag=<sha>`, then proof each service runs it")]
+    #[command(about = "Deploy a commit (laptop): presence check, `cdk deploy -c imageTag=<sha>`, rollout proof")]
     Deploy(deploy::Args),
     #[command(about = "List each repository's images: tags, commit, push time, size, scan, which stage runs or ran it")]
     Images(images::Args),
