@@ -105,6 +105,15 @@ pub async fn image_by_tag(client: &Client, repository: &str, tag: &str) -> Resul
     }
 }
 
+/// Every media type an image's manifest may have: a single image (Docker, OCI) or an
+/// index of them (a Docker manifest list, an OCI index).
+pub const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
 /// A manifest as ECR stores it.
 pub struct Manifest {
     pub body: String,
@@ -127,10 +136,7 @@ async fn manifest_of(client: &Client, repository: &str, id: ImageIdentifier, tag
         .batch_get_image()
         .repository_name(repository)
         .image_ids(id)
-        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
-        .accepted_media_types("application/vnd.docker.distribution.manifest.list.v2+json")
-        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
-        .accepted_media_types("application/vnd.oci.image.index.v1+json")
+        .set_accepted_media_types(Some(MANIFEST_TYPES.map(String::from).to_vec()))
         .send()
         .await
         .sdk_context(|| format!("cannot read the manifest of {repository}:{tag}"))?;

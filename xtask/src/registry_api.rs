@@ -15,11 +15,6 @@ pub struct Registry {
     base: String,
 }
 
-/// Every manifest media type a registry may hold for an image.
-pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.oci.image.index.v1+json";
-
 /// How long one blob may take to cross (a layer of gigabytes on a slow link).
 const BLOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -109,7 +104,8 @@ impl Registry {
     /// The manifest `reference` (a tag or digest) names, as stored; `None` when absent.
     pub async fn manifest(&self, repository: &str, reference: &str) -> Result<Option<RawManifest>> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let response = self.client.get(&url, &[("accept", MANIFEST_TYPES)]).await?;
+        let accept = ecr::MANIFEST_TYPES.join(", ");
+        let response = self.client.get(&url, &[("accept", &accept)]).await?;
         if response.status == hyper::StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -23,14 +23,6 @@ use xshell::cmd;
 use super::{Ports, RegistryPorts, process};
 use crate::{aws::SdkResultExt, ecr, http, workspace::Workspace};
 
-/// Manifest media types; other pushes (blobs) are not images.
-const MANIFEST_TYPES: [&str; 4] = [
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-];
-
 /// Starts the sync of one account's registry (`account`: `None` for moto's own).
 pub(crate) fn start(
     ws: &Workspace,
@@ -160,7 +152,8 @@ impl Sync {
         for event in envelope.events {
             let target = event.target;
             let Some(tag) = target.tag.filter(|t| !t.is_empty()) else { continue };
-            if event.action != "push" || !MANIFEST_TYPES.contains(&target.media_type.as_str()) {
+            // Other pushes (blobs) are not images.
+            if event.action != "push" || !ecr::MANIFEST_TYPES.contains(&target.media_type.as_str()) {
                 continue;
             }
             let key = format!("{}:{tag}", target.repository);
@@ -216,7 +209,7 @@ impl Sync {
 
     async fn registry_manifest(&self, repository: &str, reference: &str) -> Result<String> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.registry_url);
-        let accept = MANIFEST_TYPES.join(", ");
+        let accept = ecr::MANIFEST_TYPES.join(", ");
         let response = self.registry.get(&url, &[("accept", &accept)]).await?;
         if !response.status.is_success() {
             anyhow::bail!("GET {url}: {}", response.status);
