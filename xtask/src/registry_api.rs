@@ -47,6 +47,8 @@ struct Manifest {
     #[serde(default)]
     config: Option<Descriptor>,
     #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
     manifests: Vec<Descriptor>,
 }
 
@@ -59,17 +61,10 @@ struct Descriptor {
     platform: Option<Platform>,
 }
 
-#[derive(Deserialize)]
-struct Layers {
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
 /// The blobs and child manifests `body` (a manifest or an index) refers to.
 pub fn references(body: &[u8]) -> Result<References> {
     let parsed: Manifest = serde_json::from_slice(body).context("the manifest is not valid JSON")?;
-    let layers: Layers = serde_json::from_slice(body).context("the manifest is not valid JSON")?;
-    let blobs = parsed.config.into_iter().chain(layers.layers).map(|d| (d.digest, d.size)).collect();
+    let blobs = parsed.config.into_iter().chain(parsed.layers).map(|d| (d.digest, d.size)).collect();
     Ok(References { blobs, manifests: parsed.manifests.into_iter().map(|d| d.digest).collect() })
 }
 
@@ -180,19 +175,12 @@ impl Registry {
         Ok(())
     }
 
-    /// The body of blob `digest`, unread; a redirect (ECR serves blobs from S3) is
-    /// followed without the registry's credentials.
+    /// The body of blob `digest`, unread (a redirect is followed as `redirect` says).
     async fn open_blob(&self, repository: &str, digest: &str) -> Result<http::Body> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         let reader = self.client.clone().with_timeout(BLOB_TIMEOUT);
         let mut response = reader.stream(hyper::Method::GET, &url, &[], http::full(bytes::Bytes::new())).await?;
-        if response.status().is_redirection() {
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .context("a redirect without a location")?
-                .to_string();
+        if let Some(location) = redirect(response.status(), response.headers())? {
             response =
                 reader.anonymous().stream(hyper::Method::GET, &location, &[], http::full(bytes::Bytes::new())).await?;
         }
@@ -241,19 +229,12 @@ impl Registry {
         })
     }
 
-    /// GET with the registry's credentials; a redirect (ECR sends blobs from S3) is
-    /// followed without them.
+    /// GET with the registry's credentials (a redirect is followed as `redirect` says).
     async fn get(&self, path: &str) -> Result<bytes::Bytes> {
         let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
         let url = format!("{}{path}", self.base);
         let mut response = self.client.get(&url, &[("accept", accept)]).await?;
-        if response.status.is_redirection() {
-            let location = response
-                .headers
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .context("a redirect without a location")?
-                .to_string();
+        if let Some(location) = redirect(response.status, &response.headers)? {
             response = self.client.anonymous().get(&location, &[]).await?;
         }
         if !response.status.is_success() {
@@ -261,4 +242,14 @@ impl Registry {
         }
         Ok(response.body)
     }
+}
+
+/// Where a redirect points, if `status` is one. ECR serves blobs from S3 this way: the
+/// location carries its own signature and is followed without the registry's credentials.
+fn redirect(status: hyper::StatusCode, headers: &hyper::HeaderMap) -> Result<Option<String>> {
+    if !status.is_redirection() {
+        return Ok(None);
+    }
+    let location = headers.get("location").and_then(|l| l.to_str().ok()).context("a redirect without a location")?;
+    Ok(Some(location.to_string()))
 }
