@@ -1,9 +1,9 @@
 //! Promotion: a commit's images go from the stage that built them to a stage that runs
 //! what that one ran, with the same digest, never built again. Registry to registry over
 //! the OCI distribution API, each side with its own stage's credentials: the blobs the
-//! target lacks stream across, then the
-//! manifests are put with the same bytes, an index's platform manifests first. What is
-//! already there is not sent again, so an interrupted promotion finishes on a re-run.
+//! target lacks stream across, then the manifests are put with the same bytes, an index's
+//! platform manifests first. What is already there is not sent again, so an interrupted
+//! promotion finishes on a re-run.
 
 use std::time::Instant;
 
@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::{
-    aws::SdkResultExt,
     config::Image,
     ecr::{self, Tagged},
     image::INPUTS_TAG_PREFIX,
@@ -45,7 +44,7 @@ pub struct ImageReport {
     /// Blobs sent across, and their bytes.
     pub blobs_copied: usize,
     pub bytes_copied: u64,
-    /// Blobs the target had already (or mounted).
+    /// Blobs the target had already.
     pub blobs_present: usize,
     /// Tags the image has in the target now, of those promotion adds.
     pub tags: Vec<String>,
@@ -87,28 +86,29 @@ pub async fn promote(
     let config = &target.ws.config;
     let images = config.select_images(options.images)?;
     let tag = options.tag;
-    // Everything that can be refused is, before a byte moves.
-    let mut manifests = vec![];
+    // Everything that can be refused is, before a byte moves. The source's image, with all
+    // its tags, and its manifest.
+    let mut sources = vec![];
     for image in &images {
-        let found = ecr::image_by_tag(&source.ecr, &image.repository, tag).await?;
-        if found.is_none() {
+        let Some(found) = ecr::image_by_tag(&source.ecr, &image.repository, tag).await? else {
             bail!(
                 "{}:{tag} is not in stage `{}`'s ECR: only what that stage has can be promoted; push the commit there first (`cargo xtask push --stage {}`)",
                 image.repository,
                 source.stage.name,
                 source.stage.name
             );
-        }
+        };
         ecr::repository(&target.ecr, &image.repository, &target.bootstrap_hint()).await?;
-        manifests.push(ecr::manifest(&source.ecr, &image.repository, tag).await?);
+        let manifest = ecr::manifest(&source.ecr, &image.repository, tag).await?;
+        sources.push((manifest, found.image_tags().to_vec()));
     }
     let from = Registry::new(source.registry().await?)?;
     let to = Registry::new(target.registry().await?)?;
     let progress = Progress::detect();
     let mut reports = vec![];
-    for (image, manifest) in images.into_iter().zip(manifests) {
+    for (image, (manifest, source_tags)) in images.into_iter().zip(sources) {
         let task = progress.task(&image.name);
-        let report = promote_image(source, target, (&from, &to), image, &manifest, tag, &task).await;
+        let report = promote_image(source, target, (&from, &to), image, (&manifest, &source_tags), tag, &task).await;
         match report {
             Ok(report) => reports.push(report),
             Err(err) => {
@@ -130,7 +130,7 @@ async fn promote_image(
     target: &StageContext<'_>,
     (from, to): (&Registry, &Registry),
     image: &Image,
-    manifest: &ecr::Manifest,
+    (manifest, source_tags): (&ecr::Manifest, &[String]),
     tag: &str,
     task: &Task,
 ) -> Result<ImageReport> {
@@ -160,20 +160,8 @@ async fn promote_image(
     // The inputs tag travels with the image (a later commit with the same inputs finds it),
     // and so does its channel tag, so the target's lifecycle rules count it as the source's do.
     let mut tags = vec![tag.to_string()];
-    let detail = source
-        .ecr
-        .describe_images()
-        .repository_name(repository)
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build())
-        .send()
-        .await
-        .sdk_context(|| format!("cannot describe {repository}@{digest} in stage `{}`", source.stage.name))?;
     let travelling = [INPUTS_TAG_PREFIX, retention::MAIN_PREFIX, retention::PR_PREFIX];
-    let extra = detail
-        .image_details()
-        .iter()
-        .flat_map(|d| d.image_tags())
-        .filter(|t| travelling.iter().any(|prefix| t.starts_with(prefix)));
+    let extra = source_tags.iter().filter(|t| travelling.iter().any(|prefix| t.starts_with(prefix)));
     for extra_tag in extra {
         match ecr::put_tag(&target.ecr, repository, manifest, extra_tag).await? {
             Tagged::Added | Tagged::AlreadyThere => tags.push(extra_tag.clone()),
