@@ -14,8 +14,9 @@ use crate::{
     ecr,
     git::{Git, ImageTag},
     image::{self, BASE_IMAGES_LABEL, Plan},
-    inventory::Inventory,
+    inventory::timestamp_rfc3339,
     registry_api::Registry,
+    retention::{self, Facts},
     stage::StageContext,
 };
 
@@ -237,20 +238,22 @@ async fn changed_inputs(
 /// The commit the stage runs for `image`: a commit tag of the image its newest deployed
 /// tag marks (the newest such commit this clone has, when the image carries several).
 pub(crate) async fn runs(ctx: &StageContext<'_>, git: &Git, image: &Image) -> Result<Running> {
-    let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;
-    let uses = inventory.stage_uses(ctx.ws.config.rollback_window);
-    let running = inventory.images.iter().zip(uses).find_map(|(found, uses)| {
-        let now = uses.into_iter().find(|u| u.stage == ctx.stage.name && u.status == "runs")?;
-        let commits: Vec<&String> = found.tags.iter().filter(|t| is_commit(t)).collect();
-        let newest = commits
-            .iter()
-            .copied()
-            .find(|c| commits.iter().all(|other| git.is_ancestor(other, c).unwrap_or(false)))
-            .or(commits.first().copied());
-        Some((newest.cloned(), now.since))
-    });
-    let (runs, since) = running.map_or((None, None), |(c, s)| (c, Some(s)));
-    Ok(Running { name: image.name.clone(), runs, since })
+    // The tags say it; no manifest need be read (this runs before every deploy).
+    let details = ecr::images(&ctx.ecr, &image.repository).await?;
+    let tags: Vec<Vec<String>> = details.iter().map(|d| d.image_tags().to_vec()).collect();
+    let facts: Vec<Facts> = tags.iter().map(|t| Facts { tags: t, pushed_at: 0 }).collect();
+    let newest = retention::deployments(&facts).remove(&ctx.stage.name).and_then(|list| list.into_iter().next());
+    let Some((index, timestamp)) = newest else {
+        return Ok(Running { name: image.name.clone(), runs: None, since: None });
+    };
+    let commits: Vec<&String> = tags[index].iter().filter(|t| is_commit(t)).collect();
+    let runs = commits
+        .iter()
+        .copied()
+        .find(|c| commits.iter().all(|other| git.is_ancestor(other, c).unwrap_or(false)))
+        .or(commits.first().copied())
+        .cloned();
+    Ok(Running { name: image.name.clone(), runs, since: Some(timestamp_rfc3339(&timestamp)) })
 }
 
 /// A commit tag: 40 lowercase hex digits.
