@@ -109,13 +109,21 @@ impl Ports {
     /// The registry of `account` (`None`: moto's own account).
     pub fn registry_of(&self, account: Option<&str>) -> Result<RegistryPorts> {
         match account {
-            None => {
-                Ok(RegistryPorts { registry: self.registry, registry_backend: self.registry_backend, sync: self.sync })
-            }
+            None => Ok(self.own_registry()),
             Some(account) => self.accounts.get(account).copied().with_context(|| {
                 format!("the local stack has no registry for account {account}; start it with `cargo xtask local up`")
             }),
         }
+    }
+
+    /// Every account's registry: moto's own (`None`) first, then the others', by account.
+    pub fn registries(&self) -> impl Iterator<Item = (Option<&str>, RegistryPorts)> + '_ {
+        let others = self.accounts.iter().map(|(account, ports)| (Some(account.as_str()), *ports));
+        std::iter::once((None, self.own_registry())).chain(others)
+    }
+
+    fn own_registry(&self) -> RegistryPorts {
+        RegistryPorts { registry: self.registry, registry_backend: self.registry_backend, sync: self.sync }
     }
 
     /// The SDK configuration that reaches the emulated AWS API.
@@ -257,9 +265,7 @@ impl Stack {
     /// registry itself (behind the sync's front).
     pub(crate) async fn health(ports: &Ports) -> Health {
         let mut parts = vec![("moto".to_string(), http::answers(&format!("{}/moto-api/", ports.moto_url())).await)];
-        let accounts = std::iter::once(None).chain(ports.accounts.keys().map(|a| Some(a.as_str())));
-        for account in accounts {
-            let Ok(registry) = ports.registry_of(account) else { continue };
+        for (account, registry) in ports.registries() {
             let sync = http::answers(&format!("{}/healthz", registry.sync_url())).await;
             let backend = http::answers(&format!("http://127.0.0.1:{}/v2/", registry.registry_backend)).await;
             parts.push((part_name("sync", account), sync));
@@ -365,11 +371,8 @@ impl Stack {
     }
 
     fn ports_free(&self, ports: &Ports) -> bool {
-        let mut all = vec![ports.moto, ports.registry, ports.registry_backend, ports.sync];
-        for r in ports.accounts.values() {
-            all.extend([r.registry, r.registry_backend, r.sync]);
-        }
-        all.iter().all(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        let registries = ports.registries().flat_map(|(_, r)| [r.registry, r.registry_backend, r.sync]);
+        std::iter::once(ports.moto).chain(registries).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
     }
 
     /// Starts the parts that do not answer, in order; returns their names. The AWS API
@@ -390,9 +393,7 @@ impl Stack {
             }
             started.push("AWS API".to_string());
         }
-        let accounts = std::iter::once(None).chain(ports.accounts.keys().map(|a| Some(a.as_str())));
-        for account in accounts {
-            let registry_ports = ports.registry_of(account)?;
+        for (account, registry_ports) in ports.registries() {
             let sync = part_name("sync", account);
             if !health.is_up(&sync) {
                 self.stop_part(&sync)?;
