@@ -208,16 +208,20 @@ impl<'a> Cdk<'a> {
         Ok(outputs.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
     }
 
-    /// `cdk destroy --force` of `stack`, its output kept rather than shown; returns cdk's
-    /// exit status and output.
-    pub async fn destroy_quietly(&self, stack: &str) -> Result<(ExitStatus, String)> {
-        let args = ["destroy".to_string(), stack.to_string(), "--force".to_string()];
-        let out = self
-            .child(&args)
+    /// Runs cdk with its output kept rather than shown, and nothing on its stdin.
+    async fn quietly(&self, args: &[String]) -> Result<std::process::Output> {
+        let line = format!("cdk {}", args.iter().take(2).cloned().collect::<Vec<_>>().join(" "));
+        self.child(args)
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .with_context(|| format!("cannot run cdk destroy {stack}; is Node.js installed?"))?;
+            .with_context(|| format!("cannot run {line}; is Node.js installed?"))
+    }
+
+    /// `cdk destroy --force` of `stack`, its output kept rather than shown; returns cdk's
+    /// exit status and output.
+    pub async fn destroy_quietly(&self, stack: &str) -> Result<(ExitStatus, String)> {
+        let out = self.quietly(&["destroy".to_string(), stack.to_string(), "--force".to_string()]).await?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         Ok((out.status, text))
     }
@@ -227,17 +231,11 @@ impl<'a> Cdk<'a> {
         let mut args = vec!["diff".to_string(), stack.to_string()];
         args.extend(image_context(Some(image)));
         args.extend(self.ctx.target.cdk_diff_args());
-        let out = self
-            .child(&args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("cannot run cdk diff {stack}; is Node.js installed?"))?;
+        let out = self.quietly(&args).await?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         // cdk diff exits 0 (no differences) or 1 (differences, with `--fail`); other codes fail.
         if !matches!(out.status.code(), Some(0 | 1)) {
-            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            bail!("`cdk diff {stack}` failed: {}", lines[lines.len().saturating_sub(5)..].join(" | "));
+            bail!("`cdk diff {stack}` failed: {}", last_lines(&text, 5));
         }
         // Node.js's own warnings are not part of the diff.
         let kept: Vec<&str> = text.lines().filter(|l| !is_node_warning(l)).collect();
@@ -249,16 +247,9 @@ impl<'a> Cdk<'a> {
     pub async fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
         let mut args = vec!["synth".to_string(), stack.to_string(), "--quiet".to_string()];
         args.extend(image_context(image));
-        let out = self
-            .child(&args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("cannot run cdk synth {stack}; is Node.js installed?"))?;
+        let out = self.quietly(&args).await?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            bail!("`cdk synth {stack}` failed: {}", lines[lines.len().saturating_sub(5)..].join(" | "));
+            bail!("`cdk synth {stack}` failed: {}", last_lines(&String::from_utf8_lossy(&out.stderr), 5));
         }
         Ok(self.out.join(format!("{stack}.template.json")))
     }
@@ -270,6 +261,12 @@ impl Drop for Cdk<'_> {
         let _ = std::fs::remove_file(self.outputs_file());
         let _ = std::fs::remove_file(&self.config);
     }
+}
+
+/// The last `n` lines of `text` that are not blank, on one line (for an error).
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// A line of a Node.js runtime warning (the AWS SDK's notice about Node versions), not cdk's.

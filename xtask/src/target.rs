@@ -192,10 +192,9 @@ impl Target {
             }
             last = output;
         }
-        let lines: Vec<&str> = last.lines().filter(|l| !l.trim().is_empty()).collect();
         bail!(
             "cannot remove {service_stack} from the local stack to replace it ({}); restart the stack (`cargo xtask local down && cargo xtask local up`)",
-            lines[lines.len().saturating_sub(3)..].join(" | ")
+            crate::cdk::last_lines(&last, 3)
         );
     }
 
