@@ -75,6 +75,15 @@ impl<'a> Plan<'a> {
         source_key(&self.context, &self.keyed_args, self.image)
     }
 
+    /// What the image would be built from now: its source key, its base images as they
+    /// resolve now (see `resolve_bases`), and the inputs tag the two make.
+    pub async fn inputs(&self, docker: &Docker) -> Result<Inputs> {
+        let source_key = self.source_key()?;
+        let bases = resolve_bases(docker, &self.base_images()?).await?;
+        let tag = inputs_tag(&inputs_key(&source_key, &bases));
+        Ok(Inputs { source_key, bases, tag })
+    }
+
     /// The images the Dockerfile's `FROM` lines name, after build arguments.
     pub fn base_images(&self) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(&self.dockerfile)
@@ -92,6 +101,14 @@ impl<'a> Plan<'a> {
             (BASE_IMAGES_LABEL.to_string(), bases.join(" ")),
         ])
     }
+}
+
+/// An image's inputs (`Plan::inputs`).
+pub struct Inputs {
+    pub source_key: String,
+    pub bases: Vec<Base>,
+    /// `inputs-<key>`: the ECR tag of an image built from these inputs.
+    pub tag: String,
 }
 
 /// A base image reference and the digest it resolves to.

@@ -173,8 +173,7 @@ async fn push_plan(ctx: &StageContext<'_>, git: &Git, image: &Image, options: &P
     };
     let ws = ctx.ws;
     let build = Plan::new(&ws.config, ctx.stage, image, tag, &git.source_url())?;
-    let bases = image::resolve_bases(ctx.docker().await?, &build.base_images()?).await?;
-    let inputs_tag = image::inputs_tag(&image::inputs_key(&build.source_key()?, &bases));
+    let image::Inputs { bases, tag: inputs_tag, .. } = build.inputs(ctx.docker().await?).await?;
     if let Some(found) = ecr::image_by_tag(ecr_client, &image.repository, &inputs_tag).await? {
         plan.action = Action::Retag;
         plan.digest = found.image_digest().map(str::to_owned);

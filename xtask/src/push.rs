@@ -191,9 +191,7 @@ impl Session<'_> {
         // 2. An image with the same inputs (source, and base images as they resolve now)
         //    exists: add this commit's tag to it.
         let docker = self.ctx.docker().await?;
-        let source_key = plan.source_key()?;
-        let bases = image::resolve_bases(docker, &plan.base_images()?).await?;
-        let inputs_tag = image::inputs_tag(&image::inputs_key(&source_key, &bases));
+        let image::Inputs { source_key, bases, tag: inputs_tag } = plan.inputs(docker).await?;
         if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, &inputs_tag).await?.is_some() {
             let manifest = ecr::manifest(ecr, &image.repository, &inputs_tag).await?;
             ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
