@@ -1,114 +1,118 @@
 //! The service's routes: `/`, `/healthz`, `/version`.
+//!
+//! GET and HEAD only (axum answers HEAD with GET's head); other methods on these
+//! paths get 405 with `Allow`, unknown paths 404.
 
-use crate::http::{Request, Response};
+use std::sync::Arc;
 
-/// What `/version` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
-    /// The commit the image was built from (`APP_COMMIT`, set in the Dockerfile).
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde::Serialize;
+
+use crate::logs;
+
+/// What `/version` reports; absent values are `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
     pub commit: Option<String>,
-    /// The tag the image was deployed as (`APP_IMAGE_TAG`, set by the task definition).
-    /// An image is reused for a later commit when none of its inputs changed, so this
-    /// can name a descendant of `commit`; both are true.
     pub image_tag: Option<String>,
     pub version: &'static str,
 }
 
-const ALLOW: &str = "GET, HEAD";
-
-/// Answers a request: unknown paths get 404 whatever the method; known paths get
-/// 405 (with `Allow`) for methods other than GET and HEAD.
-pub fn handle(info: &Info, request: &Request) -> Response {
-    let route: fn(&Info) -> Response = match request.path.as_str() {
-        "/" => index,
-        "/healthz" => healthz,
-        "/version" => version,
-        _ => return Response::text(404, "Not Found\n"),
-    };
-    match request.method.as_str() {
-        "GET" | "HEAD" => route(info).with_header("Cache-Control", "no-store"),
-        _ => Response::text(405, "Method Not Allowed\n").with_header("Allow", ALLOW),
-    }
+pub fn router(version: Version) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/version", get(version_json))
+        .route_layer(middleware::map_response(no_store))
+        .fallback(not_found)
+        .layer(middleware::from_fn(logs::request))
+        .with_state(Arc::new(version))
 }
 
-fn index(info: &Info) -> Response {
-    Response::text(200, &format!("app {}: the hello service. Endpoints: /healthz, /version\n", info.version))
+async fn index() -> String {
+    format!("app {}: the hello service. Endpoints: /healthz, /version\n", env!("CARGO_PKG_VERSION"))
 }
 
-fn healthz(_: &Info) -> Response {
-    Response::text(200, "ok")
+async fn healthz() -> &'static str {
+    "ok"
 }
 
-fn version(info: &Info) -> Response {
-    Response::json(200, version_json(info))
+async fn version_json(State(version): State<Arc<Version>>) -> Response {
+    Json(&*version).into_response()
 }
 
-/// `{"commit":…,"image_tag":…,"version":…}`, absent values as `null`.
-pub fn version_json(info: &Info) -> String {
-    let mut out = String::from("{\"commit\":");
-    json_value(&mut out, info.commit.as_deref());
-    out.push_str(",\"image_tag\":");
-    json_value(&mut out, info.image_tag.as_deref());
-    out.push_str(",\"version\":");
-    json_value(&mut out, Some(info.version));
-    out.push('}');
-    out
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found\n")
 }
 
-fn json_value(out: &mut String, value: Option<&str>) {
-    match value {
-        Some(s) => json_string(out, s),
-        None => out.push_str("null"),
-    }
-}
-
-/// Appends `s` as a JSON string literal (RFC 8259): quotes, backslashes and control
-/// characters escaped; everything else, non-ASCII included, as is (UTF-8).
-pub fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if c < '\u{20}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// The answers of the routes above describe this process, now: never cache them.
+async fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
 
-    fn escaped(s: &str) -> String {
-        let mut out = String::new();
-        json_string(&mut out, s);
-        out
+    fn app() -> Router {
+        router(Version { commit: Some("c0ffee".into()), image_tag: None, version: "1.2.3" })
     }
 
-    #[test]
-    fn escapes_json_strings() {
-        assert_eq!(escaped(""), r#""""#);
-        assert_eq!(escaped("abc123"), r#""abc123""#);
-        assert_eq!(escaped(r#"a"b\c/d"#), r#""a\"b\\c/d""#);
-        assert_eq!(escaped("l1\nl2\r\tx"), r#""l1\nl2\r\tx""#);
-        assert_eq!(escaped("\u{08}\u{0c}"), r#""\b\f""#);
-        assert_eq!(escaped("\u{00}\u{01}\u{1f}"), r#""\u0000\u0001\u001f""#);
-        assert_eq!(escaped("\u{7f} é ✓ 😀"), "\"\u{7f} é ✓ 😀\"");
+    async fn send(method: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, 1 << 20).await.unwrap();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    #[test]
-    fn version_json_has_all_three_fields() {
-        let sha = "0123456789abcdef0123456789abcdef01234567";
-        let info = Info { commit: Some(sha.into()), image_tag: None, version: "1.2.3" };
-        assert_eq!(version_json(&info), format!(r#"{{"commit":"{sha}","image_tag":null,"version":"1.2.3"}}"#));
-        let odd = Info { commit: None, image_tag: Some("t\"1\n".into()), version: "0.1.0" };
-        assert_eq!(version_json(&odd), r#"{"commit":null,"image_tag":"t\"1\n","version":"0.1.0"}"#);
+    #[tokio::test]
+    async fn healthz_and_index() {
+        let (status, headers, body) = send("GET", "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+
+        let (status, _, body) = send("GET", "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("/healthz, /version"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn version_is_json_with_nulls() {
+        let (status, headers, body) = send("GET", "/version?pretty").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(body, r#"{"commit":"c0ffee","image_tag":null,"version":"1.2.3"}"#);
+    }
+
+    #[tokio::test]
+    async fn head_has_no_body() {
+        let (status, headers, body) = send("HEAD", "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+        assert_eq!(headers[header::CONTENT_LENGTH], "2");
+    }
+
+    #[tokio::test]
+    async fn other_methods_and_paths() {
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            let (status, headers, _) = send(method, "/healthz").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(headers[header::ALLOW], "GET,HEAD", "{method}");
+        }
+        for method in ["GET", "POST"] {
+            let (status, headers, _) = send(method, "/nope").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+            assert!(!headers.contains_key(header::CACHE_CONTROL));
+        }
     }
 }

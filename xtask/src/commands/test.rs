@@ -8,8 +8,9 @@ use xshell::cmd;
 use crate::{commands::stage_args::LocalStackArgs, local::Stack, workspace::Workspace};
 
 /// Run the tidy gate and every test: `cargo fmt --check` and `cargo clippy --all-targets
-/// -- -D warnings`, then (starting the local stack if needed) the Rust tests of the
-/// workspace, then infra's type check (`tsc --noEmit`) and its tests.
+/// -- -D warnings` in this workspace and in each service's (an image context with a
+/// Cargo.toml), the services' own tests, then (starting the local stack if needed) the Rust
+/// tests of this workspace, then infra's type check (`tsc --noEmit`) and its tests.
 ///
 /// Tests that need Docker fail when no daemon answers, unless XTASK_SKIP_DOCKER_TESTS=1
 /// (then they are skipped, each with a printed reason). The Docker engine is the one
@@ -29,10 +30,29 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let sh = &ws.sh;
-        cmd!(sh, "cargo fmt --all --check").run().context("the code is not formatted; run `cargo fmt --all`")?;
-        cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
-            .run()
-            .context("clippy found problems; fix them (or `cargo clippy --fix`)")?;
+        let services = service_workspaces(ws);
+        // One target directory for the services: they share most of their dependencies.
+        let services_target = ws.root.join("target").join("services");
+        for dir in std::iter::once(&ws.root).chain(&services) {
+            let _dir = sh.push_dir(dir);
+            let at = dir.strip_prefix(&ws.root).unwrap_or(dir).display().to_string();
+            let at = if at.is_empty() { String::from(".") } else { at };
+            let target = if *dir == ws.root { ws.root.join("target") } else { services_target.clone() };
+            cmd!(sh, "cargo fmt --all --check")
+                .run()
+                .with_context(|| format!("the code in {at} is not formatted; run `cargo fmt --all` there"))?;
+            cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+                .env("CARGO_TARGET_DIR", &target)
+                .run()
+                .with_context(|| format!("clippy found problems in {at}; fix them (or `cargo clippy --fix`)"))?;
+        }
+        for dir in &services {
+            let _dir = sh.push_dir(dir);
+            cmd!(sh, "cargo test --workspace --locked --no-fail-fast")
+                .env("CARGO_TARGET_DIR", &services_target)
+                .run()
+                .with_context(|| format!("the tests of {} failed", dir.display()))?;
+        }
         let stack = Stack::new(ws);
         stack.up(ws, &self.local.debian_mirror).await?;
         // Which engine the Docker tests run on: each run names it, so a log tells engines apart.
@@ -58,4 +78,17 @@ impl Args {
         cmd!(sh, "npx jest --ci").run().context("infra tests failed")?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The Cargo workspaces of the services: each image context that holds a Cargo.toml.
+fn service_workspaces(ws: &Workspace) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = ws
+        .config
+        .images
+        .iter()
+        .map(|image| ws.root.join(&image.context))
+        .filter(|dir| *dir != ws.root && dir.join("Cargo.toml").is_file())
+        .collect();
+    dirs.dedup();
+    dirs
 }
