@@ -22,6 +22,12 @@ export interface ImageConfig {
   /** The port the container listens on. */
   readonly port: number;
   readonly platform: Platform;
+  /**
+   * Whether the image serves the public behind a load balancer (an HTTP service), or
+   * runs without one (a worker, which still serves its health check on `port`).
+   * Absent in older configuration files: true.
+   */
+  readonly loadBalanced: boolean;
 }
 
 export interface StageConfig {
@@ -70,7 +76,8 @@ export const NO_CONFIG_MESSAGE =
 
 /**
  * Reads the resolved configuration that `cargo xtask` writes. xtask has
- * validated it already; only the schema version is checked here.
+ * validated it already; only the schema version and each image's `loadBalanced`
+ * (optional: older files lack it) are checked here.
  */
 export function loadConfig(file: string): ProjectConfig {
   let text: string;
@@ -99,8 +106,26 @@ export function loadConfig(file: string): ProjectConfig {
     keepImages: config.keepImages,
     rollbackWindow: config.rollbackWindow,
     lifecyclePolicy: config.lifecyclePolicy,
-    images: config.images,
+    images: config.images.map((image, i) => readImage(file, image, i)),
     stages: config.stages,
+  };
+}
+
+/** One image of the file, with `loadBalanced` defaulting to true (files written before it existed). */
+function readImage(file: string, image: ImageConfig, index: number): ImageConfig {
+  const value: unknown = image.loadBalanced;
+  const loadBalanced = value === undefined ? true : value;
+  if (typeof loadBalanced !== 'boolean') {
+    throw new ConfigError(
+      `${file}: images[${index}] (${image.name}) has loadBalanced ${JSON.stringify(loadBalanced)}, expected true or false`,
+    );
+  }
+  return {
+    name: image.name,
+    repository: image.repository,
+    port: image.port,
+    platform: image.platform,
+    loadBalanced,
   };
 }
 

@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -10,8 +10,24 @@ import { ConfigError, ImageConfig, imageId, Platform } from './config';
 /** A full commit SHA, optionally marked as built from a dirty work tree. */
 const IMAGE_TAG = /^[0-9a-f]{40}(-dirty-[0-9a-f]{8})?$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** Where the load balancer (and the local stack) asks whether a task is up. */
+/**
+ * Where the load balancer (and the local stack) asks whether a task is up. An image
+ * without a load balancer serves it too, and its binary's `healthcheck` command asks it.
+ */
 const HEALTH_CHECK_PATH = '/healthz';
+
+/**
+ * How every service runs and rolls out, with or without a load balancer: one task; start
+ * the new task before stopping the old one; roll back a deployment that never gets healthy.
+ * Public IPs, since the VPC has no NAT: tasks pull from ECR through the internet gateway.
+ */
+const SERVICE_ROLLOUT = {
+  desiredCount: 1,
+  minHealthyPercent: 100,
+  maxHealthyPercent: 200,
+  circuitBreaker: { rollback: true },
+  assignPublicIp: true,
+} as const;
 
 const CPU_ARCHITECTURE: Record<Platform, ecs.CpuArchitecture> = {
   'linux/amd64': ecs.CpuArchitecture.X86_64,
@@ -31,7 +47,10 @@ export interface ServiceStackProps extends StackProps {
   readonly imageDigest?: string;
 }
 
-/** One load-balanced Fargate service per image, in a VPC without NAT gateways. */
+/**
+ * One Fargate service per image, in a VPC without NAT gateways: behind a public load
+ * balancer, or without one (`loadBalanced: false`, a worker) and health-checked by ECS.
+ */
 export class ServiceStack extends Stack {
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, props);
@@ -61,50 +80,11 @@ export class ServiceStack extends Stack {
 
     for (const image of props.images) {
       const name = imageId(image);
-      const repository = ecr.Repository.fromRepositoryName(this, `${name}Repository`, image.repository);
+      const taskDefinition = this.taskDefinition(image, digests?.[image.name] ?? imageTag, imageTag);
+      const service = image.loadBalanced
+        ? this.loadBalancedService(image, cluster, taskDefinition)
+        : this.backgroundService(image, cluster, taskDefinition);
 
-      const taskDefinition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
-        cpu: 256,
-        memoryLimitMiB: 512,
-        runtimePlatform: {
-          cpuArchitecture: CPU_ARCHITECTURE[image.platform],
-          operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-        },
-      });
-      taskDefinition.addContainer(image.name, {
-        image: ecs.ContainerImage.fromEcrRepository(repository, digests?.[image.name] ?? imageTag),
-        portMappings: [{ containerPort: image.port }],
-        // The running service reports the commit it was deployed as.
-        environment: { APP_IMAGE_TAG: imageTag },
-        // An init process reaps zombies and forwards SIGTERM to the app.
-        linuxParameters: new ecs.LinuxParameters(this, `${name}LinuxParameters`, { initProcessEnabled: true }),
-        logging: ecs.LogDrivers.awsLogs({
-          streamPrefix: image.name,
-          logGroup: new logs.LogGroup(this, `${name}Logs`, {
-            retention: logs.RetentionDays.ONE_MONTH,
-            removalPolicy: RemovalPolicy.DESTROY,
-          }),
-        }),
-      });
-
-      const service = new ecsPatterns.ApplicationLoadBalancedFargateService(this, `${name}Service`, {
-        cluster,
-        taskDefinition,
-        desiredCount: 1,
-        // Start the new task before stopping the old one; roll back a deployment that never gets healthy.
-        minHealthyPercent: 100,
-        maxHealthyPercent: 200,
-        circuitBreaker: { rollback: true },
-        taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
-        assignPublicIp: true,
-      });
-      service.targetGroup.configureHealthCheck({ path: HEALTH_CHECK_PATH, healthyHttpCodes: '200' });
-      service.targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
-
-      new CfnOutput(this, `${name}Url`, {
-        description: `URL of the ${image.name} service`,
-        value: `http://${service.loadBalancer.loadBalancerDnsName}`,
-      });
       // What `cargo xtask deploy` reads to verify the rollout (ECS) and the health check
       // the local stack runs the container against.
       new CfnOutput(this, `${name}EcsCluster`, {
@@ -113,7 +93,7 @@ export class ServiceStack extends Stack {
       });
       new CfnOutput(this, `${name}EcsService`, {
         description: `ECS service of the ${image.name} image`,
-        value: service.service.serviceName,
+        value: service.serviceName,
       });
       new CfnOutput(this, `${name}HealthCheckPath`, {
         description: `Health check path of the ${image.name} service`,
@@ -122,11 +102,102 @@ export class ServiceStack extends Stack {
     }
   }
 
+  /**
+   * The task definition of an image, the same for either kind of service: its container
+   * runs `imageRef` (the tag or a digest) and is told the deployed tag. An image without a
+   * load balancer gets a container health check instead of the load balancer's.
+   */
+  private taskDefinition(image: ImageConfig, imageRef: string, imageTag: string): ecs.FargateTaskDefinition {
+    const name = imageId(image);
+    const repository = ecr.Repository.fromRepositoryName(this, `${name}Repository`, image.repository);
+
+    const taskDefinition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
+      cpu: 256,
+      memoryLimitMiB: 512,
+      runtimePlatform: {
+        cpuArchitecture: CPU_ARCHITECTURE[image.platform],
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+    taskDefinition.addContainer(image.name, {
+      image: ecs.ContainerImage.fromEcrRepository(repository, imageRef),
+      portMappings: [{ containerPort: image.port }],
+      // The running service reports the commit it was deployed as.
+      environment: { APP_IMAGE_TAG: imageTag },
+      // An init process reaps zombies and forwards SIGTERM to the app.
+      linuxParameters: new ecs.LinuxParameters(this, `${name}LinuxParameters`, { initProcessEnabled: true }),
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: image.name,
+        logGroup: new logs.LogGroup(this, `${name}Logs`, {
+          retention: logs.RetentionDays.ONE_MONTH,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
+      }),
+      healthCheck: image.loadBalanced ? undefined : containerHealthCheck(image),
+    });
+    return taskDefinition;
+  }
+
+  /** A service behind a public load balancer that health-checks it, with its URL as an output. */
+  private loadBalancedService(
+    image: ImageConfig,
+    cluster: ecs.ICluster,
+    taskDefinition: ecs.FargateTaskDefinition,
+  ): ecs.FargateService {
+    const name = imageId(image);
+    const { service, targetGroup, loadBalancer } = new ecsPatterns.ApplicationLoadBalancedFargateService(
+      this,
+      `${name}Service`,
+      {
+        ...SERVICE_ROLLOUT,
+        cluster,
+        taskDefinition,
+        taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      },
+    );
+    targetGroup.configureHealthCheck({ path: HEALTH_CHECK_PATH, healthyHttpCodes: '200' });
+    targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
+
+    new CfnOutput(this, `${name}Url`, {
+      description: `URL of the ${image.name} service`,
+      value: `http://${loadBalancer.loadBalancerDnsName}`,
+    });
+    return service;
+  }
+
+  /** A service that nothing reaches (no load balancer, no ingress), kept healthy by its container health check. */
+  private backgroundService(
+    image: ImageConfig,
+    cluster: ecs.ICluster,
+    taskDefinition: ecs.FargateTaskDefinition,
+  ): ecs.FargateService {
+    return new ecs.FargateService(this, `${imageId(image)}Service`, {
+      ...SERVICE_ROLLOUT,
+      cluster,
+      taskDefinition,
+      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+    });
+  }
+
   // The first two zones of the region, resolved by CloudFormation: synth needs no
   // AZ lookup (no credentials, no cdk.context.json) even with a concrete env.
   get availabilityZones(): string[] {
     return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
+}
+
+/**
+ * The health check of a container without a load balancer: the image's binary (installed
+ * as /usr/local/bin/<image name>) asks its own server for /healthz.
+ */
+function containerHealthCheck(image: ImageConfig): ecs.HealthCheck {
+  return {
+    command: ['CMD', `/usr/local/bin/${image.name}`, 'healthcheck'],
+    interval: Duration.seconds(30),
+    timeout: Duration.seconds(5),
+    retries: 3,
+    startPeriod: Duration.seconds(10),
+  };
 }
 
 /** Throws unless `tag` is a full lowercase commit SHA, optionally `-dirty-<8 hex>`. */

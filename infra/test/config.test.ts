@@ -18,8 +18,8 @@ test('reads the fixture', () => {
   expect(fixture.project).toBe('demo');
   expect(fixture.keepImages).toBe(5);
   expect(fixture.images).toEqual([
-    { name: 'web', repository: 'demo/web', port: 8080, platform: 'linux/amd64' },
-    { name: 'api-gateway', repository: 'demo/api-gateway', port: 9000, platform: 'linux/arm64' },
+    { name: 'web', repository: 'demo/web', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+    { name: 'api-gateway', repository: 'demo/api-gateway', port: 9000, platform: 'linux/arm64', loadBalanced: true },
   ]);
   expect(fixture.stages.dev).toEqual({ name: 'dev', profile: 'demo-dev', region: 'eu-west-1', account: '111111111111' });
 });
@@ -82,4 +82,31 @@ test.each([
 test('rejects JSON that is not an object as having no schema', () => {
   const json = file('array.json', '[1]\n');
   expect(() => loadConfig(json)).toThrow(`${json} has configuration schema none, this app reads ${CONFIG_SCHEMA}`);
+});
+
+/** The fixture's JSON with the images' `loadBalanced` set to these values (undefined: absent). */
+function withLoadBalanced(...values: unknown[]): string {
+  const data = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+  data.images.forEach((image: Record<string, unknown>, i: number) => {
+    delete image.loadBalanced;
+    if (values[i] !== undefined) image.loadBalanced = values[i];
+  });
+  return file('load-balanced.json', JSON.stringify(data));
+}
+
+test('reads loadBalanced, which is true when absent (files written before it existed)', () => {
+  expect(loadConfig(withLoadBalanced(undefined, false)).images.map((i) => i.loadBalanced)).toEqual([true, false]);
+  expect(loadConfig(withLoadBalanced(false, true)).images.map((i) => i.loadBalanced)).toEqual([false, true]);
+});
+
+test.each([
+  ['a string', '"false"'],
+  ['a number', '0'],
+  ['null', 'null'],
+])('rejects a loadBalanced that is %s, naming the image', (_, value) => {
+  const json = withLoadBalanced(true, JSON.parse(value));
+  expect(() => loadConfig(json)).toThrow(ConfigError);
+  expect(() => loadConfig(json)).toThrow(
+    `${json}: images[1] (api-gateway) has loadBalanced ${value}, expected true or false`,
+  );
 });

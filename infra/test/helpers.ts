@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { addStageStacks } from '../lib/app';
-import { loadConfig, ProjectConfig } from '../lib/config';
+import { ImageConfig, LOCAL_STAGE, loadConfig, ProjectConfig } from '../lib/config';
 
 /** A fixed tag: a new commit never changes a snapshot. */
 export const TAG = '0123456789abcdef0123456789abcdef01234567';
@@ -15,6 +15,36 @@ const featureFlags = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.
 /** The resolved form of fixtures/Cargo.toml, as `cargo xtask config --out` writes it. */
 export const FIXTURE = path.join(__dirname, 'fixtures', 'config.json');
 export const fixture: ProjectConfig = loadConfig(FIXTURE);
+
+/**
+ * A project as xtask resolves one with these images, the default keep-images and only the
+ * local stage; its lifecycle policy is cut to one rule (the registry stack sets it verbatim).
+ */
+export function project(name: string, images: ImageConfig[]): ProjectConfig {
+  return {
+    project: name,
+    keepImages: 30,
+    rollbackWindow: 10,
+    lifecyclePolicy: {
+      rules: [
+        {
+          rulePriority: 1,
+          description: 'Keep the last 30 tagged images',
+          selection: { tagStatus: 'tagged', tagPatternList: ['*'], countType: 'imageCountMoreThan', countNumber: 30 },
+          action: { type: 'expire' },
+        },
+      ],
+    },
+    images,
+    stages: { [LOCAL_STAGE]: { name: LOCAL_STAGE, region: 'us-east-1', account: '123456789012' } },
+  };
+}
+
+/** An HTTP app behind a load balancer and a worker without one, which serves only its health check. */
+export const WITH_WORKER = project('two', [
+  { name: 'app', repository: 'two/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+  { name: 'worker', repository: 'two/worker', port: 8081, platform: 'linux/arm64', loadBalanced: false },
+]);
 
 /**
  * An app as the CLI runs it: cdk.json's feature flags, and a stack's validation

@@ -39,14 +39,15 @@ test('sets the lifecycle policy xtask resolved, verbatim', () => {
   }
 });
 
-test('keeps deployed images first, then main, then pull requests, and never selects untagged manifests', () => {
+test('keeps deployed images first, then main, then pull requests, then build cache, and never selects untagged manifests', () => {
   const rules = fixture.lifecyclePolicy.rules;
   expect(rules.map((r) => [r.rulePriority, r.selection.tagPrefixList ?? r.selection.tagPatternList, r.selection.countNumber])).toEqual([
     [1, ['deployed-dev.'], fixture.rollbackWindow],
     [2, ['deployed-local.'], fixture.rollbackWindow],
     [3, ['main-'], fixture.keepImages],
     [4, ['pr-'], 3],
-    [5, ['*'], fixture.keepImages],
+    [5, ['buildcache-'], 5],
+    [6, ['*'], fixture.keepImages],
   ]);
   for (const rule of rules) {
     expect(rule.selection.tagStatus).toBe('tagged');

@@ -1,7 +1,6 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { LOCAL_STAGE, ProjectConfig } from '../lib/config';
 import { addStageStacks } from '../lib/app';
-import { app, DIGEST_API, DIGEST_WEB, fixture, stacks, TAG } from './helpers';
+import { app, DIGEST_API, DIGEST_WEB, fixture, project, stacks, TAG, WITH_WORKER } from './helpers';
 
 const { service } = stacks({ imageTag: TAG });
 const template = Template.fromStack(service);
@@ -66,14 +65,9 @@ test('pins images by digest when imageDigest is given', () => {
 
 test('takes a bare digest when there is one image', () => {
   // As xtask resolves a project with one image and the default keep-images, platform and local stage.
-  const single: ProjectConfig = {
-    project: 'one',
-    keepImages: 30,
-    rollbackWindow: 10,
-    lifecyclePolicy: { rules: [] },
-    images: [{ name: 'app', repository: 'one/app', port: 8080, platform: 'linux/amd64' }],
-    stages: { [LOCAL_STAGE]: { name: LOCAL_STAGE, region: 'us-east-1', account: '123456789012' } },
-  };
+  const single = project('one', [
+    { name: 'app', repository: 'one/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+  ]);
   const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest: DIGEST_WEB }, single).service);
   expect(imageRef(container(t, 'app').Image)).toBe(`/one/app@${DIGEST_WEB}`);
 });
@@ -141,4 +135,100 @@ test('rolls back failed deployments and runs in public subnets without NAT', () 
   template.resourceCountIs('AWS::EC2::Subnet', 2);
   // Plain CloudFormation: no Lambda-backed custom resource, no asset to publish.
   template.resourceCountIs('AWS::Lambda::Function', 0);
+});
+
+describe('an image without a load balancer', () => {
+  const t = Template.fromStack(stacks({ imageTag: TAG }, WITH_WORKER).service);
+  const outputs = t.findOutputs('*');
+
+  /** The ECS service that an image's `<Id>EcsService` output names. */
+  function serviceOf(id: string) {
+    const name = outputs[`${id}EcsService`].Value;
+    expect(name['Fn::GetAtt'][1]).toBe('Name');
+    return t.findResources('AWS::ECS::Service')[name['Fn::GetAtt'][0]];
+  }
+
+  test('matches the snapshot', () => {
+    expect(t.toJSON()).toMatchSnapshot();
+  });
+
+  test('passes CloudFormation validation', () => {
+    const strict = app({ '@aws-cdk/core:failSynthOnValidationErrors': true, imageTag: TAG });
+    addStageStacks(strict, WITH_WORKER);
+    expect(() => strict.synth()).not.toThrow();
+  });
+
+  test('runs as an ECS service without a listener or target group', () => {
+    t.resourceCountIs('AWS::ECS::Service', 2);
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::TargetGroup', 1);
+    // CDK renders the worker's as an empty list.
+    expect(serviceOf('Worker').Properties.LoadBalancers ?? []).toEqual([]);
+    expect(serviceOf('Worker').Properties.HealthCheckGracePeriodSeconds).toBeUndefined();
+    expect(serviceOf('App').Properties.LoadBalancers).toEqual([
+      expect.objectContaining({ ContainerName: 'app', ContainerPort: 8080 }),
+    ]);
+    // Nothing may reach the worker: the only ingress rules are the app's load balancer's and its tasks'.
+    t.resourceCountIs('AWS::EC2::SecurityGroupIngress', 1);
+    const workerGroup = serviceOf('Worker').Properties.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0];
+    expect(t.findResources('AWS::EC2::SecurityGroup')[workerGroup['Fn::GetAtt'][0]].Properties.SecurityGroupIngress).toBeUndefined();
+  });
+
+  test('rolls out like the load-balanced one: one task, 100-200%, rollback, public subnets', () => {
+    for (const id of ['App', 'Worker']) {
+      expect(serviceOf(id).Properties).toMatchObject({
+        LaunchType: 'FARGATE',
+        DesiredCount: 1,
+        DeploymentConfiguration: {
+          MinimumHealthyPercent: 100,
+          MaximumPercent: 200,
+          DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+        },
+        NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'ENABLED' } },
+      });
+    }
+    expect(serviceOf('Worker').Properties.NetworkConfiguration.AwsvpcConfiguration.Subnets).toEqual(
+      serviceOf('App').Properties.NetworkConfiguration.AwsvpcConfiguration.Subnets,
+    );
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('is health-checked by ECS running its binary, and only it', () => {
+    expect(container(t, 'worker').HealthCheck).toEqual({
+      Command: ['CMD', '/usr/local/bin/worker', 'healthcheck'],
+      Interval: 30,
+      Timeout: 5,
+      Retries: 3,
+      StartPeriod: 10,
+    });
+    expect(container(t, 'app').HealthCheck).toBeUndefined();
+  });
+
+  test('has the same task definition shape: tag, init process, logs, port', () => {
+    const worker = container(t, 'worker');
+    expect(imageRef(worker.Image)).toBe(`/two/worker:${TAG}`);
+    expect(worker.Environment).toEqual([{ Name: 'APP_IMAGE_TAG', Value: TAG }]);
+    expect(worker.LinuxParameters).toMatchObject({ InitProcessEnabled: true });
+    expect(worker.LogConfiguration).toMatchObject({ LogDriver: 'awslogs', Options: { 'awslogs-stream-prefix': 'worker' } });
+    expect(worker.PortMappings).toEqual([{ ContainerPort: 8081, Protocol: 'tcp' }]);
+    t.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      Cpu: '256',
+      Memory: '512',
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      ContainerDefinitions: [Match.objectLike({ Name: 'worker' })],
+    });
+  });
+
+  test('outputs its cluster, service and health check path, but no URL', () => {
+    const keys = Object.keys(outputs);
+    expect(keys.filter((key) => key.startsWith('Worker')).sort()).toEqual([
+      'WorkerEcsCluster',
+      'WorkerEcsService',
+      'WorkerHealthCheckPath',
+    ]);
+    expect(keys).toEqual(expect.arrayContaining(['AppUrl', 'AppEcsCluster', 'AppEcsService', 'AppHealthCheckPath']));
+    expect(outputs.WorkerHealthCheckPath.Value).toBe('/healthz');
+    expect(outputs.WorkerEcsCluster.Value).toEqual(outputs.AppEcsCluster.Value);
+  });
 });

@@ -58,6 +58,19 @@ pub struct Image {
     pub build_args: BTreeMap<String, String>,
     /// The port the container listens on; the service stack routes its load balancer to it.
     pub port: u16,
+    /// Whether the service stack puts a load balancer in front of it (`load-balanced`;
+    /// a worker without one is health-checked by its container's own `healthcheck` command).
+    #[serde(default = "default_true")]
+    pub load_balanced: bool,
+    /// The Dockerfile stage whose layers `push` exports to ECR as build cache
+    /// (`cache-stage`, e.g. the stage that compiles the dependencies), so a runner with an
+    /// empty daemon reuses them.
+    #[serde(default)]
+    pub cache_stage: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -334,11 +347,13 @@ impl Config {
             stages: BTreeMap<&'a str, ResolvedStage<'a>>,
         }
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct ResolvedImage<'a> {
             name: &'a str,
             repository: &'a str,
             port: u16,
             platform: &'a str,
+            load_balanced: bool,
         }
         #[derive(Serialize)]
         struct ResolvedStage<'a> {
@@ -364,6 +379,7 @@ impl Config {
                     repository: &i.repository,
                     port: i.port,
                     platform: &i.platform,
+                    load_balanced: i.load_balanced,
                 })
                 .collect(),
             stages: self
