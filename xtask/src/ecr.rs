@@ -10,6 +10,7 @@ use base64::Engine;
 use crate::aws::SdkResultExt;
 
 /// Credentials for the registry, good for a few hours. Never printed or written to disk.
+#[derive(Clone)]
 pub struct RegistryAuth {
     pub username: String,
     pub password: String,

@@ -93,6 +93,23 @@ impl<'a> Plan<'a> {
         })
     }
 
+    /// `buildcache-<key>`: the tag of the image's build cache in ECR, for the inputs
+    /// `inputs` (module [`build_cache`](crate::build_cache)); `None` without a `cache-stage`.
+    pub fn cache_tag(&self, inputs: &Inputs) -> Result<Option<String>> {
+        let Some(stage) = &self.image.cache_stage else { return Ok(None) };
+        let tag = crate::build_cache::tag(&crate::build_cache::KeyInputs {
+            stage,
+            dockerfile: &self.dockerfile,
+            context_root: self.context.root(),
+            source_key: &inputs.source_key,
+            bases: &inputs.bases,
+            keyed_args: &self.keyed_args,
+            platform: &self.image.platform,
+        })
+        .with_context(|| format!("image `{}`: cannot key its build cache", self.image.name))?;
+        Ok(Some(tag))
+    }
+
     /// The labels that record the inputs on the image.
     pub fn input_labels(&self, source_key: &str, bases: &[Base]) -> BTreeMap<String, String> {
         let bases: Vec<String> = bases.iter().map(|b| format!("{}@{}", b.reference, b.digest)).collect();

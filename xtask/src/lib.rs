@@ -11,6 +11,7 @@
 mod aws;
 mod bench;
 mod bootstrap;
+mod build_cache;
 mod cdk;
 pub mod commands;
 pub mod config;

@@ -9,11 +9,12 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::{
+    config::Stage,
     docker::{
         self,
         build::{BuildSpec, BuilderChoice},
     },
-    ecr::{self, Tagged},
+    ecr::{self, RegistryAuth, Tagged},
     git::{Git, ImageTag},
     image::{self, Plan},
     progress::Progress,
@@ -130,6 +131,16 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     Ok(Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: done })
 }
 
+/// An image's build cache in ECR.
+struct Cache {
+    /// `buildcache-<key>`.
+    tag: String,
+    /// `<registry>/<repository>:<tag>`, as BuildKit reads it.
+    reference: String,
+    /// Whether ECR has it already.
+    present: bool,
+}
+
 struct Session<'a> {
     ctx: &'a StageContext<'a>,
     progress: Progress,
@@ -191,9 +202,10 @@ impl Session<'_> {
         // 2. An image with the same inputs (source, and base images as they resolve now)
         //    exists: add this commit's tag to it.
         let docker = self.ctx.docker().await?;
-        let image::Inputs { source_key, bases, tag: inputs_tag } = plan.inputs(docker).await?;
-        if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, &inputs_tag).await?.is_some() {
-            let manifest = ecr::manifest(ecr, &image.repository, &inputs_tag).await?;
+        let inputs = plan.inputs(docker).await?;
+        let image::Inputs { source_key, bases, tag: inputs_tag } = &inputs;
+        if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, inputs_tag).await?.is_some() {
+            let manifest = ecr::manifest(ecr, &image.repository, inputs_tag).await?;
             ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
                 &image.repository,
                 &tag,
@@ -203,18 +215,24 @@ impl Session<'_> {
             return Ok(report(digest, Action::Retagged));
         }
 
-        // 3. Build, recording the inputs on the image, and push.
-        let mut spec = build_spec(plan, self.options.builder);
-        spec.labels.extend(plan.input_labels(&source_key, &bases));
-        docker::build::build(docker, &spec, &self.progress).await?;
+        // 3. Build, recording the inputs on the image (and reading the build cache ECR has
+        //    for it), and push.
         let auth = self.ctx.registry().await?;
+        let cache = self.cache(plan, &inputs, auth).await?;
+        let mut spec = build_spec(plan, self.ctx.stage, self.options.builder);
+        spec.labels.extend(plan.input_labels(source_key, bases));
+        if let Some(Cache { reference, present: true, .. }) = &cache {
+            spec.cache_from.push(reference.clone());
+            spec.registry = Some(auth.clone());
+        }
+        docker::build::build(docker, &spec, &self.progress).await?;
         let pushed =
             match docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await {
                 Ok(pushed) => pushed,
                 // Another job pushed this commit's tag first (two runners, one commit): its
                 // image serves if it was built from the same revision and inputs.
                 Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
-                    let digest = self.adopt(plan, &source_key, &bases).await.map_err(|e| e.context(err))?;
+                    let digest = self.adopt(plan, source_key, bases).await.map_err(|e| e.context(err))?;
                     return Ok(report(digest, Action::PushedByAnotherJob));
                 }
                 Err(err) => return Err(err),
@@ -223,7 +241,7 @@ impl Session<'_> {
 
         // Record the inputs key on the image, for the next commit with the same inputs.
         let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
-        match ecr::put_tag(ecr, &image.repository, &manifest, &inputs_tag).await? {
+        match ecr::put_tag(ecr, &image.repository, &manifest, inputs_tag).await? {
             Tagged::Added | Tagged::AlreadyThere => {}
             // Another job built an equivalent image first; its inputs tag serves as well.
             Tagged::Taken(other) => self.progress.println(format!(
@@ -231,7 +249,56 @@ impl Session<'_> {
                 image.name
             )),
         }
+
+        // 4. Export the build cache for the next runner, once per key. It is an optimisation:
+        //    a failure is reported, never fatal, and touches no tag of the image.
+        if let Some(cache @ Cache { present: false, .. }) = &cache
+            && let Err(err) = self.export_cache(plan, cache, auth).await
+        {
+            self.progress.println(format!("warning: {}: the build cache was not pushed: {err:#}", image.name));
+        }
         Ok(report(digest, Action::Built))
+    }
+
+    /// The image's build cache in ECR (`cache-stage`), when BuildKit builds it.
+    async fn cache(&self, plan: &Plan<'_>, inputs: &image::Inputs, auth: &RegistryAuth) -> Result<Option<Cache>> {
+        let Some(tag) = plan.cache_tag(inputs)? else { return Ok(None) };
+        if !docker::build::is_buildkit(self.ctx.docker().await?, self.options.builder).await {
+            return Ok(None);
+        }
+        let present = ecr::image_by_tag(&self.ctx.ecr, &plan.image.repository, &tag).await?.is_some();
+        let reference = format!("{}/{}:{tag}", auth.host, plan.image.repository);
+        Ok(Some(Cache { tag, reference, present }))
+    }
+
+    /// Builds the cache stage alone with inline cache metadata (its steps are cached from
+    /// the build just made) and pushes it under its cache tag.
+    async fn export_cache(&self, plan: &Plan<'_>, cache: &Cache, auth: &RegistryAuth) -> Result<()> {
+        let docker = self.ctx.docker().await?;
+        let image = plan.image;
+        let local = format!("{}:{}", image.repository, cache.tag);
+        let mut spec = build_spec(plan, self.ctx.stage, self.options.builder);
+        spec.name = &image.name;
+        spec.tag = local.clone();
+        spec.target = image.cache_stage.clone();
+        spec.build_args.insert(crate::build_cache::INLINE_CACHE_ARG.to_string(), "1".to_string());
+        docker::build::build(docker, &spec, &self.progress).await?;
+        let pushed = docker::push::push(docker, &local, &image.repository, &cache.tag, auth, &self.progress).await;
+        // The local names go either way: the daemon keeps the layers as build cache.
+        for name in [local.clone(), format!("{}/{}:{}", auth.host, image.repository, cache.tag)] {
+            let _ = docker.remove_image(&name, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        }
+        let pushed = pushed?;
+        self.progress.println(format!(
+            "{}: pushed the build cache of stage `{}` as {}:{} ({} layers sent, {} already there)",
+            image.name,
+            image.cache_stage.as_deref().unwrap_or_default(),
+            image.repository,
+            cache.tag,
+            pushed.layers_pushed,
+            pushed.layers_present
+        ));
+        Ok(())
     }
 
     /// The digest of the image another job pushed under this commit's tag, once its labels
@@ -298,8 +365,8 @@ pub fn write_github_output(report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// What to ask the daemon for, from a plan.
-pub(crate) fn build_spec<'p>(plan: &'p Plan<'_>, builder: BuilderChoice) -> BuildSpec<'p> {
+/// What to ask the daemon for, from a plan, for a build in `stage`.
+pub(crate) fn build_spec<'p>(plan: &'p Plan<'_>, stage: &Stage, builder: BuilderChoice) -> BuildSpec<'p> {
     BuildSpec {
         name: &plan.image.name,
         context: &plan.context,
@@ -308,7 +375,9 @@ pub(crate) fn build_spec<'p>(plan: &'p Plan<'_>, builder: BuilderChoice) -> Buil
         labels: plan.labels.clone(),
         target: plan.image.target.clone(),
         platform: Some(plan.image.platform.clone()),
-        network: None,
+        network: Target::build_network(stage).map(str::to_owned),
         builder,
+        cache_from: vec![],
+        registry: None,
     }
 }

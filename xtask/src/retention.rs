@@ -9,7 +9,9 @@
 //!   so the stage's rule (count = the window) never has more images than it keeps, whatever
 //!   order they were pushed in (the rule counts by push time);
 //! - `main-<tag>`: added by `push` to images of commits on the main branch;
-//! - `pr-<tag>`: added by `push` to images of any other commit (pull requests).
+//! - `pr-<tag>`: added by `push` to images of any other commit (pull requests);
+//! - `buildcache-<key>`: the build cache `push` exports (module `build_cache`); only the
+//!   newest few serve a build, the cache of the current lock file among them.
 //!
 //! ECR's evaluation rules (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html>,
 //! "Lifecycle policy evaluation rules"), which this module relies on and implements:
@@ -38,6 +40,8 @@ pub const DEPLOYED_PREFIX: &str = "deployed-";
 pub const MAIN_PREFIX: &str = "main-";
 /// Prefix of the channel tag of an image of any other commit (a pull request's).
 pub const PR_PREFIX: &str = "pr-";
+/// How many build-cache images a repository keeps.
+pub const KEEP_CACHE_IMAGES: u32 = 5;
 
 /// `deployed-<stage>.`: the prefix of one stage's deployed tags. A stage name holds no `.`,
 /// so no stage's prefix selects another's tags (`deployed-local.` never matches
@@ -124,7 +128,8 @@ impl Settings {
 }
 
 /// The policy every repository gets: per stage, its deployed images (the rollback window);
-/// then main's last `keep-images`; then pull requests' last `keep-pr-images`; last, images
+/// then main's last `keep-images`; then pull requests' last `keep-pr-images`; then the
+/// newest build-cache images; last, images
 /// with none of these tags (pushed before channel tags existed), counted among all tagged
 /// images as before.
 pub fn policy(settings: &Settings) -> Policy {
@@ -154,8 +159,15 @@ pub fn policy(settings: &Settings) -> Policy {
     let next = rules.len() as u32 + 1;
     rules.push(rule(next, format!("Keep the last {main} images of commits on main"), Some(MAIN_PREFIX.into()), main));
     rules.push(rule(next + 1, format!("Keep the last {pr} pull-request images"), Some(PR_PREFIX.into()), pr));
+    let cache = KEEP_CACHE_IMAGES;
     rules.push(rule(
         next + 2,
+        format!("Keep the last {cache} build-cache images"),
+        Some(crate::build_cache::CACHE_TAG_PREFIX.into()),
+        cache,
+    ));
+    rules.push(rule(
+        next + 3,
         format!("Keep the last {main} tagged images; expires only those with none of the tags above"),
         None,
         main,
@@ -334,7 +346,8 @@ mod tests {
                 (2, "deployed-prod.".into(), 2),
                 (3, "main-".into(), 3),
                 (4, "pr-".into(), 2),
-                (5, "*".into(), 3)
+                (5, "buildcache-".into(), 5),
+                (6, "*".into(), 3)
             ]
         );
         assert!(rules.iter().all(|r| r["selection"]["tagStatus"] == "tagged" && r["action"]["type"] == "expire"));

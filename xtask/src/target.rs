@@ -13,6 +13,7 @@
 //!   definition's containers on update (`before_deploy`), and runs the whole chain first:
 //!   start the stack, bootstrap it, push the work tree (`deploy_runs_whole_chain`);
 //! - images of a dirty work tree are accepted (`accepts_dirty_images`);
+//! - builds run their steps on the host's network (`build_network`);
 //! - a stage with an account of its own acts in it through a role assumed there, and
 //!   pushes to that account's registry (`open`, `registry`, `profile`).
 
@@ -47,6 +48,13 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// The network a build's `RUN` steps get: on the local stack the host's, the only one
+    /// its daemons have (they run without a bridge) and the one that reaches the package
+    /// registries; elsewhere the engine's own.
+    pub fn build_network(stage: &Stage) -> Option<&'static str> {
+        stage.is_local().then_some("host")
+    }
+
     /// Checks the flags that choose a stage, before anything is started or called.
     pub fn check_flags(stage: &Stage, profile: Option<&str>) -> Result<()> {
         if stage.is_local() && profile.is_some() {

@@ -43,7 +43,7 @@ impl Args {
         let source = git.source_url();
         for image in images {
             let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
-            let id = docker::build::build(&docker, &build_spec(&plan, self.builder), &progress).await?;
+            let id = docker::build::build(&docker, &build_spec(&plan, stage, self.builder), &progress).await?;
             progress.println(format!("{}: {} ({})", image.name, plan.local_name(), docker::build::short(&id)));
         }
         Ok(ExitCode::SUCCESS)

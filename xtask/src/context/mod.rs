@@ -145,6 +145,27 @@ impl BuildContext {
         Ok(BuildContext { inner: Arc::new(Inner { root, matcher, dockerfile, dockerfile_path }) })
     }
 
+    /// The same context with `content` sent as its Dockerfile (under a generated name, as a
+    /// Dockerfile from outside the context is): what the classic builder gets when the
+    /// Dockerfile needs rewriting for it. The context's [`digest`](Self::digest) changes;
+    /// the image's inputs are keyed by the original.
+    pub(crate) fn with_dockerfile(&self, content: Vec<u8>) -> BuildContext {
+        let name = format!("{OUTSIDE_DOCKERFILE_PREFIX}{}", &format!("{:x}", Sha256::digest(&content))[..12]);
+        BuildContext {
+            inner: Arc::new(Inner {
+                root: self.inner.root.clone(),
+                matcher: self.inner.matcher.clone(),
+                dockerfile: DockerfileSource::Outside { name, content },
+                dockerfile_path: self.inner.dockerfile_path.clone(),
+            }),
+        }
+    }
+
+    /// The Dockerfile's path, symbolic links resolved.
+    pub(crate) fn dockerfile_path(&self) -> &Path {
+        &self.inner.dockerfile_path
+    }
+
     /// The value for `BuildImageOptions.dockerfile`.
     pub fn dockerfile_name(&self) -> &str {
         match &self.inner.dockerfile {

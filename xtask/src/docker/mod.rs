@@ -86,6 +86,8 @@ pub async fn build_context(
         platform: None,
         network: None,
         builder,
+        cache_from: vec![],
+        registry: None,
     };
     build::build(docker, &spec, &crate::progress::Progress::detect()).await
 }

@@ -104,6 +104,10 @@ async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str, 
     Ok(())
 }
 
+/// Debian's bundle of the certificate authorities the host trusts.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const CA_BUNDLE_IN_CONTEXT: &str = "host-ca-certificates.crt";
+
 async fn make_rust(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progress) -> Result<()> {
     let sh = &ws.sh;
     let sysroot = cmd!(sh, "rustc --print sysroot").quiet().read().context("cannot find the host's Rust toolchain")?;
@@ -119,13 +123,21 @@ async fn make_rust(ws: &Workspace, docker: &Docker, dir: &Path, progress: &Progr
             cmd!(sh, "cp -a {from} {toolchain}").quiet().run()?;
         }
     }
+    // The host's trust store, so builds reach the package registries over https as the host
+    // does: through whatever TLS-inspecting proxy the host trusts, as on many office networks.
+    let host_cas = Path::new(HOST_CA_BUNDLE);
+    if host_cas.is_file() {
+        std::fs::copy(host_cas, toolchain.join(CA_BUNDLE_IN_CONTEXT))
+            .with_context(|| format!("cannot copy {HOST_CA_BUNDLE}"))?;
+    }
     let dockerfile = dir.join("Dockerfile.rust");
     std::fs::write(
         &dockerfile,
         format!(
             "FROM {DEBIAN}\n\
-             RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*\n\
+             RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates && rm -rf /var/lib/apt/lists/*\n\
              COPY . /usr/local/rust/\n\
+             RUN if [ -f /usr/local/rust/{CA_BUNDLE_IN_CONTEXT} ]; then mv /usr/local/rust/{CA_BUNDLE_IN_CONTEXT} /etc/ssl/certs/ca-certificates.crt; fi\n\
              ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CARGO_HOME=/usr/local/cargo\n"
         ),
     )?;
@@ -157,6 +169,8 @@ async fn build(
         platform: None,
         network: network.map(str::to_owned),
         builder: BuilderChoice::Auto,
+        cache_from: vec![],
+        registry: None,
     };
     docker::build::build(docker, &spec, progress).await?;
     Ok(())

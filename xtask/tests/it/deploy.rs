@@ -232,12 +232,7 @@ fn prod_deploys_only_what_was_promoted() {
     assert!(!err.contains("$ cdk deploy hello-local-prod-service"), "{err}");
 
     // `local` as CI leaves it: bootstrapped (unless an earlier run did), the commit pushed.
-    let bootstrapped = runtime().block_on(async {
-        xtask::ecr::image_by_tag(&crate::support::local_ecr().await, "hello/app", "absent").await.is_ok()
-    });
-    if !bootstrapped {
-        repo.xtask(&["bootstrap", "--stage", "local", "--yes"]).ok();
-    }
+    crate::support::bootstrap_local(&repo);
     repo.xtask(&["push", "--stage", "local"]).ok();
     repo.xtask(&["promote", "--to", "local-prod"]).ok();
     repo.xtask(&["deploy", "--stage", "local-prod"]).ok();

@@ -3,6 +3,7 @@
 
 mod app_image;
 mod bad_input;
+mod build_cache;
 mod check;
 mod cli;
 mod deploy;

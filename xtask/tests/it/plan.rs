@@ -50,3 +50,41 @@ fn plan_says_skip_retag_or_build_and_changes_nothing() {
     assert!(changed.contains(&format!("context file svc/data.txt (since {})", &second[..12])), "{changed}");
     assert_eq!(json["build"], serde_json::json!(["svc"]), "{json}");
 }
+
+/// The workspace's own images: each is built from its own directory alone, so changes to
+/// xtask, the infrastructure, the docs, the root lock file or the other service keep its
+/// inputs (a retag, never a build), while a change to its sources builds it alone.
+#[test]
+fn the_workspace_images_keep_their_inputs_outside_their_own_sources() {
+    if !docker_or_skip("the_workspace_images_keep_their_inputs_outside_their_own_sources") {
+        return;
+    }
+    local_stack();
+    let repo = crate::support::clone_workspace();
+    crate::support::bootstrap_local(&repo);
+    repo.xtask(&["push", "--stage", "local"]).ok();
+
+    repo.append("xtask/src/main.rs", "\n// A change to the release tool.\n");
+    repo.append("infra/lib/app.ts", "\n// A change to the infrastructure.\n");
+    repo.append("README.md", "\nA change to the docs.\n");
+    repo.append("Cargo.lock", "\n# A change to the root workspace's lock file.\n");
+    repo.append(".github/workflows/release.yml", "\n# A change to the workflow.\n");
+    repo.append("app/tests/process.rs", "\n// A change to the app's tests, which the image does not hold.\n");
+    repo.commit("everything but the images' sources");
+    let json = plan(&repo);
+    let actions: Vec<(&str, &str)> = json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap(), i["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("app", "retag"), ("worker", "retag")], "{json}");
+    assert_eq!(json["build"], serde_json::json!([]), "{json}");
+
+    repo.append("app/worker/src/main.rs", "\n// A change to the worker alone.\n");
+    repo.commit("the worker's sources");
+    let json = plan(&repo);
+    assert_eq!(json["images"][0]["action"], "retag", "{json}");
+    assert_eq!(json["images"][1]["action"], "build", "{json}");
+    assert_eq!(json["build"], serde_json::json!(["worker"]), "{json}");
+}

@@ -171,6 +171,10 @@ impl Fixture {
     pub fn xtask(&self, args: &[&str]) -> Run {
         xtask(&self.path(), args)
     }
+
+    pub fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        xtask_env(&self.path(), args, env)
+    }
 }
 
 /// Does a Docker daemon answer? It must: a missing daemon fails the test, unless
@@ -347,6 +351,25 @@ pub fn clone_workspace() -> Fixture {
     assert!(modules.exists(), "run `npm ci` in infra/ first (cargo xtask test does)");
     std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
     Fixture { sh, dir, subdir: Some("ws") }
+}
+
+/// The workspace's `local` stage as CI leaves it: bootstrapped, by this test unless an earlier
+/// one did (moto can fail to update the bootstrap stack of a state it replayed).
+pub fn bootstrap_local(repo: &Fixture) {
+    // One test at a time checks and bootstraps: two would both find it missing.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bootstrapped = runtime().block_on(async {
+        let ecr = local_ecr().await;
+        let mut found = true;
+        for repository in ["hello/app", "hello/worker"] {
+            found &= xtask::ecr::image_by_tag(&ecr, repository, "absent").await.is_ok();
+        }
+        found
+    });
+    if !bootstrapped {
+        repo.xtask(&["bootstrap", "--stage", "local", "--yes"]).ok();
+    }
 }
 
 /// A second Docker daemon on its own socket and data root, as on another CI runner;

@@ -28,7 +28,7 @@ pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Prog
     let task = progress.task(spec.name);
     let endpoint = Endpoint::from_env()?;
     let api = format!("/v{}", docker.client_version());
-    let session = Session::open(&endpoint, &api, spec.context).await?;
+    let session = Session::open(&endpoint, &api, spec.context, spec.registry.clone()).await?;
     let (_, dockerfile) = spec.context.dockerfile_dir_and_name();
     let options = BuildImageOptions {
         dockerfile: dockerfile.to_string(),
@@ -41,6 +41,7 @@ pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Prog
         networkmode: network_mode(docker, spec).await,
         version: BuilderVersion::BuilderBuildKit,
         session: Some(session.id.clone()),
+        cachefrom: (!spec.cache_from.is_empty()).then(|| spec.cache_from.clone()),
         ..Default::default()
     };
     let query = serde_urlencoded::to_string(&options).context("cannot encode the build options")?;

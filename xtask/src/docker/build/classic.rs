@@ -16,8 +16,14 @@ use crate::progress::Progress;
 /// Builds the image and returns its id (`sha256:...`). On failure the error names
 /// the failing step and ends with the tail of its output; nothing is tagged.
 pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
+    // Cache mounts are BuildKit's: this builder gets the Dockerfile without them.
+    let path = spec.context.dockerfile_path();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rewritten =
+        crate::dockerfile::without_cache_mounts(&text).map(|t| spec.context.with_dockerfile(t.into_bytes()));
+    let context = rewritten.as_ref().unwrap_or(spec.context);
     let options = BuildImageOptions {
-        dockerfile: spec.context.dockerfile_name().to_string(),
+        dockerfile: context.dockerfile_name().to_string(),
         t: Some(spec.tag.clone()),
         rm: true,
         forcerm: true,
@@ -30,7 +36,7 @@ pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Prog
     };
     let task = progress.task(spec.name);
     task.step("sending context");
-    let body = bollard::body_try_stream(spec.context.stream());
+    let body = bollard::body_try_stream(context.stream());
     let mut stream = docker.build_image(options, None, Some(body));
 
     let mut step = String::from("(before the first step)");

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use anyhow::Result;
 use bollard::Docker;
 
-use crate::{context::BuildContext, progress::Progress};
+use crate::{context::BuildContext, ecr::RegistryAuth, progress::Progress};
 
 mod buildkit;
 mod classic;
@@ -31,6 +31,11 @@ pub(crate) struct BuildSpec<'a> {
     /// `host` where a build step needs the network on a daemon without a bridge.
     pub network: Option<String>,
     pub builder: BuilderChoice,
+    /// Images whose build cache BuildKit may use (`cachefrom`): registry references.
+    pub cache_from: Vec<String>,
+    /// The registry `cache_from` is read from, with its credentials (handed to BuildKit
+    /// through the session, never in the request).
+    pub registry: Option<RegistryAuth>,
 }
 
 /// Lines of build output shown when a step fails.
@@ -85,6 +90,11 @@ pub(crate) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Prog
         Builder::Classic => classic::build(docker, spec, progress).await,
         Builder::BuildKit => buildkit::build(docker, spec, progress).await,
     }
+}
+
+/// Whether builds with `choice` run on BuildKit on this daemon (what build cache needs).
+pub(crate) async fn is_buildkit(docker: &Docker, choice: BuilderChoice) -> bool {
+    Builder::select(docker, choice).await == Builder::BuildKit
 }
 
 /// The id of the image the build tagged, for a stream that did not report it.

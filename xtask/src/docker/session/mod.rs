@@ -1,13 +1,14 @@
 //! A BuildKit session, opened as buildx and the docker CLI open one: `POST /session` on a
 //! connection of its own, upgraded to HTTP/2 (h2c), on which the daemon is the gRPC client
 //! and this process serves FileSync (the build context and the Dockerfile, module
-//! [`filesync`]) and Health.
+//! [`filesync`]), Auth (a registry's credentials, module [`auth`]) and Health.
 //!
 //! A build that names the session with `remote=client-session` reads its context from
 //! here, never from an uploaded tar: this is what works on the containerd image store,
 //! where a tar uploaded to `/build` is unreadable to BuildKit (moby/moby#47717), and what
 //! lets BuildKit ask only for the files that changed since its cached copy.
 
+mod auth;
 mod filesync;
 
 use std::{
@@ -23,7 +24,7 @@ use bollard::health::{
     health_check_response::ServingStatus,
     health_server::{Health, HealthServer},
 };
-use bollard::moby::filesync::v1::file_sync_server::FileSyncServer;
+use bollard::moby::filesync::v1::{auth_server::AuthServer, file_sync_server::FileSyncServer};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body_util::Empty;
@@ -37,7 +38,7 @@ use tokio::{
 };
 
 use super::endpoint::Endpoint;
-use crate::context::BuildContext;
+use crate::{context::BuildContext, ecr::RegistryAuth};
 use filesync::{Dirs, Sent};
 
 /// The largest gRPC message either side takes (BuildKit's own limit).
@@ -53,8 +54,14 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens a session on the daemon at `endpoint` (API path prefix `api`, e.g. `/v1.41`)
-    /// that offers `context`'s directory as `context` and its Dockerfile's as `dockerfile`.
-    pub(crate) async fn open(endpoint: &Endpoint, api: &str, context: &BuildContext) -> Result<Session> {
+    /// that offers `context`'s directory as `context` and its Dockerfile's as `dockerfile`,
+    /// and `registry`'s credentials to the build.
+    pub(crate) async fn open(
+        endpoint: &Endpoint,
+        api: &str,
+        context: &BuildContext,
+        registry: Option<RegistryAuth>,
+    ) -> Result<Session> {
         let id = session_id();
         let (dockerfile_dir, _) = context.dockerfile_dir_and_name();
         let dirs = HashMap::from([
@@ -79,7 +86,10 @@ impl Session {
             "/moby.filesync.v1.FileSync/DiffCopy",
             "/moby.filesync.v1.FileSync/TarStream",
             "/grpc.health.v1.Health/Check",
-        ] {
+        ]
+        .into_iter()
+        .chain(auth::METHODS)
+        {
             request = request.header("X-Docker-Expose-Session-Grpc-Method", method);
         }
         let request = request.body(Empty::<Bytes>::new()).context("cannot make the session request")?;
@@ -96,9 +106,14 @@ impl Session {
         let io = Conn(TokioIo::new(upgraded));
         // One connection, then none: the server serves it until told to stop.
         let incoming = futures_util::stream::iter([Ok::<_, std::io::Error>(io)]).chain(futures_util::stream::pending());
-        let router = tonic::transport::Server::builder().add_service(HealthServer::new(Healthy)).add_service(
-            FileSyncServer::new(services).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
-        );
+        let router = tonic::transport::Server::builder()
+            .add_service(HealthServer::new(Healthy))
+            .add_service(AuthServer::new(auth::Credentials(registry)))
+            .add_service(
+                FileSyncServer::new(services)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         let task = tokio::spawn(async move {
             let _ = router
                 .serve_with_incoming_shutdown(incoming, async {
