@@ -8,8 +8,13 @@ use crate::support::{
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
 
+/// The app's image in the service stack's task definitions.
 fn service_images() -> Vec<String> {
-    runtime().block_on(stack_task_images("hello-local-service"))
+    app_only(runtime().block_on(stack_task_images("hello-local-service")))
+}
+
+fn app_only(images: Vec<String>) -> Vec<String> {
+    images.into_iter().filter(|i| i.contains("/hello/app")).collect()
 }
 
 /// The names of the checks `check --json` failed.
@@ -29,8 +34,14 @@ fn version_at(url: &str) -> serde_json::Value {
 
 /// The URL a deploy's output gives for the app (`app: http://127.0.0.1:PORT (curl ...)`).
 fn url_in(stderr: &str) -> String {
-    let found = stderr.lines().find_map(|l| l.strip_prefix("app: http://")?.split_whitespace().next());
-    format!("http://{}", found.unwrap_or_else(|| panic!("no URL in the deploy's output:\n{stderr}")))
+    url_of("app", stderr)
+}
+
+/// The URL a deploy's output gives for `image` (`<image>: http://127.0.0.1:PORT ...`).
+fn url_of(image: &str, stderr: &str) -> String {
+    let prefix = format!("{image}: http://");
+    let found = stderr.lines().find_map(|l| l.strip_prefix(&prefix)?.split_whitespace().next());
+    format!("http://{}", found.unwrap_or_else(|| panic!("no URL of {image} in the deploy's output:\n{stderr}")))
 }
 
 #[test]
@@ -47,6 +58,15 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     run.ok();
     assert!(run.stderr().contains("$ cdk deploy hello-local-service"), "{}", run.stderr());
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")]);
+    // The worker is the stack's second service, deployed at the same commit, and runs too.
+    let all = runtime().block_on(stack_task_images("hello-local-service"));
+    assert!(all.contains(&REPOSITORY_URI.replace("/hello/app", &format!("/hello/worker:{first}"))), "{all:?}");
+    let worker_url = run
+        .stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("worker: http://")?.split_whitespace().next().map(|a| format!("http://{a}")));
+    let worker_url = worker_url.unwrap_or_else(|| panic!("no worker URL:\n{}", run.stderr()));
+    assert_eq!(version_at(&worker_url)["image_tag"], first.as_str());
     // The service runs on this machine, and says which commit it was deployed as.
     let url = url_in(&run.stderr());
     assert_eq!(version_at(&url)["image_tag"], first.as_str());
@@ -236,7 +256,7 @@ fn prod_deploys_only_what_was_promoted() {
     repo.xtask(&["push", "--stage", "local"]).ok();
     repo.xtask(&["promote", "--to", "local-prod"]).ok();
     repo.xtask(&["deploy", "--stage", "local-prod"]).ok();
-    let images = runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service"));
+    let images = app_only(runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service")));
     assert_eq!(images, vec![format!("{PROD_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/hello/app:{first}")]);
 
     // An image under the next commit's tag in prod that is not the one `local` has (built
@@ -271,6 +291,6 @@ fn prod_deploys_only_what_was_promoted() {
     let err = run.fails();
     assert_eq!(run.output.status.code(), Some(1), "{err}");
     assert!(err.contains("it was built, not promoted"), "{err}");
-    let images = runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service"));
+    let images = app_only(runtime().block_on(stack_task_images_in(PROD_ACCOUNT, "hello-local-prod-service")));
     assert_eq!(images, vec![format!("{PROD_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/hello/app:{first}")], "untouched");
 }
