@@ -147,14 +147,25 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     assert_eq!(json["ok"], true, "{}", out.stderr());
     let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["tree", "image app", "revision app", "base app", "scan app", "repository hello/app", "synth"]);
+    let per_image = |name: &str, repository: &str| {
+        ["image", "revision", "base", "scan"]
+            .map(|check| format!("{check} {name}"))
+            .into_iter()
+            .chain([format!("repository {repository}")])
+    };
+    let expected: Vec<String> = std::iter::once("tree".to_string())
+        .chain(per_image("app", "hello/app"))
+        .chain(per_image("worker", "hello/worker"))
+        .chain(["synth".to_string()])
+        .collect();
+    assert_eq!(names, expected);
     assert!(out.success());
 
     let out = repo.xtask(&["check", "--stage", "local", "--rev", &third, "--json"]);
     assert!(!out.success());
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     let failed = failed_checks(&json);
-    assert_eq!(failed, ["image app"], "{}", out.stderr());
+    assert_eq!(failed, ["image app", "image worker"], "{}", out.stderr());
 
     // Two deploys of the stage at once: the second waits for the first; both succeed.
     let logs = repo.sh.create_temp_dir().unwrap();
@@ -264,6 +275,8 @@ fn prod_deploys_only_what_was_promoted() {
     repo.append("README.md", "\nA change outside every image's context.\n");
     let second = repo.commit("second");
     repo.xtask(&["push", "--stage", "local"]).ok();
+    // The worker goes the proper way; only the app is out of line.
+    repo.xtask(&["promote", "--to", "local-prod", "--image", "worker"]).ok();
     runtime().block_on(async {
         let prod = local_ecr_in(PROD_ACCOUNT).await;
         let manifest = xtask::ecr::manifest(&prod, "hello/app", &first).await.unwrap();
