@@ -49,7 +49,15 @@ pub async fn prepare_deploy<'w>(
     if let Some(tag) = options.work_tree.filter(|_| stage.promote_from.is_none()) {
         let channel = Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?;
         let jobs = push::default_jobs(ws.config.images.len());
-        let push = PushOptions { tag, images: &[], rebuild: false, builder: options.builder, channel, jobs };
+        let push = PushOptions {
+            tag,
+            images: &[],
+            rebuild: false,
+            build_cache: true,
+            builder: options.builder,
+            channel,
+            jobs,
+        };
         push::push(&ctx, &push).await?;
     }
     Ok(ctx)

@@ -30,6 +30,8 @@ pub struct PushOptions<'a> {
     pub images: &'a [String],
     /// Build even when an image with the same inputs is in ECR.
     pub rebuild: bool,
+    /// Read and write the images' build cache in ECR.
+    pub build_cache: bool,
     pub builder: BuilderChoice,
     /// Which lifecycle rule counts the images: main's or pull requests'.
     pub channel: Channel,
@@ -262,6 +264,9 @@ impl Session<'_> {
 
     /// The image's build cache in ECR (`cache-stage`), when BuildKit builds it.
     async fn cache(&self, plan: &Plan<'_>, inputs: &image::Inputs, auth: &RegistryAuth) -> Result<Option<Cache>> {
+        if !self.options.build_cache {
+            return Ok(None);
+        }
         let Some(tag) = plan.cache_tag(inputs)? else { return Ok(None) };
         if !docker::build::is_buildkit(self.ctx.docker().await?, self.options.builder).await {
             return Ok(None);

@@ -6,13 +6,16 @@
 //! - [`build`]: row 3, streaming a big context vs the classic builder, with peak RSS;
 //! - [`deploy`]: row 4, `deploy --stage local` vs plain `cdk deploy`;
 //! - [`promote`]: row 5, `promote` of a 300 MiB image between two accounts vs `docker pull` + `tag` + `push`;
-//! - [`jobs`]: row 6, `push --jobs 2` of two images vs `--jobs 1`.
+//! - [`jobs`]: row 6, `push --jobs 2` of two images vs `--jobs 1`;
+//! - [`cache`]: row 7, a one-line app change on an empty daemon with ECR's build cache vs
+//!   without, and row 8, the same change on a warm daemon with app/Dockerfile vs a naive one.
 //!
 //! Around them: [`measure`] (one timed child), [`counter`] (build requests a client
 //! sends the daemon), [`tree`] (generated contexts), [`fixture`] (throwaway git
 //! workspaces), [`docker_cli`] (the baseline's logged-in docker CLI), [`report`].
 
 pub(crate) mod build;
+pub(crate) mod cache;
 mod counter;
 pub(crate) mod deploy;
 mod docker_cli;

@@ -19,7 +19,9 @@ use crate::{
 /// 3b its first BuildKit build vs `docker buildx build`, 3c the build after one file
 /// changed vs buildx's, 4 deploy, 5 promotion of a 300 MiB image between the local
 /// stack's two accounts vs `docker pull` + `docker tag` + `docker push`, 6 `push --jobs 2`
-/// of two images vs `--jobs 1`.
+/// of two images vs `--jobs 1`, 7 `push` of a one-line app change on a daemon with an
+/// empty data root with ECR's build cache vs `--no-build-cache`, 8 `build` of that change
+/// on a warm daemon with app/Dockerfile vs a naive `COPY . .` Dockerfile.
 /// Not part of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..))]
     runs: u32,
     /// Rows to run, comma-separated (`--only 1,3`); all by default.
-    #[arg(long, value_delimiter = ',', value_name = "ROWS", value_parser = clap::value_parser!(u8).range(1..=6))]
+    #[arg(long, value_delimiter = ',', value_name = "ROWS", value_parser = clap::value_parser!(u8).range(1..=8))]
     only: Vec<u8>,
     /// Size of row 3's big context in MiB (about 50,000 files per GiB).
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u64).range(101..))]
@@ -57,7 +59,7 @@ impl Args {
         let machine = report::machine(&ws.sh)?;
         let rows = self.rows(&b).await;
         if !self.keep {
-            for generated in ["push", "build", "deploy", "promote", "jobs", "data", "docker-config"] {
+            for generated in ["push", "build", "deploy", "promote", "jobs", "cache", "naive", "data", "docker-config"] {
                 let path = dir.join(generated);
                 if path.exists() {
                     std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
@@ -117,6 +119,12 @@ impl Args {
         }
         if wanted(6) {
             rows.push(bench::jobs::row(b).await?);
+        }
+        if wanted(7) {
+            rows.push(bench::cache::cache_row(b).await?);
+        }
+        if wanted(8) {
+            rows.push(bench::cache::naive_row(b)?);
         }
         Ok(rows)
     }

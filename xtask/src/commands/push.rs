@@ -29,6 +29,10 @@ pub struct Args {
     /// Build even when an image with the same inputs is already in ECR.
     #[arg(long)]
     rebuild: bool,
+    /// Neither read nor write the build cache in ECR (an image's `cache-stage`, pushed as
+    /// `buildcache-<key>`): build from what the daemon has alone.
+    #[arg(long)]
+    no_build_cache: bool,
     /// Print one JSON object on stdout: {"commit", "stage", "images": [...]}.
     #[arg(long)]
     json: bool,
@@ -76,6 +80,7 @@ impl Args {
             tag: &tag,
             images: &self.images,
             rebuild: self.rebuild,
+            build_cache: !self.no_build_cache,
             builder: self.builder,
             channel,
             jobs,
