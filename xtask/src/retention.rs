@@ -392,6 +392,24 @@ mod tests {
     }
 
     #[test]
+    fn build_cache_keeps_its_newest_five_and_never_counts_against_main() {
+        let policy = policy(&settings());
+        // 3 main images, then 8 cache images pushed after them.
+        let mut all: Vec<Vec<String>> =
+            (0..3).map(|i| tags(&[&format!("{i:040}"), &format!("main-{i:040}")])).collect();
+        all.extend((0..8).map(|i| tags(&[&format!("buildcache-{i:064}")])));
+        let facts: Vec<Facts> = all.iter().enumerate().map(|(i, t)| Facts { tags: t, pushed_at: i as i64 }).collect();
+        let expired = evaluate(&policy, &facts);
+        assert_eq!(
+            &expired[..3],
+            &[None, None, None],
+            "main keeps its 3: its own rule shields them from the catch-all"
+        );
+        assert_eq!(&expired[3..6], &[Some(5), Some(5), Some(5)]);
+        assert!(expired[6..].iter().all(Option::is_none));
+    }
+
+    #[test]
     fn a_deployed_image_outlives_mains_count_and_a_main_tag_protects_a_pr_image() {
         let policy = policy(&settings());
         let all = [
