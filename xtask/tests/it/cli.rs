@@ -118,7 +118,7 @@ fn config_prints_the_settings_the_cdk_app_reads() {
     assert_eq!(rules[2]["selection"]["tagPrefixList"], serde_json::json!(["pr-"]));
     assert_eq!(
         json["images"][0],
-        serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64"})
+        serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64", "loadBalanced": true})
     );
     assert_eq!(
         json["stages"]["local"],
