@@ -118,8 +118,7 @@ fn ensure_bootstrapped(b: &Bench<'_>, fixture: &Fixture) -> Result<()> {
 
 /// The local stack's stand-in base images, copied from the default daemon into `daemon`.
 fn copy_base_images(daemon: &FreshDaemon) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    block_on(async {
         let from = crate::docker::connect().await?;
         let path = daemon.host.strip_prefix("unix://").expect("a unix socket");
         let to = bollard::Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)?;
@@ -131,6 +130,23 @@ fn copy_base_images(daemon: &FreshDaemon) -> Result<()> {
             }
         }
         Ok(())
+    })
+}
+
+/// Runs `future` to its end on a runtime of its own, on a thread of its own: the rounds are
+/// synchronous and already run inside the command's runtime.
+fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                runtime.block_on(future)
+            })
+            .join()
+            .expect("the thread ran to its end")
     })
 }
 
@@ -161,12 +177,13 @@ impl FreshDaemon {
             .spawn()
             .context("cannot start dockerd (it needs root)")?;
         let daemon = FreshDaemon { child, dir, host };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let started = std::time::Instant::now();
         loop {
             let path = daemon.host.strip_prefix("unix://").expect("a unix socket");
-            let docker = bollard::Docker::connect_with_unix(path, 5, bollard::API_DEFAULT_VERSION)?;
-            if runtime.block_on(docker.ping()).is_ok() {
+            // The socket appears once the daemon listens.
+            if let Ok(docker) = bollard::Docker::connect_with_unix(path, 5, bollard::API_DEFAULT_VERSION)
+                && block_on(async move { docker.ping().await }).is_ok()
+            {
                 return Ok(daemon);
             }
             if started.elapsed() > Duration::from_secs(60) {
