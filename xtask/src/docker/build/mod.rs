@@ -88,8 +88,27 @@ impl Builder {
 pub(crate) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Progress) -> Result<String> {
     match Builder::select(docker, spec.builder).await {
         Builder::Classic => classic::build(docker, spec, progress).await,
-        Builder::BuildKit => buildkit::build(docker, spec, progress).await,
+        Builder::BuildKit => match buildkit::build(docker, spec, progress).await {
+            // BuildKit runs a step that two builds share once, tied to the build that started
+            // it; when that build ends first, the other can fail with "context canceled"
+            // (seen with identical builds side by side on one daemon). This process was not
+            // interrupted (it would not be here), so the build runs once more, from cache.
+            Err(err) if is_shared_ref_cancelled(&format!("{err:#}")) => {
+                progress.println(format!(
+                    "{}: BuildKit cancelled a step this build shared with another one; building again",
+                    spec.name
+                ));
+                buildkit::build(docker, spec, progress).await
+            }
+            other => other,
+        },
     }
+}
+
+/// BuildKit's words for a step whose shared result went with the build that started it:
+/// "failed to calculate checksum of ref …: context canceled".
+fn is_shared_ref_cancelled(error: &str) -> bool {
+    error.lines().any(|line| line.contains("failed to calculate checksum of ref") && line.contains("context canceled"))
 }
 
 /// Whether builds with `choice` run on BuildKit on this daemon (what build cache needs).
