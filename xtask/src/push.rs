@@ -283,7 +283,6 @@ impl Session<'_> {
         let image = plan.image;
         let local = format!("{}:{}", image.repository, cache.tag);
         let mut spec = build_spec(plan, self.ctx.stage, self.options.builder);
-        spec.name = &image.name;
         spec.tag = local.clone();
         spec.target = image.cache_stage.clone();
         spec.build_args.insert(crate::build_cache::INLINE_CACHE_ARG.to_string(), "1".to_string());

@@ -13,7 +13,6 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
 use xshell::cmd;
 
 use super::{
@@ -122,14 +121,7 @@ fn copy_base_images(daemon: &FreshDaemon) -> Result<()> {
         let from = crate::docker::connect().await?;
         let path = daemon.host.strip_prefix("unix://").expect("a unix socket");
         let to = bollard::Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)?;
-        let tar = from.export_images(&[base_images::RUST, base_images::DEBIAN]);
-        let mut load = to.import_image_stream(bollard::query_parameters::ImportImageOptions::default(), tar, None);
-        while let Some(item) = load.next().await {
-            if let Some(detail) = item?.error_detail {
-                bail!("cannot load the base images: {}", detail.message.unwrap_or_default());
-            }
-        }
-        Ok(())
+        base_images::copy(&from, &to).await
     })
 }
 

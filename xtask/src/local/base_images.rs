@@ -51,6 +51,20 @@ pub(crate) async fn present() -> Vec<(&'static str, bool)> {
     vec![(DEBIAN, exists(&docker, DEBIAN).await), (RUST, exists(&docker, RUST).await)]
 }
 
+/// Copies the stand-in base images from the daemon `from` into `to`, as a runner whose
+/// daemon starts empty would pull them (they cannot be pulled from anywhere).
+pub async fn copy(from: &Docker, to: &Docker) -> Result<()> {
+    use futures_util::StreamExt;
+    let tar = from.export_images(&[RUST, DEBIAN]);
+    let mut load = to.import_image_stream(bollard::query_parameters::ImportImageOptions::default(), tar, None);
+    while let Some(item) = load.next().await {
+        if let Some(detail) = item.context("cannot load the base images")?.error_detail {
+            bail!("cannot load the base images: {}", detail.message.unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
 async fn exists(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }

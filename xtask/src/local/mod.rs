@@ -14,7 +14,7 @@
 //! stack starts, so two checkouts can each run their own. What a stage on this stack does
 //! differently from one in AWS is in `crate::target`, and nowhere else.
 
-pub(crate) mod base_images;
+pub mod base_images;
 mod front;
 mod moto;
 pub(crate) mod process;

@@ -1,8 +1,6 @@
 //! Build cache in ECR: a runner whose daemon starts empty builds a one-line change to the
 //! app with the dependency stage taken from ECR, never compiled again.
 
-use futures_util::StreamExt;
-
 use crate::support::{SecondDaemon, clone_workspace, docker_or_skip, local_ecr, local_stack, runtime, unique};
 
 /// The local stack's stand-in base images, copied from the default daemon into `daemon`
@@ -12,13 +10,7 @@ fn copy_base_images(daemon: &SecondDaemon) {
         let from = xtask::docker::connect().await.unwrap();
         let path = daemon.host.strip_prefix("unix://").unwrap();
         let to = bollard::Docker::connect_with_unix(path, 300, bollard::API_DEFAULT_VERSION).unwrap();
-        let names = ["xtask-local/rust:host", "xtask-local/debian:bookworm-minbase"];
-        let tar = from.export_images(&names);
-        let mut load = to.import_image_stream(bollard::query_parameters::ImportImageOptions::default(), tar, None);
-        while let Some(item) = load.next().await {
-            let info = item.unwrap();
-            assert!(info.error_detail.is_none(), "{info:?}");
-        }
+        xtask::local::base_images::copy(&from, &to).await.unwrap();
     });
 }
 
