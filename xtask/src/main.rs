@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xtask::{commands::Cli, exit};
+use xtask::commands::Cli;
+use xtask_release::support::exit;
 
 fn main() -> ExitCode {
     // Usage errors exit 2, `--help` and `--version` 0 (clap's own codes).

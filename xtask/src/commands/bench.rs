@@ -4,12 +4,10 @@ use std::{process::ExitCode, time::Instant};
 
 use anyhow::{Context, Result};
 
-use crate::{
-    bench::{self, Bench, report},
-    commands::{output, stage_args::LocalStackArgs},
-    local::Stack,
-    workspace::Workspace,
-};
+use crate::commands::{output, stage_args::LocalStackArgs};
+use xtask_bench::{self as bench, Bench, report};
+use xtask_local_stack::Stack;
+use xtask_release::domain::workspace::Workspace;
 
 /// Measure push, build and deploy side by side with a `docker build && docker push`
 /// pipeline and plain `cdk deploy`, on the local stack; writes target/bench/report.md.

@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{
-    bootstrap::{self, BootstrapOptions},
-    commands::stage_args::StageArgs,
-    workspace::Workspace,
+use xtask_local_stack::chain;
+use xtask_release::{
+    domain::workspace::Workspace,
+    workflows::bootstrap::{self, BootstrapOptions},
 };
+
+use crate::commands::stage_args::{Opened, StageArgs};
 
 /// `cdk bootstrap` of the stage's account and region, then deploy its registry stack
 /// (the ECR repositories: immutable tags, scan on push, lifecycle policy). Idempotent.
@@ -24,11 +26,14 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
-        let ctx = self.stage.open(ws, stage).await?;
-        // Bootstraps of one local stack take turns, whichever command runs them.
-        let _one_at_a_time = ctx.target.bootstrap_lock().await?;
-        bootstrap::bootstrap(&ctx, &BootstrapOptions { approve: self.yes }).await?;
-        ctx.target.mark_bootstrapped(ws, stage)?;
+        let options = BootstrapOptions { approve: self.yes };
+        match self.stage.open(ws, stage).await? {
+            Opened::Aws(ctx) => bootstrap::bootstrap(&ctx, &options).await?,
+            Opened::Local(local) => {
+                let _one_at_a_time = chain::bootstrap_lock(&local.stack).await?;
+                chain::bootstrap(&local, &options).await?;
+            }
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

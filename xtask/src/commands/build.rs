@@ -4,14 +4,15 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{
-    config::LOCAL_STAGE,
-    docker::{self, build::BuilderChoice},
-    git::Git,
-    image::Plan,
-    progress::Progress,
-    push::build_spec,
-    workspace::Workspace,
+use xtask_local_stack::stage as local;
+use xtask_release::{
+    clients::docker::{self, build::BuilderChoice},
+    clients::git::Git,
+    domain::config::LOCAL_STAGE,
+    domain::image::Plan,
+    domain::workspace::Workspace,
+    support::progress::Progress,
+    workflows::push::build_spec,
 };
 
 /// Build images through the Docker Engine API, tagged `<repository>:<commit sha>`;
@@ -43,7 +44,9 @@ impl Args {
         let source = git.source_url();
         for image in images {
             let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
-            let id = docker::build::build(&docker, &build_spec(&plan, stage, self.builder), &progress).await?;
+            let id =
+                docker::build::build(&docker, &build_spec(&plan, local::build_network(stage), self.builder), &progress)
+                    .await?;
             progress.println(format!("{}: {} ({})", image.name, plan.local_name(), docker::build::short(&id)));
         }
         Ok(ExitCode::SUCCESS)

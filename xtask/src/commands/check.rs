@@ -5,11 +5,14 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{
-    commands::{output, stage_args::StageArgs},
-    deployable::{self, Check, CheckOptions, Severity},
-    exit,
-    workspace::Workspace,
+use crate::commands::{
+    output,
+    stage_args::{self, StageArgs},
+};
+use xtask_release::{
+    domain::workspace::Workspace,
+    support::exit,
+    workflows::check::{self, Check, CheckOptions, Severity},
 };
 
 /// Prove a commit deployable: every image of the commit is in ECR with the right
@@ -47,12 +50,14 @@ impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let ctx = self.stage.open(ws, stage).await?;
+        let source = stage_args::open_source(ws, stage).await?;
         let options = CheckOptions {
+            source: source.as_deref(),
             rev: self.rev.as_deref(),
             severity: self.severity,
             scan_timeout: Duration::from_secs(self.scan_timeout),
         };
-        let (commit, checks) = deployable::check(&ctx, &options).await?;
+        let (commit, checks) = check::check(&ctx, &options).await?;
         let ok = checks.iter().all(|c| c.ok);
         if self.json {
             output::json(&Report { commit: &commit, stage: &stage.name, ok, checks: &checks })?;

@@ -4,7 +4,8 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 
-use crate::{commands::output, workspace::Workspace};
+use crate::commands::output;
+use xtask_release::domain::workspace::Workspace;
 
 /// Print the settings of [workspace.metadata.xtask] as xtask resolved them (defaults
 /// applied, every value checked): the JSON the CDK app in infra/ reads through

@@ -5,18 +5,22 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::{
-    commands::{
-        output,
-        stage_args::{LocalStackArgs, StageArgs},
-    },
-    deploy::{self, DeployOptions},
-    docker::build::BuilderChoice,
-    git::Git,
-    lock::Lock,
-    pipeline::{self, ChainOptions},
-    target::Target,
-    workspace::Workspace,
+use xtask_local_stack::{
+    base_images::DEFAULT_MIRROR,
+    chain::{self, ChainOptions},
+    stage as local,
+};
+use xtask_release::{
+    clients::{docker::build::BuilderChoice, git::Git},
+    domain::workspace::Workspace,
+    stage::{Access, StageContext},
+    support::lock::Lock,
+    workflows::deploy::{self, DeployOptions},
+};
+
+use crate::commands::{
+    output,
+    stage_args::{self, StageArgs},
 };
 
 /// Deploy the service stack at a commit: check that every image of the commit is in
@@ -29,8 +33,8 @@ use crate::{
 /// images promoted from that stage.
 ///
 /// `--stage local` runs the whole chain on the local stack: starts it if needed,
-/// bootstraps it, pushes, checks and deploys, then runs the service's container on this
-/// machine and prints its URL.
+/// bootstraps it, pushes the work tree, deploys, then runs the services' containers on
+/// this machine and prints their URLs (see `cargo xtask local --help` for its own flags).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -45,13 +49,14 @@ pub struct Args {
     /// Pin each container to its image digest (`-c imageDigest=...`) as well as the tag.
     #[arg(long)]
     pin_digest: bool,
-    /// Deploy a dirty work tree's `<sha>-dirty-<hash>` image (local stage only).
-    #[arg(long, conflicts_with = "rev")]
+    /// Deploy a dirty work tree's `<sha>-dirty-<hash>` image: local stages only (see `cargo xtask local --help`).
+    #[arg(long, conflicts_with = "rev", hide = true)]
     allow_dirty: bool,
-    #[command(flatten)]
-    local: LocalStackArgs,
-    /// Which builder the Docker daemon uses when the local stage pushes the work tree first.
-    #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER")]
+    /// The Debian mirror a local stage's base images are made from: local stages only.
+    #[arg(long, env = "XTASK_DEBIAN_MIRROR", default_value = DEFAULT_MIRROR, value_name = "URL", hide = true)]
+    debian_mirror: String,
+    /// The builder a local stage pushes the work tree with first: local stages only.
+    #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER", hide = true)]
     builder: BuilderChoice,
     /// How long to wait, in seconds, for each service to roll out with the commit's image
     /// after `cdk deploy` (ECS's rollout state; on the local stack, the container's health check).
@@ -69,7 +74,8 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
-        if self.allow_dirty && !Target::accepts_dirty_images(stage) {
+        let local = local::serves(stage);
+        if self.allow_dirty && !local {
             bail!(
                 "--allow-dirty images are never deployed to stage `{}`; commit the changes and push them",
                 stage.name
@@ -87,21 +93,29 @@ impl Args {
         // One deploy of a stage at a time from this workspace: a second waits for the first.
         let lock = ws.target_dir().join("xtask").join(format!("deploy-{}.lock", stage.name));
         let _one_at_a_time = Lock::acquire(&lock, &format!("another deploy of stage `{}`", stage.name)).await?;
-        let chain = ChainOptions {
-            profile: self.stage.profile.as_deref(),
-            work_tree: work_tree.as_ref(),
-            debian_mirror: &self.local.debian_mirror,
-            builder: self.builder,
+        let source = match local {
+            true => None,
+            false => stage_args::open_source(ws, stage).await?,
         };
-        let ctx = pipeline::prepare_deploy(ws, stage, &chain).await?;
         let options = DeployOptions {
+            source: source.as_deref(),
             tag: &tag,
             approve: self.yes,
             pin_digest: self.pin_digest,
             cdk_args: &self.cdk_args,
             wait_timeout: std::time::Duration::from_secs(self.wait_timeout),
         };
-        let report = deploy::deploy(&ctx, &options).await?;
+        let report = if local {
+            let chain = ChainOptions {
+                work_tree: work_tree.as_ref(),
+                debian_mirror: &self.debian_mirror,
+                builder: self.builder,
+            };
+            chain::deploy(ws, stage, &chain, &options).await?
+        } else {
+            let access = Access::aws(stage, self.stage.profile.as_deref()).await?;
+            deploy::deploy(&StageContext::open(ws, stage, access)?, &options).await?
+        };
         if self.json {
             output::json(&report)?;
         }

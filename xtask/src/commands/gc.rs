@@ -6,13 +6,13 @@ use anyhow::Result;
 use aws_sdk_ecr::types::ImageIdentifier;
 use serde::Serialize;
 
-use crate::{
-    commands::{output, stage_args::StageArgs},
-    ecr,
-    gc::{self, Doomed},
-    inventory::Inventory,
-    retention::{self, Settings},
-    workspace::Workspace,
+use crate::commands::{output, stage_args::StageArgs};
+use xtask_release::{
+    clients::ecr,
+    domain::inventory::Inventory,
+    domain::retention::{self, Settings},
+    domain::workspace::Workspace,
+    workflows::gc::{self, Doomed},
 };
 
 /// List (and with `--apply`, delete) the images the repositories' lifecycle policy expires:

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::{config::Image, workspace::Workspace};
+use xtask_release::{domain::config::Image, domain::workspace::Workspace};
 
 /// The configured image and the tag (or `sha256:` digest) `arg` names.
 pub fn parse<'w>(ws: &'w Workspace, arg: &str) -> Result<(&'w Image, String)> {

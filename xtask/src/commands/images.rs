@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{
-    commands::{output, stage_args::StageArgs},
-    git::Git,
-    image::rfc3339,
-    inventory::{Image, Inventory, StageUse},
-    workspace::Workspace,
+use crate::commands::{output, stage_args::StageArgs};
+use xtask_release::{
+    clients::git::Git,
+    domain::image::rfc3339,
+    domain::inventory::{Image, Inventory, StageUse},
+    domain::workspace::Workspace,
 };
 
 /// List each repository's images, newest first: tags (a commit's shown short, with its

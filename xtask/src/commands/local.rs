@@ -4,12 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{
-    commands::{output, stage_args::LocalStackArgs},
-    config::LOCAL_STAGE,
-    local::{Ports, Stack},
-    workspace::Workspace,
-};
+use crate::commands::{output, stage_args::LocalStackArgs};
+use xtask_local_stack::{Ports, Stack};
+use xtask_release::{domain::config::LOCAL_STAGE, domain::workspace::Workspace};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -70,7 +67,7 @@ impl Command {
                 text += &format!("export XTASK_LOCAL_STACK={}\n", stack.dir().display());
                 output::text(&text)?;
             }
-            Command::Credentials => output::text(&format!("{}\n", crate::local::credentials_json()))?,
+            Command::Credentials => output::text(&format!("{}\n", xtask_local_stack::credentials_json()))?,
             Command::Sync(args) => {
                 let ports = Ports {
                     moto: args.aws_port,
@@ -79,7 +76,7 @@ impl Command {
                     sync: args.listen_port,
                     accounts: Default::default(),
                 };
-                crate::local::sync::run(&ports, &args.region, args.account.as_deref()).await?
+                xtask_local_stack::sync::run(&ports, &args.region, args.account.as_deref()).await?
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::workspace::Workspace;
+use xtask_release::domain::workspace::Workspace;
 
 mod bench;
 mod bootstrap;
@@ -101,7 +101,7 @@ enum Command {
 
 impl Cli {
     pub async fn run(self) -> Result<ExitCode> {
-        crate::progress::set_verbose(self.verbose);
+        xtask_release::support::progress::set_verbose(self.verbose);
         let ws = Workspace::find(self.local_stack)?;
         match self.command {
             Command::Tag(args) => args.run(&ws),

@@ -4,11 +4,11 @@ use std::{io::Write, process::ExitCode};
 
 use anyhow::{Context, Result};
 
-use crate::{
-    commands::{output, stage_args::StageArgs},
-    git::Git,
-    plan::{self, Action, PlanOptions, Report},
-    workspace::Workspace,
+use crate::commands::{output, stage_args::StageArgs};
+use xtask_release::{
+    clients::git::Git,
+    domain::workspace::Workspace,
+    workflows::plan::{self, Action, PlanOptions, Report},
 };
 
 /// Show what `push` and `deploy` would do for a commit, and change nothing.

@@ -4,13 +4,20 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{
-    commands::output,
-    git::Git,
-    promote::{self, PromoteOptions},
-    stage::StageContext,
-    target::Target,
-    workspace::Workspace,
+use xtask_local_stack::{
+    base_images::DEFAULT_MIRROR,
+    chain,
+    stage::{self as local},
+};
+use xtask_release::{
+    clients::git::Git,
+    domain::{config::Stage, workspace::Workspace},
+    workflows::promote::{self, PromoteOptions},
+};
+
+use crate::commands::{
+    output,
+    stage_args::{self, Opened},
 };
 
 /// Copy a commit's images from the stage that built them (the target's `promote-from`)
@@ -48,16 +55,25 @@ impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let target = ws.config.stage(&self.to)?;
         let source = ws.config.stage(promote::source_stage(target)?)?;
-        Target::check_flags(target, self.profile.as_deref())?;
-        Target::check_flags(source, self.from_profile.as_deref())?;
+        local::check_flags(target, self.profile.as_deref())?;
+        local::check_flags(source, self.from_profile.as_deref())?;
         ws.config.select_images(&self.images)?;
         let tag = Git::open(&ws.root)?.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
-        let source = StageContext::open(ws, source, self.from_profile.as_deref()).await?;
-        let target = StageContext::open(ws, target, self.profile.as_deref()).await?;
+        let source = open(ws, source, self.from_profile.as_deref()).await?;
+        let target = open(ws, target, self.profile.as_deref()).await?;
         let report = promote::promote(&source, &target, &PromoteOptions { tag: &tag, images: &self.images }).await?;
         if self.json {
             output::json(&report)?;
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Opens a stage of the promotion; a local stage is made ready first (the stack started,
+/// the stage bootstrapped), as `deploy --stage local` makes it.
+async fn open<'w>(ws: &'w Workspace, stage: &'w Stage, profile: Option<&str>) -> Result<Opened<'w>> {
+    if local::serves(stage) {
+        return Ok(Opened::Local(chain::ready(ws, stage, DEFAULT_MIRROR).await?));
+    }
+    stage_args::open(ws, stage, profile).await
 }

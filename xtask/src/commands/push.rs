@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{
-    commands::{output, stage_args::StageArgs},
-    docker::build::BuilderChoice,
-    git::Git,
-    push::{self, Channel, PushOptions},
-    workspace::Workspace,
+use crate::commands::{output, stage_args::StageArgs};
+use xtask_release::{
+    clients::docker::build::BuilderChoice,
+    clients::git::Git,
+    domain::workspace::Workspace,
+    workflows::push::{self, Channel, PushOptions},
 };
 
 /// Build each image through the Docker Engine API, tag it with the commit's full SHA,

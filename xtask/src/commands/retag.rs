@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::{
-    commands::{image_ref, stage_args::StageArgs},
-    ecr::{self, Tagged},
-    exit::Verdict,
-    workspace::Workspace,
+use crate::commands::{image_ref, stage_args::StageArgs};
+use xtask_release::{
+    clients::ecr::{self, Tagged},
+    domain::workspace::Workspace,
+    support::exit::Verdict,
 };
 
 /// Add a tag to an image already in ECR, without pulling or pushing it: ECR BatchGetImage

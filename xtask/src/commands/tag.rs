@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{commands::output, git::Git, workspace::Workspace};
+use crate::commands::output;
+use xtask_release::{clients::git::Git, domain::workspace::Workspace};
 
 /// Print the image tag for REV: the commit's full 40-hex SHA and nothing else,
 /// so scripts can use `$(cargo xtask tag)`.

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use xshell::cmd;
 
-use crate::{commands::stage_args::LocalStackArgs, local::Stack, workspace::Workspace};
+use crate::commands::stage_args::LocalStackArgs;
+use xtask_local_stack::Stack;
+use xtask_release::domain::workspace::Workspace;
 
 /// Run the tidy gate and every test: `cargo fmt --check` and `cargo clippy --all-targets
 /// -- -D warnings` in this workspace and in each service's (an image context with a
@@ -56,8 +58,8 @@ impl Args {
         let stack = Stack::new(ws);
         stack.up(ws, &self.local.debian_mirror).await?;
         // Which engine the Docker tests run on: each run names it, so a log tells engines apart.
-        if let Ok(docker) = crate::docker::connect().await {
-            eprintln!("Docker engine under test: {}", crate::docker::describe(&docker).await);
+        if let Ok(docker) = xtask_release::clients::docker::connect().await {
+            eprintln!("Docker engine under test: {}", xtask_release::clients::docker::describe(&docker).await);
         }
         let extra = &self.cargo_args;
         cmd!(sh, "cargo test --workspace --locked --no-fail-fast -- {extra...}")

@@ -4,13 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::{
-    commands::{image_ref, stage_args::StageArgs},
-    ecr,
-    exit::Verdict,
-    inventory::Inventory,
-    retention,
-    workspace::Workspace,
+use crate::commands::{image_ref, stage_args::StageArgs};
+use xtask_release::{
+    clients::ecr, domain::inventory::Inventory, domain::retention, domain::workspace::Workspace, support::exit::Verdict,
 };
 
 /// Remove one tag from an image in ECR (BatchDeleteImage).

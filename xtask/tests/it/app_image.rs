@@ -40,7 +40,7 @@ fn the_app_image_builds_and_answers_version_with_its_commit() {
         listener.local_addr().unwrap().port()
     };
     runtime().block_on(async {
-        let docker = xtask::docker::connect().await.unwrap();
+        let docker = xtask_release::clients::docker::connect().await.unwrap();
         let image = format!("hello/app:{commit}");
         let inspect = docker.inspect_image(&image).await.unwrap();
         let config = inspect.config.unwrap();

@@ -7,10 +7,10 @@ use crate::support::{SecondDaemon, clone_workspace, docker_or_skip, local_ecr, l
 /// (a runner's daemon gets them from a registry; here none can be pulled).
 fn copy_base_images(daemon: &SecondDaemon) {
     runtime().block_on(async {
-        let from = xtask::docker::connect().await.unwrap();
+        let from = xtask_release::clients::docker::connect().await.unwrap();
         let path = daemon.host.strip_prefix("unix://").unwrap();
         let to = bollard::Docker::connect_with_unix(path, 300, bollard::API_DEFAULT_VERSION).unwrap();
-        xtask::local::base_images::copy(&from, &to).await.unwrap();
+        xtask_local_stack::base_images::copy(&from, &to).await.unwrap();
     });
 }
 

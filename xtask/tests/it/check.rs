@@ -59,8 +59,8 @@ fn an_unpushed_commit_is_not_deployable_and_exits_1() {
 fn tag_in_ecr(repository: &str, existing: &str, tag: &str) {
     runtime().block_on(async {
         let ecr = local_ecr().await;
-        let manifest = xtask::ecr::manifest(&ecr, repository, existing).await.unwrap();
-        xtask::ecr::put_tag(&ecr, repository, &manifest, tag).await.unwrap();
+        let manifest = xtask_release::clients::ecr::manifest(&ecr, repository, existing).await.unwrap();
+        xtask_release::clients::ecr::put_tag(&ecr, repository, &manifest, tag).await.unwrap();
     });
 }
 
@@ -94,7 +94,7 @@ fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
     runtime().block_on(async {
         let url =
             format!("{}/moto-api/static/ecr/scan-finding-results", crate::support::local_ports().await.moto_url());
-        let response = xtask::http::Client::new(None)
+        let response = xtask_release::clients::http::Client::new(None)
             .send(
                 hyper::Method::POST,
                 &url,

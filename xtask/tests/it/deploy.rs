@@ -26,7 +26,7 @@ fn failed_checks(json: &serde_json::Value) -> Vec<&str> {
 /// `/version` at `url`: what the running service says it is.
 fn version_at(url: &str) -> serde_json::Value {
     let response = runtime()
-        .block_on(xtask::http::Client::new(None).get(&format!("{url}/version"), &[]))
+        .block_on(xtask_release::clients::http::Client::new(None).get(&format!("{url}/version"), &[]))
         .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
     assert!(response.status.is_success(), "{url}/version: {}", response.status);
     serde_json::from_slice(&response.body).unwrap()
@@ -113,7 +113,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         let policy = ecr.get_lifecycle_policy().repository_name("hello/app").send().await.unwrap();
         let mut deployed = vec![];
         for rev in [&first, &second] {
-            let detail = xtask::ecr::image_by_tag(&ecr, "hello/app", rev).await.unwrap().unwrap();
+            let detail = xtask_release::clients::ecr::image_by_tag(&ecr, "hello/app", rev).await.unwrap().unwrap();
             deployed.push((detail.image_digest().unwrap().to_string(), detail.image_tags().to_vec()));
         }
         (policy.lifecycle_policy_text().unwrap().to_string(), deployed)
@@ -203,7 +203,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let index_digest = runtime().block_on(async {
         use crate::index::{OCI_INDEX, Registry, index};
         let registry = Registry::connect().await;
-        let single = xtask::ecr::manifest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap();
+        let single = xtask_release::clients::ecr::manifest(&crate::support::local_ecr().await, "hello/app", &first).await.unwrap();
         let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         let attestation = registry.attestation("hello/app", &single.digest).await;
@@ -279,7 +279,7 @@ fn prod_deploys_only_what_was_promoted() {
     repo.xtask(&["promote", "--to", "local-prod", "--image", "worker"]).ok();
     runtime().block_on(async {
         let prod = local_ecr_in(PROD_ACCOUNT).await;
-        let manifest = xtask::ecr::manifest(&prod, "hello/app", &first).await.unwrap();
+        let manifest = xtask_release::clients::ecr::manifest(&prod, "hello/app", &first).await.unwrap();
         let mut other: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
         other["annotations"] = serde_json::json!({ "built-for": "prod" });
         let body = serde_json::to_string(&other).unwrap();

@@ -19,7 +19,7 @@ use bollard::{Docker, query_parameters::BuildImageOptionsBuilder};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
-use xtask::{context::BuildContext, docker::BuilderChoice};
+use xtask_release::{clients::docker::BuilderChoice, domain::context::BuildContext};
 
 use crate::support::{docker_or_skip, runtime, unique};
 
@@ -468,8 +468,8 @@ fn parity(case: Case) {
     cleanup.images.push(our_bk_tag.clone());
     runtime()
         .block_on(async {
-            let docker = xtask::docker::connect().await.map_err(|e| format!("{e:#}"))?;
-            xtask::docker::build_context(&docker, &context, &our_bk_tag, BuilderChoice::Buildkit)
+            let docker = xtask_release::clients::docker::connect().await.map_err(|e| format!("{e:#}"))?;
+            xtask_release::clients::docker::build_context(&docker, &context, &our_bk_tag, BuilderChoice::Buildkit)
                 .await
                 .map_err(|e| format!("{e:#}"))
         })

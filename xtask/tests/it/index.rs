@@ -16,15 +16,15 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// The registry's API with the local stack's credentials.
 pub struct Registry {
-    client: xtask::http::Client,
+    client: xtask_release::clients::http::Client,
     base: String,
 }
 
 impl Registry {
     pub async fn connect() -> Registry {
-        let auth = xtask::ecr::authorization(&local_ecr().await).await.unwrap();
+        let auth = xtask_release::clients::ecr::authorization(&local_ecr().await).await.unwrap();
         let base = format!("http://{}", local_ports().await.registry_host());
-        Registry { client: xtask::http::Client::new(Some(auth.basic_header())), base }
+        Registry { client: xtask_release::clients::http::Client::new(Some(auth.basic_header())), base }
     }
 
     /// Uploads `bytes` as a blob of `repository`; returns its digest.
@@ -131,7 +131,7 @@ fn an_image_index_is_checked_skipped_and_retagged_like_a_manifest() {
     // the commit's tag and its inputs tag.
     let index_digest = runtime().block_on(async {
         let registry = Registry::connect().await;
-        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &first).await.unwrap();
+        let single = xtask_release::clients::ecr::manifest(&local_ecr().await, &repository, &first).await.unwrap();
         let image = json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
                             "platform": { "architecture": "amd64", "os": "linux" } });
         let attestation = registry.attestation(&repository, &single.digest).await;
@@ -168,8 +168,9 @@ fn an_image_index_is_checked_skipped_and_retagged_like_a_manifest() {
     let json = json_of(&run);
     assert_eq!(json["images"][0]["action"], "retagged", "{}", run.stderr());
     assert_eq!(json["images"][0]["digest"], index_digest.as_str());
-    let manifest =
-        runtime().block_on(async { xtask::ecr::manifest(&local_ecr().await, &repository, &second).await.unwrap() });
+    let manifest = runtime().block_on(async {
+        xtask_release::clients::ecr::manifest(&local_ecr().await, &repository, &second).await.unwrap()
+    });
     assert_eq!((manifest.media_type.as_str(), manifest.digest.as_str()), (OCI_INDEX, index_digest.as_str()));
     let run = repo.xtask(&["check", "--json", "--scan-timeout", "5"]);
     let (ok, detail) = verdict(&json_of(&run), "revision svc");

@@ -204,11 +204,11 @@ fn sigterm_during_the_upload_tags_nothing() {
     if ecr(commit.clone()).is_some() {
         runtime().block_on(async {
             let ecr = local_ecr().await;
-            let manifest = xtask::ecr::manifest(&ecr, &repository, &commit).await.unwrap();
+            let manifest = xtask_release::clients::ecr::manifest(&ecr, &repository, &commit).await.unwrap();
             let body: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
-            let auth = xtask::ecr::authorization(&ecr).await.unwrap();
+            let auth = xtask_release::clients::ecr::authorization(&ecr).await.unwrap();
             let registry = crate::support::local_ports().await.registry_host();
-            let client = xtask::http::Client::new(Some(auth.basic_header()));
+            let client = xtask_release::clients::http::Client::new(Some(auth.basic_header()));
             let blobs = body["layers"].as_array().unwrap().iter().chain([&body["config"]]);
             for blob in blobs {
                 let digest = blob["digest"].as_str().unwrap();

@@ -30,8 +30,8 @@ fn push_new(repo: &Fixture, what: &str, extra: &[&str]) -> String {
 fn manifest_digest(repository: &str, tag: &str) -> Option<String> {
     runtime().block_on(async {
         let ecr = local_ecr().await;
-        xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap()?;
-        Some(xtask::ecr::manifest(&ecr, repository, tag).await.unwrap().digest)
+        xtask_release::clients::ecr::image_by_tag(&ecr, repository, tag).await.unwrap()?;
+        Some(xtask_release::clients::ecr::manifest(&ecr, repository, tag).await.unwrap().digest)
     })
 }
 
@@ -39,7 +39,7 @@ fn manifest_digest(repository: &str, tag: &str) -> Option<String> {
 fn tags_of(repository: &str, tag: &str) -> Vec<String> {
     runtime().block_on(async {
         let ecr = local_ecr().await;
-        let detail = xtask::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().unwrap();
+        let detail = xtask_release::clients::ecr::image_by_tag(&ecr, repository, tag).await.unwrap().unwrap();
         detail.image_tags().to_vec()
     })
 }
@@ -167,7 +167,7 @@ fn gc_spares_what_an_index_that_stays_references() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let index_digest = runtime().block_on(async {
         use crate::index::{OCI_INDEX, Registry, index};
-        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &child).await.unwrap();
+        let single = xtask_release::clients::ecr::manifest(&local_ecr().await, &repository, &child).await.unwrap();
         let entry = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         Registry::connect().await.manifest(&repository, "main-index", OCI_INDEX, &index(vec![entry])).await.0

@@ -12,7 +12,7 @@ use bollard::{
     query_parameters::{BuildImageOptions, CreateImageOptions, PushImageOptions},
 };
 use futures_util::StreamExt;
-use xtask::ecr;
+use xtask_release::clients::ecr;
 
 use crate::support::{
     docker_or_skip, ecr_digest, local_ecr, local_ports, local_stack, runtime, unique, workspace_root, xtask,
@@ -35,7 +35,7 @@ async fn connect() -> Local {
         serveraddress: Some(registry.clone()),
         ..Default::default()
     };
-    let docker = xtask::docker::connect().await.unwrap();
+    let docker = xtask_release::clients::docker::connect().await.unwrap();
     Local { ecr, docker, registry, credentials }
 }
 
@@ -320,8 +320,8 @@ fn two_local_ups_at_once_make_one_stack() {
 }
 
 /// Connects to the stack whose directory is `dir`.
-async fn connect_to(dir: &std::path::Path) -> (Local, xtask::local::Ports) {
-    let ports = xtask::local::running(dir).await.unwrap();
+async fn connect_to(dir: &std::path::Path) -> (Local, xtask_local_stack::Ports) {
+    let ports = xtask_local_stack::running(dir).await.unwrap();
     let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config("us-east-1").await);
     let auth = ecr::authorization(&ecr).await.unwrap();
     let registry = ports.registry_host();
@@ -331,7 +331,7 @@ async fn connect_to(dir: &std::path::Path) -> (Local, xtask::local::Ports) {
         serveraddress: Some(registry.clone()),
         ..Default::default()
     };
-    let docker = xtask::docker::connect().await.unwrap();
+    let docker = xtask_release::clients::docker::connect().await.unwrap();
     (Local { ecr, docker, registry, credentials }, ports)
 }
 
@@ -356,7 +356,7 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
         crate::support::create_repository(&local.ecr, &repository, true).await;
         tiny_image(&local.docker, &format!("{}/{repository}:{tag}", local.registry)).await;
         let digest = push(&local, &repository, tag).await;
-        let bucket = xtask::http::Client::new(None)
+        let bucket = xtask_release::clients::http::Client::new(None)
             .send(hyper::Method::PUT, &format!("{}/it-kept-bucket", ports.moto_url()), &[], Default::default())
             .await
             .unwrap();
@@ -388,7 +388,10 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
                 .collect()
                 .await;
             assert!(pulled.iter().all(Result::is_ok), "{what}: the registry serves the image: {pulled:?}");
-            let buckets = xtask::http::Client::new(None).get(&format!("{}/", ports.moto_url()), &[]).await.unwrap();
+            let buckets = xtask_release::clients::http::Client::new(None)
+                .get(&format!("{}/", ports.moto_url()), &[])
+                .await
+                .unwrap();
             assert!(String::from_utf8_lossy(&buckets.body).contains("it-kept-bucket"), "{what}: the S3 bucket");
         })
     };

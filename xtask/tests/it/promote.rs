@@ -65,7 +65,7 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
     let attestation = runtime().block_on(async {
         use crate::index::{OCI_INDEX, Registry, index};
         let registry = Registry::connect().await;
-        let single = xtask::ecr::manifest(&local_ecr().await, &repository, &commit).await.unwrap();
+        let single = xtask_release::clients::ecr::manifest(&local_ecr().await, &repository, &commit).await.unwrap();
         let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         let attestation = registry.attestation(&repository, &single.digest).await;
@@ -80,11 +80,12 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
         let prod_ecr = local_ecr_in(PROD_ACCOUNT).await;
         assert_eq!(source, ecr_manifest(&prod_ecr, &repository, &next).await);
         // The attestation manifest is in the second account's registry, under its digest.
-        let auth = xtask::ecr::authorization(&prod_ecr).await.unwrap();
+        let auth = xtask_release::clients::ecr::authorization(&prod_ecr).await.unwrap();
         let registry = crate::support::local_ports().await.registry_of(Some(PROD_ACCOUNT)).unwrap().registry_host();
         let url = format!("http://{registry}/v2/{repository}/manifests/{attestation}");
         let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
-        let got = xtask::http::Client::new(Some(auth.basic_header())).get(&url, &accept).await.unwrap();
+        let got =
+            xtask_release::clients::http::Client::new(Some(auth.basic_header())).get(&url, &accept).await.unwrap();
         assert!(got.status.is_success(), "{url}: {}", got.status);
     });
 }

@@ -204,8 +204,8 @@ pub fn stack_dir() -> PathBuf {
 }
 
 /// Where the running local stack answers.
-pub async fn local_ports() -> xtask::local::Ports {
-    xtask::local::running(&stack_dir()).await.unwrap()
+pub async fn local_ports() -> xtask_local_stack::Ports {
+    xtask_local_stack::running(&stack_dir()).await.unwrap()
 }
 
 /// Brings the workspace's local stack up once per test run (reusing a running one).
@@ -229,14 +229,17 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// The local stack's ECR API, as the `local` stage reaches it.
 pub async fn local_ecr() -> aws_sdk_ecr::Client {
-    let ws = xtask::workspace::Workspace::at(&workspace_root()).unwrap();
-    let region = ws.config.stage(xtask::config::LOCAL_STAGE).unwrap().region.clone().unwrap();
+    let ws = xtask_release::domain::workspace::Workspace::at(&workspace_root()).unwrap();
+    let region = ws.config.stage(xtask_release::domain::config::LOCAL_STAGE).unwrap().region.clone().unwrap();
     aws_sdk_ecr::Client::new(&local_ports().await.sdk_config(&region).await)
 }
 
 /// The digest of `repository:tag` in ECR, if the tag is there.
 pub async fn ecr_digest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
-    xtask::ecr::image_by_tag(ecr, repository, tag).await.unwrap().and_then(|d| d.image_digest().map(str::to_owned))
+    xtask_release::clients::ecr::image_by_tag(ecr, repository, tag)
+        .await
+        .unwrap()
+        .and_then(|d| d.image_digest().map(str::to_owned))
 }
 
 /// Creates an ECR repository on the local stack.
@@ -258,7 +261,7 @@ async fn moto_json_as(key: &str, service: &str, target: &str, body: serde_json::
     let scope = format!(
         "AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
-    let client = xtask::http::Client::new(Some(scope));
+    let client = xtask_release::clients::http::Client::new(Some(scope));
     let response = client
         .send(
             hyper::Method::POST,
@@ -323,7 +326,7 @@ async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) -> Str
     );
     let body: Vec<String> =
         params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
-    let response = xtask::http::Client::new(Some(scope))
+    let response = xtask_release::clients::http::Client::new(Some(scope))
         .send(
             hyper::Method::POST,
             &url,
@@ -363,7 +366,7 @@ pub fn bootstrap_local(repo: &Fixture) {
         let ecr = local_ecr().await;
         let mut found = true;
         for repository in ["hello/app", "hello/worker"] {
-            found &= xtask::ecr::image_by_tag(&ecr, repository, "absent").await.is_ok();
+            found &= xtask_release::clients::ecr::image_by_tag(&ecr, repository, "absent").await.is_ok();
         }
         found
     });
@@ -625,8 +628,9 @@ pub fn files_holding(dirs: &[PathBuf], secrets: &[String]) -> Vec<String> {
 
 /// The secrets a local run handles: the registry password and the stack's AWS secret key.
 pub fn local_secrets() -> Vec<String> {
-    let password = runtime().block_on(async { xtask::ecr::authorization(&local_ecr().await).await.unwrap().password });
-    vec![password, xtask::local::LOCAL_SECRET_KEY.to_string()]
+    let password = runtime()
+        .block_on(async { xtask_release::clients::ecr::authorization(&local_ecr().await).await.unwrap().password });
+    vec![password, xtask_local_stack::LOCAL_SECRET_KEY.to_string()]
 }
 
 /// The second emulated account of the local stack: the `local-prod` stage's.
@@ -654,6 +658,6 @@ pub fn promotion_fixture(repository: &str) -> Fixture {
 
 /// The manifest ECR holds for `repository:tag`: body, media type and digest.
 pub async fn ecr_manifest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> (String, String, String) {
-    let m = xtask::ecr::manifest(ecr, repository, tag).await.unwrap();
+    let m = xtask_release::clients::ecr::manifest(ecr, repository, tag).await.unwrap();
     (m.body, m.media_type, m.digest)
 }

@@ -1,0 +1,100 @@
+//! The local stage's whole chain, so that one command shows the whole path: `deploy --stage
+//! local` starts the stack, bootstraps the stage when its settings changed, pushes the work
+//! tree, then deploys ([`crate::deploy`]). Each step is the release library's own, the one
+//! its command runs; what is added around them is the local stack's alone.
+
+use anyhow::Result;
+use xtask_release::{
+    clients::{
+        cdk::Cdk,
+        docker::build::BuilderChoice,
+        git::{Git, ImageTag},
+    },
+    domain::{config::Stage, workspace::Workspace},
+    support::lock::Lock,
+    workflows::{
+        bootstrap::{self, BootstrapOptions},
+        deploy::{DeployOptions, Report},
+        push::{self, Channel, PushOptions},
+    },
+};
+
+use crate::{
+    Stack,
+    stage::{self, LocalStage},
+};
+
+/// What the chain adds to a deploy.
+pub struct ChainOptions<'a> {
+    /// The work tree's tag when deploying HEAD (pushed first), `None` for `--rev`.
+    pub work_tree: Option<&'a ImageTag>,
+    /// Where the local stack's base images fetch Debian's packages.
+    pub debian_mirror: &'a str,
+    pub builder: BuilderChoice,
+}
+
+/// Starts the stack if it is not running, opens `stage` on it and bootstraps the stage if
+/// its settings changed since: what every command of a local stage needs first.
+pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, debian_mirror: &str) -> Result<LocalStage<'w>> {
+    Stack::new(ws).up(ws, debian_mirror).await?;
+    let local = stage::open(ws, stage).await?;
+    if !local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await? {
+        let _one_at_a_time = bootstrap_lock(&local.stack).await?;
+        // Another checkout may have bootstrapped it while this one waited.
+        if !local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await? {
+            bootstrap(&local, &BootstrapOptions { approve: true }).await?;
+        }
+    }
+    Ok(local)
+}
+
+/// `bootstrap` of a local stage: the release library's, then the repository settings
+/// moto's CloudFormation drops (scan on push, lifecycle policy), from the registry stack's
+/// template; recorded so the chain bootstraps again only when the settings change.
+pub async fn bootstrap(local: &LocalStage<'_>, options: &BootstrapOptions) -> Result<()> {
+    let ctx = &local.ctx;
+    let cdk = Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk)?;
+    let stack = bootstrap::deploy_stacks(ctx, &cdk, options).await?;
+    let template = cdk.synth(&stack, None).await?;
+    crate::repository_settings::apply(&ctx.ecr, &template).await?;
+    bootstrap::done(ctx, &stack);
+    local.stack.mark_bootstrapped(ctx.ws, ctx.stage)
+}
+
+/// Bootstraps of one local stack take turns (two deploys from two checkouts would run two
+/// `cdk bootstrap` into one emulated account at once), whichever command runs them.
+pub async fn bootstrap_lock(stack: &Stack) -> Result<Lock> {
+    Lock::acquire(&stack.dir().join("bootstrap.lock"), "another bootstrap of the local stack").await
+}
+
+/// `deploy --stage <a local stage>`: the stack ready, the work tree pushed (unless the
+/// stage's images are promoted, or `--rev` names a commit), then the deploy.
+/// `options.source` is not read: the chain opens the stage's `promote-from` stage itself.
+pub async fn deploy(
+    ws: &Workspace,
+    stage: &Stage,
+    chain: &ChainOptions<'_>,
+    options: &DeployOptions<'_>,
+) -> Result<Report> {
+    let local = ready(ws, stage, chain.debian_mirror).await?;
+    let source = match &stage.promote_from {
+        Some(from) => Some(stage::open(ws, ws.config.stage(from)?).await?),
+        None => None,
+    };
+    let options = DeployOptions { source: source.as_ref().map(|s| &s.ctx), ..*options };
+    // A stage that runs what another ran is never pushed to: its images are promoted.
+    if let Some(tag) = chain.work_tree.filter(|_| stage.promote_from.is_none()) {
+        let channel = Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?;
+        let push = PushOptions {
+            tag,
+            images: &[],
+            rebuild: false,
+            build_cache: true,
+            builder: chain.builder,
+            channel,
+            jobs: push::default_jobs(ws.config.images.len()),
+        };
+        push::push(&local.ctx, &push).await?;
+    }
+    crate::deploy::deploy(&local, &options).await
+}

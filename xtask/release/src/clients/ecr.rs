@@ -1,0 +1,288 @@
+//! Amazon ECR: repositories, registry credentials, images by tag, retagging.
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_ecr::{
+    Client,
+    types::{ImageDetail, ImageIdentifier, Repository},
+};
+use base64::Engine;
+
+use crate::clients::aws::SdkResultExt;
+
+/// Credentials for the registry, good for a few hours. Never printed or written to disk.
+#[derive(Clone)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+    /// `host[:port]` of the registry, without scheme.
+    pub host: String,
+    /// Spoken over plain http (a registry on this machine); https otherwise.
+    pub plain_http: bool,
+}
+
+impl RegistryAuth {
+    /// `scheme://host[:port]` of the registry's HTTP API. Credentials go over plain http to
+    /// a loopback address only, never across a network.
+    pub fn base_url(&self) -> Result<String> {
+        if !self.plain_http {
+            return Ok(format!("https://{}", self.host));
+        }
+        let name = match self.host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => self.host.as_str(),
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            bail!(
+                "refusing to send registry credentials over plain http to {}: only a loopback address may be spoken to without TLS",
+                self.host
+            );
+        }
+        Ok(format!("http://{}", self.host))
+    }
+
+    /// The `Authorization` header value for the registry's HTTP API.
+    pub fn basic_header(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+    }
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth").field("username", &self.username).field("host", &self.host).finish()
+    }
+}
+
+pub async fn authorization(client: &Client) -> Result<RegistryAuth> {
+    let out = client.get_authorization_token().send().await.sdk_context(|| "cannot get an ECR authorization token")?;
+    let data = out.authorization_data().first().context("ECR returned no authorization data")?;
+    let token = data.authorization_token().context("ECR returned no authorization token")?;
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(token).context("the ECR authorization token is not base64")?;
+    let decoded = String::from_utf8(decoded).context("the ECR authorization token is not text")?;
+    let (username, password) =
+        decoded.split_once(':').context("the ECR authorization token has no `user:password` form")?;
+    let endpoint = data.proxy_endpoint().context("ECR returned no registry endpoint")?;
+    let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+    Ok(RegistryAuth {
+        username: username.to_string(),
+        password: password.to_string(),
+        host: host.to_string(),
+        plain_http: false,
+    })
+}
+
+/// Does the repository exist?
+pub async fn repository_exists(client: &Client, name: &str) -> Result<bool> {
+    match client.describe_repositories().repository_names(name).send().await {
+        Ok(out) => Ok(!out.repositories().is_empty()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => Ok(false),
+        Err(err) => Err(err).sdk_context(|| format!("cannot describe ECR repository `{name}`")),
+    }
+}
+
+/// The repository, or an error that says how to create it.
+pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Result<Repository> {
+    match client.describe_repositories().repository_names(name).send().await {
+        Ok(out) => {
+            out.repositories().first().cloned().with_context(|| format!("ECR did not describe repository `{name}`"))
+        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
+            bail!("ECR repository `{name}` does not exist; create it with `{create_hint}`")
+        }
+        Err(err) => Err(err).sdk_context(|| format!("cannot describe ECR repository `{name}`")),
+    }
+}
+
+/// The image tagged `tag`, if there is one.
+pub async fn image_by_tag(client: &Client, repository: &str, tag: &str) -> Result<Option<ImageDetail>> {
+    let id = ImageIdentifier::builder().image_tag(tag).build();
+    match client.describe_images().repository_name(repository).image_ids(id).send().await {
+        Ok(out) => Ok(out.image_details().first().cloned()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
+        Err(err) => Err(err).sdk_context(|| format!("cannot look up tag {tag} in ECR repository `{repository}`")),
+    }
+}
+
+/// Every media type an image's manifest may have: a single image (Docker, OCI) or an
+/// index of them (a Docker manifest list, an OCI index).
+pub const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// A manifest as ECR stores it.
+pub struct Manifest {
+    pub body: String,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// The manifest of the image `tag` names.
+pub async fn manifest(client: &Client, repository: &str, tag: &str) -> Result<Manifest> {
+    manifest_of(client, repository, ImageIdentifier::builder().image_tag(tag).build(), tag).await
+}
+
+/// The manifest of the image with `digest`.
+pub async fn manifest_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Manifest> {
+    manifest_of(client, repository, ImageIdentifier::builder().image_digest(digest).build(), digest).await
+}
+
+async fn manifest_of(client: &Client, repository: &str, id: ImageIdentifier, tag: &str) -> Result<Manifest> {
+    let out = client
+        .batch_get_image()
+        .repository_name(repository)
+        .image_ids(id)
+        .set_accepted_media_types(Some(MANIFEST_TYPES.map(String::from).to_vec()))
+        .send()
+        .await
+        .sdk_context(|| format!("cannot read the manifest of {repository}:{tag}"))?;
+    let image = out.images().first().with_context(|| format!("ECR has no image {repository}:{tag}"))?;
+    let body = image.image_manifest().context("ECR returned an image without its manifest")?.to_string();
+    let media_type = match image.image_manifest_media_type() {
+        Some(t) => t.to_string(),
+        None => media_type_of(&body)?,
+    };
+    let digest = image
+        .image_id()
+        .and_then(|id| id.image_digest())
+        .context("ECR returned an image without its digest")?
+        .to_string();
+    Ok(Manifest { body, media_type, digest })
+}
+
+/// Every image of the repository (`DescribeImages`, every page).
+pub async fn images(client: &Client, repository: &str) -> Result<Vec<ImageDetail>> {
+    let mut images = vec![];
+    let mut token = None;
+    loop {
+        let out = client
+            .describe_images()
+            .repository_name(repository)
+            .set_next_token(token)
+            .send()
+            .await
+            .sdk_context(|| format!("cannot list the images of ECR repository `{repository}`"))?;
+        images.extend(out.image_details().iter().cloned());
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(images);
+        }
+    }
+}
+
+/// Removes `ids` (tags or digests) with `BatchDeleteImage`. Removing an image's last tag
+/// deletes the image: callers check that first.
+pub async fn delete(client: &Client, repository: &str, ids: Vec<ImageIdentifier>) -> Result<()> {
+    for chunk in ids.chunks(100) {
+        let out = client
+            .batch_delete_image()
+            .repository_name(repository)
+            .set_image_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .sdk_context(|| format!("cannot delete images of ECR repository `{repository}`"))?;
+        if let Some(failure) = out.failures().first() {
+            let id = failure.image_id();
+            let what = id.and_then(|i| i.image_tag().or(i.image_digest())).unwrap_or("an image");
+            bail!(
+                "ECR did not delete {what} from `{repository}`: {} ({})",
+                failure.failure_reason().unwrap_or("no reason given"),
+                failure.failure_code().map(|c| c.as_str()).unwrap_or("no code")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Removes one tag (the image keeps its other tags).
+pub async fn delete_tag(client: &Client, repository: &str, tag: &str) -> Result<()> {
+    delete(client, repository, vec![ImageIdentifier::builder().image_tag(tag).build()]).await
+}
+
+/// Is this manifest media type an index (a manifest list)?
+pub fn is_index(media_type: &str) -> bool {
+    media_type.contains("manifest.list") || media_type.contains("image.index")
+}
+
+/// The `mediaType` field of a manifest.
+pub fn media_type_of(manifest: &str) -> Result<String> {
+    let value: serde_json::Value = serde_json::from_str(manifest).context("the manifest is not JSON")?;
+    value["mediaType"].as_str().map(str::to_owned).context("the manifest names no mediaType")
+}
+
+/// What adding a tag did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tagged {
+    Added,
+    /// The tag already named this very image (another job got there first).
+    AlreadyThere,
+    /// The tag names another image (this digest); an immutable repository keeps it there.
+    Taken(String),
+}
+
+impl Tagged {
+    /// `Taken` as the error it is where the tag must name this image.
+    pub fn require(self, repository: &str, tag: &str, digest: &str) -> Result<Tagged> {
+        if let Tagged::Taken(other) = &self {
+            bail!(
+                "tag {tag} in `{repository}` already names another image ({other}, not {digest}); the repository's tags are immutable, so a commit's tag can never be moved: find out which job pushed it"
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// Adds `tag` to the image whose manifest is `manifest` (`BatchGetImage` + `PutImage`).
+/// Never removes a tag.
+pub async fn put_tag(client: &Client, repository: &str, manifest: &Manifest, tag: &str) -> Result<Tagged> {
+    let result = client
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(&manifest.body)
+        .image_manifest_media_type(&manifest.media_type)
+        .image_digest(&manifest.digest)
+        .image_tag(tag)
+        .send()
+        .await;
+    let Err(err) = result else { return Ok(Tagged::Added) };
+    let exists = err
+        .as_service_error()
+        .is_some_and(|e| e.is_image_already_exists_exception() || e.is_image_tag_already_exists_exception());
+    if !exists {
+        return Err(err).sdk_context(|| format!("cannot tag {repository}@{} as {tag}", manifest.digest));
+    }
+    let current = image_by_tag(client, repository, tag).await?;
+    let digest = current.as_ref().and_then(|d| d.image_digest()).unwrap_or("");
+    Ok(if digest == manifest.digest { Tagged::AlreadyThere } else { Tagged::Taken(digest.to_string()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryAuth;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let auth = |host: &str, plain_http| RegistryAuth {
+            username: "AWS".into(),
+            password: "secret".into(),
+            host: host.into(),
+            plain_http,
+        };
+        assert_eq!(auth("127.0.0.1:5000", true).base_url().unwrap(), "http://127.0.0.1:5000");
+        assert_eq!(auth("localhost:5000", true).base_url().unwrap(), "http://localhost:5000");
+        assert_eq!(auth("[::1]:5000", true).base_url().unwrap(), "http://[::1]:5000");
+        assert_eq!(
+            auth("1.dkr.ecr.eu-west-1.amazonaws.com", false).base_url().unwrap(),
+            "https://1.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        for host in ["localhost.example.com", "localhost.example.com:5000", "127.0.0.1.nip.io", "10.0.0.1:5000"] {
+            let err = auth(host, true).base_url().unwrap_err().to_string();
+            assert!(err.contains("refusing to send registry credentials over plain http"), "{host}: {err}");
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! Project settings: `[workspace.metadata.xtask]` in the workspace's `Cargo.toml`.
+//!
+//! This module is the one reader of that table: it refuses unknown keys and wrong types
+//! with the key's path, checks every value once, and hands the CDK app in `infra/` the
+//! resolved settings as JSON ([`Config::resolved_json`]), so the two never disagree.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The name of the stage that runs on this machine's local stack.
+pub const LOCAL_STAGE: &str = "local";
+/// The local stage's region and account, unless the file sets them.
+const LOCAL_REGION: &str = "us-east-1";
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
+const RESOLVED_SCHEMA: u32 = 2;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The workspace root: the directory of the workspace `Cargo.toml`.
+    pub root: PathBuf,
+    pub project: String,
+    pub commit_arg: String,
+    pub keep_images: u32,
+    /// How many pull-request images each repository keeps (`keep-pr-images`).
+    pub keep_pr_images: u32,
+    /// How many of the images last deployed to a stage are kept for a rollback.
+    pub rollback_window: u32,
+    /// The branch whose commits are main's (`refs/remotes/origin/<b>` or `refs/heads/<b>`).
+    pub main_branch: String,
+    pub images: Vec<Image>,
+    pub stages: BTreeMap<String, Stage>,
+    /// `[workspace.metadata.xtask.local]`: read by the local stack only.
+    pub local: LocalStackSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Image {
+    pub name: String,
+    /// Context directory, relative to the workspace root.
+    pub context: PathBuf,
+    /// Dockerfile, relative to the workspace root.
+    pub dockerfile: PathBuf,
+    /// ECR repository name (without the registry host).
+    pub repository: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// The port the container listens on; the service stack routes its load balancer to it.
+    pub port: u16,
+    /// Whether the service stack puts a load balancer in front of it (`load-balanced`;
+    /// a worker without one is health-checked by its container's own `healthcheck` command).
+    #[serde(default = "default_true")]
+    pub load_balanced: bool,
+    /// The Dockerfile stage whose layers `push` exports to ECR as build cache
+    /// (`cache-stage`, e.g. the stage that compiles the dependencies), so a runner with an
+    /// empty daemon reuses them.
+    #[serde(default)]
+    pub cache_stage: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Stage {
+    #[serde(skip)]
+    pub name: String,
+    /// AWS profile used by the SDK and passed to `cdk --profile`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Build arguments that apply to every image in this stage (override the image's own).
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// The stage whose images this one runs: `promote` copies them here by digest, and
+    /// `push` never builds for this stage.
+    #[serde(default)]
+    pub promote_from: Option<String>,
+    /// Runs on the local stack, in its own emulated account (`account`), like `local`.
+    #[serde(default)]
+    pub local_stack: bool,
+}
+
+/// Loopback ports of the local stack; each one unset is picked free when the stack starts.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LocalStackSettings {
+    #[serde(default)]
+    pub moto_port: Option<u16>,
+    #[serde(default)]
+    pub registry_port: Option<u16>,
+    #[serde(default)]
+    pub sync_port: Option<u16>,
+}
+
+fn default_platform() -> String {
+    "linux/amd64".to_string()
+}
+fn default_commit_arg() -> String {
+    "GIT_COMMIT".to_string()
+}
+fn default_keep_images() -> u32 {
+    30
+}
+fn default_keep_pr_images() -> u32 {
+    20
+}
+fn default_rollback_window() -> u32 {
+    10
+}
+fn default_main_branch() -> String {
+    "main".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Raw {
+    project: String,
+    #[serde(default = "default_commit_arg")]
+    commit_arg: String,
+    #[serde(default = "default_keep_images")]
+    keep_images: u32,
+    #[serde(default = "default_keep_pr_images")]
+    keep_pr_images: u32,
+    #[serde(default = "default_rollback_window")]
+    rollback_window: u32,
+    #[serde(default = "default_main_branch")]
+    main_branch: String,
+    #[serde(default)]
+    images: Vec<Image>,
+    #[serde(default)]
+    stages: BTreeMap<String, Stage>,
+    #[serde(default)]
+    local: LocalStackSettings,
+}
+
+impl Config {
+    /// Reads the settings of the workspace whose root is `root`.
+    pub fn load(root: &Path) -> Result<Config> {
+        let manifest = root.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+        Config::parse(root, &text)
+            .with_context(|| format!("invalid [workspace.metadata.xtask] in {}", manifest.display()))
+    }
+
+    pub fn parse(root: &Path, cargo_toml: &str) -> Result<Config> {
+        let manifest: toml::Table = toml::from_str(cargo_toml).map_err(|err| {
+            let line = err.span().map_or(0, |span| cargo_toml[..span.start].lines().count().max(1));
+            anyhow::anyhow!("line {line}: {}", err.message().trim())
+        })?;
+        let Some(table) = manifest.get("workspace").and_then(|w| w.get("metadata")).and_then(|m| m.get("xtask")) else {
+            bail!("the table is missing; add it to the workspace Cargo.toml (see README)");
+        };
+        // The error names the key: `images[0].port: invalid type: string "80", expected u16`.
+        let raw: Raw = serde_path_to_error::deserialize(table.clone()).map_err(|err| {
+            let path = err.path().to_string();
+            // toml appends "\nin `images`" to its own message: the path above says it better.
+            let inner = err.into_inner().to_string();
+            let inner = inner.lines().next().unwrap_or_default().trim();
+            if path == "." { anyhow::anyhow!("{inner}") } else { anyhow::anyhow!("{path}: {inner}") }
+        })?;
+        let mut stages = raw.stages;
+        let local = stages.entry(LOCAL_STAGE.to_string()).or_default();
+        local.region.get_or_insert_with(|| LOCAL_REGION.to_string());
+        local.account.get_or_insert_with(|| LOCAL_ACCOUNT.to_string());
+        for (name, stage) in &mut stages {
+            stage.name = name.clone();
+        }
+        let config = Config {
+            root: root.to_path_buf(),
+            project: raw.project,
+            commit_arg: raw.commit_arg,
+            keep_images: raw.keep_images,
+            keep_pr_images: raw.keep_pr_images,
+            rollback_window: raw.rollback_window,
+            main_branch: raw.main_branch,
+            images: raw.images,
+            stages,
+            local: raw.local,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !is_name(&self.project, |c| c.is_ascii_alphanumeric() || c == '-') || !starts_with_letter(&self.project) {
+            bail!(
+                "project: `{}` is not a stack-name prefix; use a letter, then letters, digits or dashes",
+                self.project
+            );
+        }
+        if self.keep_images == 0 {
+            bail!("keep-images: must be at least 1 (the images a rollback can reach)");
+        }
+        if self.keep_pr_images == 0 {
+            bail!("keep-pr-images: must be at least 1 (the pull-request images `check` reads)");
+        }
+        if self.rollback_window == 0 {
+            bail!("rollback-window: must be at least 1 (the image a stage runs)");
+        }
+        let bad_branch = self.main_branch.is_empty()
+            || self.main_branch.starts_with(['-', '/'])
+            || self.main_branch.contains(|c: char| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+            || self.main_branch.contains("..");
+        if bad_branch {
+            bail!("main-branch: `{}` is not a git branch name such as \"main\"", self.main_branch);
+        }
+        if self.images.is_empty() {
+            bail!("images: none configured; add an [[workspace.metadata.xtask.images]] entry");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            let at = format!("images[{i}]");
+            if !seen.insert(&image.name) {
+                bail!("{at}.name: image `{}` is configured twice", image.name);
+            }
+            let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+            if !is_name(&image.name, lower) || image.name.starts_with(['-', '_']) {
+                bail!("{at}.name: `{}` must be lowercase letters, digits, `-` or `_`", image.name);
+            }
+            if !is_ecr_repository_name(&image.repository) {
+                bail!("{at}.repository: `{}` is not an ECR repository name such as \"project/app\"", image.repository);
+            }
+            for (key, path) in [("context", &image.context), ("dockerfile", &image.dockerfile)] {
+                let escapes = path
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+                if escapes {
+                    bail!(
+                        "{at}.{key}: `{}` is outside the workspace; give a path inside it, relative to its root",
+                        path.display()
+                    );
+                }
+            }
+            if image.port == 0 {
+                bail!("{at}.port: must be the TCP port the container listens on (1-65535)");
+            }
+            if !matches!(image.platform.as_str(), "linux/amd64" | "linux/arm64") {
+                bail!("{at}.platform: `{}` is not supported; use linux/amd64 or linux/arm64", image.platform);
+            }
+            for (key, value) in &image.build_args {
+                check_build_arg(&format!("{at}.build-args.{key}"), value)?;
+            }
+        }
+        for (name, stage) in &self.stages {
+            if !is_name(name, |c| c.is_ascii_alphanumeric() || c == '-') {
+                bail!("stages.{name}: a stage name may hold only letters, digits and dashes");
+            }
+            // Its `deployed-<stage>.<timestamp>` tags stay within a registry client's 128.
+            if name.len() > 64 {
+                bail!("stages.{name}: a stage name may be at most 64 characters long");
+            }
+            if let Some(account) = &stage.account
+                && !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+            {
+                bail!("stages.{name}.account: `{account}` is not a 12-digit AWS account id");
+            }
+            for (key, value) in &stage.build_args {
+                check_build_arg(&format!("stages.{name}.build-args.{key}"), value)?;
+            }
+            if stage.local_stack && stage.account.is_none() {
+                bail!("stages.{name}.account: a stage on the local stack needs its own 12-digit account id");
+            }
+            if let Some(source) = &stage.promote_from {
+                let Some(from) = self.stages.get(source) else {
+                    let known: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+                    bail!("stages.{name}.promote-from: unknown stage `{source}`; known stages: {}", known.join(", "));
+                };
+                if source == name || from.promote_from.is_some() {
+                    bail!(
+                        "stages.{name}.promote-from: `{source}` must be a stage that builds its images (one without promote-from)"
+                    );
+                }
+                if from.is_local() != stage.is_local() {
+                    bail!(
+                        "stages.{name}.promote-from: `{source}` and `{name}` must both be on the local stack or both in AWS"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stage(&self, name: &str) -> Result<&Stage> {
+        self.stages.get(name).with_context(|| {
+            let known: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+            format!(
+                "unknown stage `{name}`; known stages: {} (add one under [workspace.metadata.xtask.stages])",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// The images selected by `--image` (all when none is named).
+    pub fn select_images(&self, names: &[String]) -> Result<Vec<&Image>> {
+        if names.is_empty() {
+            return Ok(self.images.iter().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.images.iter().find(|image| &image.name == name).with_context(|| {
+                    let known: Vec<&str> = self.images.iter().map(|i| i.name.as_str()).collect();
+                    format!("unknown image `{name}`; configured images: {}", known.join(", "))
+                })
+            })
+            .collect()
+    }
+
+    /// CloudFormation stack names of a stage.
+    pub fn registry_stack(&self, stage: &Stage) -> String {
+        format!("{}-{}-registry", self.project, stage.name)
+    }
+    pub fn service_stack(&self, stage: &Stage) -> String {
+        format!("{}-{}-service", self.project, stage.name)
+    }
+
+    /// The settings the CDK app needs, resolved (defaults applied), as the JSON it reads
+    /// from the file named by its `xtaskConfig` context.
+    pub fn resolved_json(&self) -> String {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Resolved<'a> {
+            schema: u32,
+            project: &'a str,
+            keep_images: u32,
+            rollback_window: u32,
+            /// The ECR lifecycle policy of every repository, set by the registry stack verbatim.
+            lifecycle_policy: crate::domain::retention::Policy,
+            images: Vec<ResolvedImage<'a>>,
+            stages: BTreeMap<&'a str, ResolvedStage<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ResolvedImage<'a> {
+            name: &'a str,
+            repository: &'a str,
+            port: u16,
+            platform: &'a str,
+            load_balanced: bool,
+        }
+        #[derive(Serialize)]
+        struct ResolvedStage<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            profile: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            region: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            account: Option<&'a str>,
+        }
+        let resolved = Resolved {
+            schema: RESOLVED_SCHEMA,
+            project: &self.project,
+            keep_images: self.keep_images,
+            rollback_window: self.rollback_window,
+            lifecycle_policy: crate::domain::retention::policy(&crate::domain::retention::Settings::of(self)),
+            images: self
+                .images
+                .iter()
+                .map(|i| ResolvedImage {
+                    name: &i.name,
+                    repository: &i.repository,
+                    port: i.port,
+                    platform: &i.platform,
+                    load_balanced: i.load_balanced,
+                })
+                .collect(),
+            stages: self
+                .stages
+                .values()
+                .map(|s| {
+                    let stage = ResolvedStage {
+                        name: &s.name,
+                        profile: s.profile.as_deref(),
+                        region: s.region.as_deref(),
+                        account: s.account.as_deref(),
+                    };
+                    (s.name.as_str(), stage)
+                })
+                .collect(),
+        };
+        let mut json = serde_json::to_string_pretty(&resolved).expect("plain data serializes");
+        json.push('\n');
+        json
+    }
+}
+
+impl Stage {
+    /// Does this stage run on the local stack rather than in an AWS account?
+    pub fn is_local(&self) -> bool {
+        self.name == LOCAL_STAGE || self.local_stack
+    }
+}
+
+fn is_name(name: &str, allowed: impl Fn(char) -> bool) -> bool {
+    !name.is_empty() && name.chars().all(allowed)
+}
+
+fn starts_with_letter(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// ECR's rule: `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`.
+fn is_ecr_repository_name(name: &str) -> bool {
+    name.split('/').all(|part| {
+        let mut previous_separator = true;
+        for c in part.chars() {
+            let separator = matches!(c, '.' | '_' | '-');
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || separator) || (separator && previous_separator) {
+                return false;
+            }
+            previous_separator = separator;
+        }
+        !previous_separator
+    })
+}
+
+/// A build argument reaches the daemon as one value: a line break would split it.
+fn check_build_arg(at: &str, value: &str) -> Result<()> {
+    if value.contains(['\n', '\r', '\0']) {
+        bail!("{at}: a build argument cannot hold a line break or NUL");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[workspace]
+[workspace.metadata.xtask]
+project = "p"
+[[workspace.metadata.xtask.images]]
+name = "app"
+context = "app"
+dockerfile = "app/Dockerfile"
+repository = "p/app"
+port = 8080
+"#;
+
+    fn error(toml: &str) -> String {
+        format!("{:#}", Config::parse(Path::new("/w"), toml).unwrap_err())
+    }
+
+    #[test]
+    fn local_stage_always_exists() {
+        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
+        let local = config.stage("local").unwrap();
+        assert_eq!(local.region.as_deref(), Some("us-east-1"));
+        assert_eq!(local.account.as_deref(), Some("123456789012"));
+        assert_eq!(config.service_stack(local), "p-local-service");
+    }
+
+    #[test]
+    fn unknown_stage_lists_known_ones() {
+        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
+        let err = config.stage("prod").unwrap_err().to_string();
+        assert!(err.contains("unknown stage `prod`; known stages: local"), "{err}");
+    }
+
+    #[test]
+    fn unknown_image_is_named() {
+        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
+        let err = config.select_images(&["web".into()]).unwrap_err().to_string();
+        assert_eq!(err, "unknown image `web`; configured images: app");
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_keys_path() {
+        let stage = "[workspace.metadata.xtask.stages.dev]\n";
+        let cases = [
+            (
+                "an unknown key",
+                MINIMAL.replace("port = 8080", "port = 8080\nrepo = 1"),
+                "images[0].repo: unknown field `repo`",
+            ),
+            (
+                "a wrong type",
+                MINIMAL.replace("port = 8080", "port = \"80\""),
+                "images[0].port: invalid type: string \"80\", expected u16",
+            ),
+            ("a missing port", MINIMAL.replace("port = 8080", ""), "images[0]: missing field `port`"),
+            ("a port of 0", MINIMAL.replace("port = 8080", "port = 0"), "images[0].port: must be the TCP port"),
+            (
+                "an unknown top key",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nimage = 1"),
+                "image: unknown field `image`",
+            ),
+            ("no table", "[workspace]\nmembers = []\n".to_string(), "the table is missing"),
+            (
+                "a duplicate image",
+                format!("{MINIMAL}{}", &MINIMAL[MINIMAL.find("[[").unwrap()..]),
+                "images[1].name: image `app` is configured twice",
+            ),
+            (
+                "an unknown platform",
+                MINIMAL.replace("port = 8080", "port = 8080\nplatform = \"windows/amd64\""),
+                "images[0].platform: `windows/amd64` is not supported",
+            ),
+            (
+                "a bad repository",
+                MINIMAL.replace("p/app", "P/App"),
+                "images[0].repository: `P/App` is not an ECR repository name",
+            ),
+            (
+                "a repository with a double separator",
+                MINIMAL.replace("p/app", "p/a--b"),
+                "is not an ECR repository name",
+            ),
+            (
+                "a bad image name",
+                MINIMAL.replace("name = \"app\"", "name = \"App\""),
+                "images[0].name: `App` must be lowercase",
+            ),
+            (
+                "a zero keep-images",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nkeep-images = 0"),
+                "keep-images: must be at least 1",
+            ),
+            (
+                "a zero rollback-window",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nrollback-window = 0"),
+                "rollback-window: must be at least 1",
+            ),
+            (
+                "a bad main-branch",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\nmain-branch = \"a b\""),
+                "main-branch: `a b` is not a git branch name",
+            ),
+            (
+                "a bad project",
+                MINIMAL.replace("project = \"p\"", "project = \"9p\""),
+                "project: `9p` is not a stack-name prefix",
+            ),
+            (
+                "a bad account",
+                format!("{MINIMAL}{stage}account = \"42\"\n"),
+                "stages.dev.account: `42` is not a 12-digit",
+            ),
+            (
+                "a bad stage name",
+                format!("{MINIMAL}[workspace.metadata.xtask.stages.\"d v\"]\n"),
+                "stages.d v: a stage name may hold only",
+            ),
+            (
+                "an unknown stage key",
+                format!("{MINIMAL}{stage}regoin = \"x\"\n"),
+                "stages.dev.regoin: unknown field `regoin`",
+            ),
+            (
+                "a build argument with a newline",
+                format!("{MINIMAL}{stage}build-args = {{ A = \"1\\n2\" }}\n"),
+                "stages.dev.build-args.A: a build argument cannot hold a line break",
+            ),
+            (
+                "an unknown local key",
+                format!("{MINIMAL}[workspace.metadata.xtask.local]\nmoto = 1\n"),
+                "local.moto: unknown field `moto`",
+            ),
+            (
+                "promotion from an unknown stage",
+                format!("{MINIMAL}{stage}promote-from = \"qa\"\n"),
+                "stages.dev.promote-from: unknown stage `qa`; known stages: dev, local",
+            ),
+            (
+                "promotion from itself",
+                format!("{MINIMAL}{stage}promote-from = \"dev\"\n"),
+                "stages.dev.promote-from: `dev` must be a stage that builds its images",
+            ),
+            (
+                "promotion from the local stack into AWS",
+                format!("{MINIMAL}{stage}promote-from = \"local\"\n"),
+                "stages.dev.promote-from: `local` and `dev` must both be on the local stack or both in AWS",
+            ),
+            (
+                "a local-stack stage without its account",
+                format!("{MINIMAL}{stage}local-stack = true\n"),
+                "stages.dev.account: a stage on the local stack needs its own 12-digit account id",
+            ),
+            ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
+        ];
+        let mut wrong = vec![];
+        for (what, toml, expected) in cases {
+            let err = error(&toml);
+            if !err.contains(expected) || err.contains('\n') {
+                wrong.push(format!("{what}: expected one line with `{expected}`, got `{err}`"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_workspaces_own_settings_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let config = Config::load(root).unwrap();
+        assert!(config.stages.contains_key(LOCAL_STAGE));
+    }
+
+    /// infra's tests read `test/fixtures/config.json`, the resolved form of
+    /// `test/fixtures/Cargo.toml`: the two must agree, as the CDK app and xtask must.
+    #[test]
+    fn infra_fixture_is_the_resolved_form_of_its_manifest() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let fixtures = root.join("infra/test/fixtures");
+        let config = Config::load(&fixtures).unwrap();
+        let path = fixtures.join("config.json");
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, config.resolved_json()).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == config.resolved_json(),
+            "{} is stale; refresh it with `UPDATE_FIXTURES=1 cargo test -p xtask infra_fixture`",
+            path.display()
+        );
+    }
+}

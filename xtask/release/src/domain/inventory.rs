@@ -1,0 +1,127 @@
+//! A repository's images as the retention rules see them: tags, push time, size, scan
+//! summary, what each stage runs and ran, and which untagged manifests an index references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::{
+    clients::ecr,
+    domain::retention::{self, Facts},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub digest: String,
+    pub tags: Vec<String>,
+    /// Milliseconds since the epoch.
+    #[serde(skip)]
+    pub pushed_at: i64,
+    pub size_bytes: Option<i64>,
+    pub media_type: Option<String>,
+    /// Scan findings by severity, when ECR has a scan summary.
+    pub scan: Option<BTreeMap<String, i32>>,
+}
+
+pub struct Inventory {
+    /// Newest first.
+    pub images: Vec<Image>,
+    /// Each manifest an index in the repository references, and the indexes that do.
+    pub referenced_by: BTreeMap<String, Vec<String>>,
+}
+
+/// A stage's deployment of an image, from its `deployed-<stage>.<time>` tags.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageUse {
+    pub stage: String,
+    /// `runs` for the stage's newest deployment, `ran` for the ones before.
+    pub status: &'static str,
+    /// When it was deployed (the newest deployment of this image to the stage), RFC 3339.
+    pub since: String,
+    /// Within the stage's rollback window (never expired, never deleted).
+    pub in_rollback_window: bool,
+}
+
+impl Inventory {
+    /// Reads every image of `repository`, and the manifests each index lists.
+    pub async fn read(client: &aws_sdk_ecr::Client, repository: &str) -> Result<Inventory> {
+        let mut images: Vec<Image> = ecr::images(client, repository)
+            .await?
+            .into_iter()
+            .filter_map(|d| {
+                let scan = d
+                    .image_scan_findings_summary()
+                    .and_then(|s| s.finding_severity_counts())
+                    .map(|counts| counts.iter().map(|(severity, n)| (severity.as_str().to_string(), *n)).collect());
+                Some(Image {
+                    digest: d.image_digest()?.to_string(),
+                    tags: d.image_tags().to_vec(),
+                    pushed_at: d.image_pushed_at().map_or(0, |t| t.to_millis().unwrap_or(0)),
+                    size_bytes: d.image_size_in_bytes(),
+                    media_type: d.image_manifest_media_type().map(str::to_owned),
+                    scan,
+                })
+            })
+            .collect();
+        images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.cmp(&b.digest)));
+        let mut referenced_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for index in images.iter().filter(|i| i.media_type.as_deref().is_some_and(ecr::is_index)) {
+            let manifest = ecr::manifest_by_digest(client, repository, &index.digest).await?;
+            let body: serde_json::Value = serde_json::from_str(&manifest.body)
+                .with_context(|| format!("the index {repository}@{} is not JSON", index.digest))?;
+            for child in body["manifests"].as_array().into_iter().flatten() {
+                if let Some(digest) = child["digest"].as_str() {
+                    referenced_by.entry(digest.to_string()).or_default().push(index.digest.clone());
+                }
+            }
+        }
+        Ok(Inventory { images, referenced_by })
+    }
+
+    pub fn facts(&self) -> Vec<Facts<'_>> {
+        self.images.iter().map(|i| Facts { tags: &i.tags, pushed_at: i.pushed_at }).collect()
+    }
+
+    /// The image `tag` names.
+    pub fn by_tag(&self, tag: &str) -> Option<usize> {
+        self.images.iter().position(|i| i.tags.iter().any(|t| t == tag))
+    }
+
+    /// Images a stage runs or can roll back to (the newest `window` deployed to each stage).
+    pub fn protected(&self, window: u32) -> BTreeSet<usize> {
+        retention::protected(&self.facts(), window)
+    }
+
+    /// Per image, the stages that run or ran it.
+    pub fn stage_uses(&self, window: u32) -> Vec<Vec<StageUse>> {
+        let mut uses = vec![vec![]; self.images.len()];
+        for (stage, list) in retention::deployments(&self.facts()) {
+            for (rank, (i, ts)) in list.iter().enumerate() {
+                uses[*i].push(StageUse {
+                    stage: stage.clone(),
+                    status: if rank == 0 { "runs" } else { "ran" },
+                    since: timestamp_rfc3339(ts),
+                    in_rollback_window: rank < window as usize,
+                });
+            }
+        }
+        uses
+    }
+}
+
+/// `20261201T034501Z` as `2026-12-01T03:45:01Z`.
+pub fn timestamp_rfc3339(ts: &str) -> String {
+    if ts.len() != 16 {
+        return ts.to_string();
+    }
+    format!("{}-{}-{}T{}:{}:{}Z", &ts[0..4], &ts[4..6], &ts[6..8], &ts[9..11], &ts[11..13], &ts[13..15])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_read_as_rfc3339() {
+        assert_eq!(super::timestamp_rfc3339("20261201T034501Z"), "2026-12-01T03:45:01Z");
+    }
+}

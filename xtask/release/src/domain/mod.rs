@@ -1,0 +1,11 @@
+//! The settings and what images are made of: pure logic over values, no outside calls
+//! beyond reading the workspace's files.
+
+pub mod build_cache;
+pub mod config;
+pub mod context;
+pub mod dockerfile;
+pub mod image;
+pub mod inventory;
+pub mod retention;
+pub mod workspace;

@@ -1,0 +1,192 @@
+//! One stage, opened once: its settings, region, SDK clients and, fetched on first use and
+//! then kept, the registry's credentials and the Docker connection. Commands open it up
+//! front and pass it down; nothing below opens a stage again. Two can live side by side
+//! (one per stage: promotion reads one and writes the other).
+//!
+//! How a stage is reached is plain data, [`Access`]: the SDK configuration (its endpoint
+//! and credentials provider), the registry's endpoint, cdk's environment and flags, the
+//! network builds run on. [`Access::aws`] makes the one of a stage in an AWS account; a
+//! caller that serves a stage some other way fills the fields itself. The workflows never
+//! ask which kind of stage they work on.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
+use bollard::Docker;
+use tokio::sync::OnceCell;
+
+use crate::{
+    clients::{
+        aws,
+        cdk::CdkEnv,
+        docker,
+        ecr::{self, RegistryAuth},
+        ecs,
+    },
+    domain::{config::Stage, workspace::Workspace},
+    support::progress::Task,
+};
+
+/// How a stage is reached.
+pub struct Access {
+    /// The SDK configuration: region, credentials provider, and the endpoint when it is not AWS's.
+    pub sdk: SdkConfig,
+    /// Where images are pushed and pulled: `None` for the endpoint ECR hands out with its
+    /// credentials, or another registry that holds the same repositories.
+    pub registry: Option<RegistryEndpoint>,
+    /// cdk's profile, environment and flags.
+    pub cdk: CdkEnv,
+    /// The network a build's `RUN` steps get (`None`: the engine's own).
+    pub build_network: Option<String>,
+    /// May images of a dirty work tree (`<sha>-dirty-<hash>`) be pushed to and deployed here?
+    pub accepts_dirty_images: bool,
+}
+
+/// A registry endpoint other than ECR's own.
+#[derive(Debug, Clone)]
+pub struct RegistryEndpoint {
+    /// `host[:port]`, without scheme.
+    pub host: String,
+    /// Spoken over plain http; credentials then go to a loopback address only ([`RegistryAuth::base_url`]).
+    pub plain_http: bool,
+}
+
+impl Access {
+    /// A stage in an AWS account, reached with `profile` (`--profile`, which overrides the
+    /// stage's own) or the default credential chain; fails, saying how to fix it, when no
+    /// credentials or no region can be had.
+    pub async fn aws(stage: &Stage, profile: Option<&str>) -> Result<Access> {
+        let (sdk, profile) = aws::load(stage, profile).await?;
+        aws::ensure_credentials(&sdk, profile.as_deref()).await?;
+        Ok(Access {
+            sdk,
+            registry: None,
+            cdk: CdkEnv { profile, ..CdkEnv::default() },
+            build_network: None,
+            accepts_dirty_images: false,
+        })
+    }
+}
+
+pub struct StageContext<'w> {
+    pub ws: &'w Workspace,
+    pub stage: &'w Stage,
+    pub region: String,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub access: Access,
+    registry: OnceCell<RegistryAuth>,
+    docker: OnceCell<Docker>,
+}
+
+impl<'w> StageContext<'w> {
+    /// Opens `stage` through `access`.
+    pub fn open(ws: &'w Workspace, stage: &'w Stage, access: Access) -> Result<StageContext<'w>> {
+        let region = access.sdk.region().context("the SDK configuration has no region")?.to_string();
+        let (ecr, ecs) = (aws_sdk_ecr::Client::new(&access.sdk), aws_sdk_ecs::Client::new(&access.sdk));
+        Ok(StageContext { ws, stage, region, ecr, ecs, access, registry: OnceCell::new(), docker: OnceCell::new() })
+    }
+
+    /// The registry's endpoint and credentials, asked of ECR once.
+    pub async fn registry(&self) -> Result<&RegistryAuth> {
+        self.registry
+            .get_or_try_init(|| async {
+                let mut auth = ecr::authorization(&self.ecr).await?;
+                if let Some(endpoint) = &self.access.registry {
+                    auth.host = endpoint.host.clone();
+                    auth.plain_http = endpoint.plain_http;
+                }
+                Ok(auth)
+            })
+            .await
+    }
+
+    /// The Docker daemon, connected once.
+    pub async fn docker(&self) -> Result<&Docker> {
+        self.docker.get_or_try_init(docker::connect).await
+    }
+
+    /// `cargo xtask bootstrap --stage <this>`: how to make what a stage lacks.
+    pub fn bootstrap_hint(&self) -> String {
+        format!("cargo xtask bootstrap --stage {}", self.stage.name)
+    }
+}
+
+/// One ECS service a deploy rolls out, as the service stack's outputs name it.
+pub struct Service<'a> {
+    /// The image it runs (its container has the image's name).
+    pub image: &'a str,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    /// The path its health check asks.
+    pub health_path: &'a str,
+    /// `<service stack>/<image>`: one service of one stack, across deploys.
+    pub key: String,
+}
+
+/// How a rollout ended.
+pub enum Rolled {
+    /// It completed: the primary deployment's task definition, and where the service
+    /// answers when the observer knows.
+    Completed { task_definition: String, url: Option<String> },
+    /// It failed or did not complete in time: the reasons, in the words of who ran it.
+    Failed(Vec<String>),
+}
+
+/// Where a deploy learns how each service's rollout went: ECS's deployment state
+/// ([`EcsRollouts`]) in AWS. The one point of `deploy` where a stage served some other way
+/// answers itself.
+pub trait Rollouts {
+    /// Waits, at most `timeout`, until `service`'s rollout has ended; `task` shows progress.
+    fn wait<'a>(
+        &'a self,
+        ctx: &'a StageContext<'_>,
+        service: &'a Service<'a>,
+        timeout: Duration,
+        task: &'a Task,
+    ) -> impl Future<Output = Result<Rolled>> + 'a;
+}
+
+/// ECS's own account of a rollout: the primary deployment's rollout state, as the
+/// deployment circuit breaker sets it, polled until it has ended.
+pub struct EcsRollouts;
+
+impl Rollouts for EcsRollouts {
+    async fn wait<'a>(
+        &'a self,
+        ctx: &'a StageContext<'_>,
+        service: &'a Service<'a>,
+        timeout: Duration,
+        task: &'a Task,
+    ) -> Result<Rolled> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let deployment = ecs::primary(&ctx.ecs, service.cluster, service.service).await?;
+            match &deployment.rollout {
+                ecs::Rollout::Completed => {
+                    return Ok(Rolled::Completed { task_definition: deployment.task_definition, url: None });
+                }
+                ecs::Rollout::Failed(reason) => {
+                    let mut reasons = vec![format!("ECS: {reason}")];
+                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
+                    return Ok(Rolled::Failed(reasons));
+                }
+                ecs::Rollout::InProgress if tokio::time::Instant::now() > deadline => {
+                    let mut reasons = vec![format!(
+                        "the rollout did not complete within {}s ({} of {} tasks running)",
+                        timeout.as_secs(),
+                        deployment.running,
+                        deployment.desired
+                    )];
+                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
+                    return Ok(Rolled::Failed(reasons));
+                }
+                ecs::Rollout::InProgress => {
+                    task.detail(format!("{} of {} tasks running", deployment.running, deployment.desired));
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The checks that prove a commit deployable: each returns a named verdict with
+//! a detail a person can act on.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use aws_sdk_ecr::{
+    Client,
+    types::{FindingSeverity, ImageIdentifier, ImageTagMutability, ScanStatus},
+};
+use serde::Serialize;
+
+use crate::{
+    clients::aws::SdkResultExt,
+    clients::cdk::{Cdk, ImageContext},
+    clients::ecr,
+    clients::git::{Git, ImageTag},
+    clients::registry_api::{ImageConfig, Registry},
+    domain::config::Image,
+    domain::image::{BASE_IMAGES_LABEL, INPUTS_TAG_PREFIX, Plan, SOURCE_KEY_LABEL, recorded_bases, resolve_bases},
+    stage::StageContext,
+};
+
+pub struct CheckOptions<'a> {
+    /// The revision to check; HEAD, whose work tree must then be clean, when `None`.
+    pub rev: Option<&'a str>,
+    /// Scan findings at or above this fail.
+    pub severity: Severity,
+    /// How long to wait for a scan on push to complete.
+    pub scan_timeout: Duration,
+    /// The stage's `promote-from` stage, opened, when it has one.
+    pub source: Option<&'a StageContext<'a>>,
+}
+
+/// Every check of a commit, in order: tree, then per image presence, revision and
+/// platform, scan and repository settings, then the service stack's synth.
+pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result<(String, Vec<Check>)> {
+    let ws = ctx.ws;
+    let git = Git::open(&ws.root)?;
+    let mut checks = vec![];
+
+    // 1. The commit: a clean work tree at HEAD, or the REV given.
+    let (commit, at_head) = match options.rev {
+        Some(rev) => {
+            let commit = git.resolve(rev)?;
+            let at_head = git.resolve("HEAD").ok().as_deref() == Some(commit.as_str()) && git.dirty_paths()?.is_empty();
+            checks.push(Check::pass("tree", format!("checking {rev} = {commit}")));
+            (commit, at_head)
+        }
+        None => {
+            let commit = git.resolve("HEAD")?;
+            let clean = match git.work_tree_tag(false) {
+                Ok(_) => Check::pass("tree", format!("clean at {commit}")),
+                Err(err) => Check::fail("tree", format!("{err:#}")),
+            };
+            let at_head = clean.ok;
+            checks.push(clean);
+            (commit, at_head)
+        }
+    };
+
+    let registry = Registry::new(ctx.registry().await?)?;
+    let hint = ctx.bootstrap_hint();
+    let source = git.source_url();
+    for image in &ws.config.images {
+        // 2. Presence, revision label and platform.
+        let (present, found) = presence(&ctx.ecr, image, &commit).await?;
+        checks.push(present);
+        if let Some((_digest, tags)) = found {
+            let name = format!("revision {}", image.name);
+            // The source key can be recomputed only from a work tree at this commit; a
+            // failure to recompute it is a failed check, never a reason to trust the record.
+            let key = if at_head {
+                let tag = ImageTag { commit: commit.clone(), dirty: None };
+                Some(Plan::new(&ws.config, ctx.stage, image, &tag, &source).and_then(|plan| plan.source_key()))
+            } else {
+                None
+            };
+            let config = image_config(&ctx.ecr, &registry, image, &commit).await;
+            let result = match (key, &config) {
+                (Some(Err(err)), _) => Err(err.context("cannot recompute the image's inputs key")),
+                (_, Err(err)) => Err(anyhow::anyhow!("{err:#}")),
+                (Some(Ok(key)), Ok(config)) => identity(&git, image, config, &commit, &tags, Some(&key)),
+                (None, Ok(config)) => identity(&git, image, config, &commit, &tags, None),
+            };
+            checks.push(Check::from_result(&name, result));
+            // Base images that moved since the build: a warning, with the command that rebuilds.
+            if let Ok(config) = &config
+                && let Some(check) = base_images(ctx, image, config).await
+            {
+                checks.push(check);
+            }
+            // 3. Scan findings.
+            let result = scan(&ctx.ecr, image, &commit, options.severity, options.scan_timeout).await;
+            checks.push(Check::from_result(&format!("scan {}", image.name), result));
+        }
+        // 4. Repository settings.
+        let policy = crate::domain::retention::policy(&crate::domain::retention::Settings::of(&ctx.ws.config));
+        let result = repository_settings(&ctx.ecr, image, &policy, &hint).await;
+        checks.push(Check::from_result(&format!("repository {}", image.repository), result));
+    }
+
+    // 5. A stage that runs what another ran has the same images as that one.
+    checks.extend(promoted(ctx, options.source, &commit).await?);
+
+    // 6. The service stack synthesizes with the tag.
+    let stack = ws.config.service_stack(ctx.stage);
+    let image = ImageContext { tag: commit.clone(), digests: vec![] };
+    let synth = match Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk) {
+        Ok(cdk) => cdk.synth(&stack, Some(&image)).await,
+        Err(err) => Err(err),
+    };
+    checks.push(match synth {
+        Ok(_) => Check::pass("synth", format!("{stack} synthesizes with imageTag={commit}")),
+        Err(err) => Check::fail("synth", format!("{err:#}")),
+    });
+    Ok((commit, checks))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// Passed, with something a person should act on.
+    pub warning: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, warning: false, detail: detail.into() }
+    }
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: false, warning: false, detail: detail.into() }
+    }
+    pub fn warn(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, warning: true, detail: detail.into() }
+    }
+    /// An error while checking is a failed check, with its cause.
+    pub fn from_result(name: &str, result: Result<Check>) -> Check {
+        result.unwrap_or_else(|err| Check::fail(name, format!("{err:#}")))
+    }
+}
+
+/// Severities in ascending order, as ECR names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    fn of(finding: &FindingSeverity) -> Option<Severity> {
+        Some(match finding {
+            FindingSeverity::Informational => Severity::Informational,
+            FindingSeverity::Low => Severity::Low,
+            FindingSeverity::Medium => Severity::Medium,
+            FindingSeverity::High => Severity::High,
+            FindingSeverity::Critical => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The image of `tag` is in ECR; returns the check and the image's digest and tags.
+pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(Check, Option<(String, Vec<String>)>)> {
+    let name = format!("image {}", image.name);
+    let found = ecr::image_by_tag(ecr_client, &image.repository, tag).await?;
+    Ok(match found.and_then(|d| Some((d.image_digest()?.to_string(), d.image_tags().to_vec()))) {
+        Some((digest, tags)) => {
+            (Check::pass(&name, format!("{}:{tag}@{digest}", image.repository)), Some((digest, tags)))
+        }
+        None => (
+            Check::fail(&name, format!("{}:{tag} is not in ECR; push it with `cargo xtask push`", image.repository)),
+            None,
+        ),
+    })
+}
+
+/// For a stage with `promote-from`: per image, the commit's image here is the very image
+/// (the same digest) the source stage has. No checks for a stage that builds its own.
+/// `source` is that stage, opened by the caller.
+pub async fn promoted(ctx: &StageContext<'_>, source: Option<&StageContext<'_>>, commit: &str) -> Result<Vec<Check>> {
+    let Some(from) = &ctx.stage.promote_from else { return Ok(vec![]) };
+    let ws = ctx.ws;
+    let source = source
+        .with_context(|| format!("stage `{from}`, whose images stage `{}` runs, was not opened", ctx.stage.name))?;
+    let mut checks = vec![];
+    for image in &ws.config.images {
+        let name = format!("promoted {}", image.name);
+        let digest_in = |client| async move {
+            let found = ecr::image_by_tag(client, &image.repository, commit).await?;
+            anyhow::Ok(found.and_then(|d| d.image_digest().map(str::to_string)))
+        };
+        let (here, there) = (digest_in(&ctx.ecr).await?, digest_in(&source.ecr).await?);
+        let promote = format!("cargo xtask promote --to {} --rev {commit}", ctx.stage.name);
+        checks.push(match (here, there) {
+            (_, None) => Check::fail(
+                &name,
+                format!("{}:{commit} is not in stage `{from}`: it was never built there; push it there, then `{promote}`", image.repository),
+            ),
+            (None, Some(_)) => Check::fail(&name, format!("{}:{commit} is not promoted yet; run `{promote}`", image.repository)),
+            (Some(here), Some(there)) if here == there => {
+                Check::pass(&name, format!("the same image as in stage `{from}` ({here})"))
+            }
+            (Some(here), Some(there)) => Check::fail(
+                &name,
+                format!(
+                    "{}:{commit} is {here} here but {there} in stage `{from}`: this stage must run the image `{from}` ran; it was built, not promoted",
+                    image.repository
+                ),
+            ),
+        });
+    }
+    Ok(checks)
+}
+
+/// The image's revision label names the commit, or an ancestor whose image inputs are
+/// identical (the image was reused by retagging); its platform is the configured one.
+fn identity(
+    git: &Git,
+    image: &Image,
+    config: &ImageConfig,
+    commit: &str,
+    tags: &[String],
+    source_key: Option<&str>,
+) -> Result<Check> {
+    let name = format!("revision {}", image.name);
+    if config.platform != image.platform {
+        return Ok(Check::fail(
+            &name,
+            format!("the image is {}, but the service runs {}", config.platform, image.platform),
+        ));
+    }
+    let Some(revision) = config.labels.get("org.opencontainers.image.revision") else {
+        return Ok(Check::fail(
+            &name,
+            "the image has no org.opencontainers.image.revision label; push it with `cargo xtask push`",
+        ));
+    };
+    if revision == commit {
+        return Ok(Check::pass(&name, format!("built from {commit}, {}", config.platform)));
+    }
+    // Images record their source key in a label; older ones only in their inputs tag,
+    // whose key was the source key.
+    let recorded: Vec<&str> = match config.labels.get(SOURCE_KEY_LABEL) {
+        Some(label) => vec![label.as_str()],
+        None => tags.iter().filter_map(|t| t.strip_prefix(INPUTS_TAG_PREFIX)).collect(),
+    };
+    let same_inputs = match source_key {
+        Some(key) => recorded.contains(&key),
+        // Without the work tree at this commit the key cannot be recomputed: trust the recorded one.
+        None => !recorded.is_empty(),
+    };
+    let ancestor = git.is_ancestor(revision, commit)?;
+    if ancestor && same_inputs {
+        Ok(Check::pass(&name, format!("reused from ancestor {revision} (identical image inputs), {}", config.platform)))
+    } else if ancestor {
+        Ok(Check::fail(
+            &name,
+            format!(
+                "the image was built from ancestor {revision}, but its recorded inputs differ from this commit's; rebuild with `cargo xtask push --rebuild`"
+            ),
+        ))
+    } else {
+        Ok(Check::fail(
+            &name,
+            format!("the image's revision label is {revision}, which is neither this commit nor one of its ancestors"),
+        ))
+    }
+}
+
+/// The config of the image `repository:tag` (labels, platform), from the registry.
+async fn image_config(ecr_client: &Client, registry: &Registry, image: &Image, tag: &str) -> Result<ImageConfig> {
+    let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
+    registry.image_config(&image.repository, &manifest, &image.platform).await
+}
+
+/// Whether the base images the image records still resolve to what it was built on;
+/// `None` for an image that records none (built on `scratch`, or before xtask recorded them).
+async fn base_images(ctx: &StageContext<'_>, image: &Image, config: &ImageConfig) -> Option<Check> {
+    let recorded = recorded_bases(config.labels.get(BASE_IMAGES_LABEL)?);
+    if recorded.is_empty() {
+        return None;
+    }
+    let name = format!("base {}", image.name);
+    let references: Vec<String> = recorded.iter().map(|b| b.reference.clone()).collect();
+    let now = match ctx.docker().await {
+        Ok(docker) => resolve_bases(docker, &references).await,
+        Err(err) => Err(err),
+    };
+    let now = match now {
+        Ok(now) => now,
+        Err(err) => return Some(Check::warn(&name, format!("cannot tell whether its base images moved: {err:#}"))),
+    };
+    let moved: Vec<String> = recorded
+        .iter()
+        .zip(&now)
+        .filter(|(then, now)| then.digest != now.digest)
+        .map(|(then, now)| format!("{} ({} → {})", then.reference, short(&then.digest), short(&now.digest)))
+        .collect();
+    Some(if moved.is_empty() {
+        Check::pass(&name, format!("built on the current {}", references.join(", ")))
+    } else {
+        Check::warn(
+            &name,
+            format!(
+                "moved since the image was built: {}; rebuild on them with `cargo xtask push --stage {} --rebuild`",
+                moved.join(", "),
+                ctx.stage.name
+            ),
+        )
+    })
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
+
+/// The scan-on-push result, waited for up to `timeout`; findings at or above
+/// `threshold` fail, and so does a scan that never completes.
+async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity, timeout: Duration) -> Result<Check> {
+    let name = format!("scan {}", image.name);
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        let result = ecr_client
+            .describe_image_scan_findings()
+            .repository_name(&image.repository)
+            .image_id(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let status = out.image_scan_status().and_then(|s| s.status().cloned());
+                let description = out.image_scan_status().and_then(|s| s.description()).unwrap_or("").to_string();
+                match status {
+                    Some(ScanStatus::Complete) => {
+                        let counts = out.image_scan_findings().and_then(|f| f.finding_severity_counts());
+                        let mut blocking = vec![];
+                        let mut all = vec![];
+                        for (severity, count) in counts.into_iter().flatten() {
+                            all.push(format!("{count} {}", severity.as_str()));
+                            if *count > 0 && Severity::of(severity).is_some_and(|s| s >= threshold) {
+                                blocking.push(format!("{count} {}", severity.as_str()));
+                            }
+                        }
+                        all.sort();
+                        blocking.sort();
+                        let summary = if all.is_empty() { "no findings".to_string() } else { all.join(", ") };
+                        return Ok(if blocking.is_empty() {
+                            Check::pass(&name, format!("{summary} (threshold {threshold})"))
+                        } else {
+                            Check::fail(
+                                &name,
+                                format!(
+                                    "{} at or above {threshold}: fix them or raise --severity",
+                                    blocking.join(", ")
+                                ),
+                            )
+                        });
+                    }
+                    Some(ScanStatus::Failed)
+                    | Some(ScanStatus::UnsupportedImage)
+                    | Some(ScanStatus::FindingsUnavailable) => {
+                        return Ok(Check::fail(
+                            &name,
+                            format!(
+                                "the scan did not produce findings ({}): {description}",
+                                status.map(|s| s.as_str().to_string()).unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    other => {
+                        last = format!(
+                            "scan status {}",
+                            other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())
+                        )
+                    }
+                }
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
+                last = "no scan has started (is scan on push enabled?)".to_string();
+            }
+            Err(err) => {
+                return Err(err).sdk_context(|| format!("cannot read the scan findings of {}:{tag}", image.repository));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok(Check::fail(
+                &name,
+                format!("the scan did not complete within {}s ({last}); this is not a clean result", timeout.as_secs()),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(timeout)).await;
+    }
+}
+
+/// Immutable tags, scan on push, a lifecycle policy (the settings' own, else a warning).
+async fn repository_settings(
+    ecr_client: &Client,
+    image: &Image,
+    expected: &crate::domain::retention::Policy,
+    create_hint: &str,
+) -> Result<Check> {
+    let name = format!("repository {}", image.repository);
+    let repo = ecr::repository(ecr_client, &image.repository, create_hint).await?;
+    let mut problems = vec![];
+    if repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable) {
+        problems.push("tags are mutable (a commit's tag could be moved to another image)".to_string());
+    }
+    if !repo.image_scanning_configuration().is_some_and(|c| c.scan_on_push()) {
+        problems.push("scan on push is off".to_string());
+    }
+    let mut stale_policy = false;
+    match ecr_client.get_lifecycle_policy().repository_name(&image.repository).send().await {
+        Ok(out) if out.lifecycle_policy_text().is_some_and(|t| !t.is_empty()) => {
+            let text = out.lifecycle_policy_text().unwrap_or_default();
+            stale_policy =
+                serde_json::from_str::<crate::domain::retention::Policy>(text).ok().as_ref() != Some(expected);
+        }
+        Ok(_) => problems.push("no lifecycle policy".to_string()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) => {
+            problems.push("no lifecycle policy".to_string())
+        }
+        Err(err) => {
+            return Err(err).sdk_context(|| format!("cannot read the lifecycle policy of `{}`", image.repository));
+        }
+    }
+    Ok(if problems.is_empty() && stale_policy {
+        Check::warn(
+            &name,
+            format!(
+                "immutable tags, scan on push, but the lifecycle policy is not the settings' (deployed images and main's may not be kept apart from pull requests'); deploy the registry stack with `{create_hint}`"
+            ),
+        )
+    } else if problems.is_empty() {
+        Check::pass(&name, "immutable tags, scan on push, lifecycle policy")
+    } else {
+        Check::fail(&name, format!("{}; deploy the registry stack with `{create_hint}`", problems.join("; ")))
+    })
+}

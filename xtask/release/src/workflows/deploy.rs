@@ -1,0 +1,206 @@
+//! Deploy a commit's images with `cdk deploy`, never an image that is not in ECR, and
+//! prove afterwards that each service runs it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::{
+    clients::{
+        cdk::{Cdk, ImageContext},
+        ecr,
+        git::Git,
+    },
+    stage::{EcsRollouts, Rollouts, StageContext},
+    support::exit::Verdict,
+    workflows::{
+        check, deployed_tags,
+        verify::{self, ServiceState},
+    },
+};
+
+pub struct DeployOptions<'a> {
+    /// The image tag to deploy: a commit's full SHA (or a dirty work tree's tag).
+    pub tag: &'a str,
+    /// Deploy without cdk asking to approve security-sensitive changes.
+    pub approve: bool,
+    /// Pin each container to its image digest as well as the tag.
+    pub pin_digest: bool,
+    /// Passed to `cdk deploy` as they are.
+    pub cdk_args: &'a [String],
+    /// How long to wait for the services to roll out.
+    pub wait_timeout: Duration,
+    /// The stage's `promote-from` stage, opened, when it has one.
+    pub source: Option<&'a StageContext<'a>>,
+}
+
+/// What a deploy did: `deploy --json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub stage: String,
+    pub commit: String,
+    pub stack: String,
+    pub images: Vec<DeployedImage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployedImage {
+    pub name: String,
+    pub digest: String,
+    #[serde(flatten)]
+    pub service: ServiceState,
+}
+
+/// A deploy checked and ready for cdk: the digests of the commit's images, the image
+/// reference each container must use once rolled out, and what the stage ran before.
+pub struct Prepared {
+    pub tag: String,
+    /// Per image name, in the configured order: its digest.
+    pub digests: Vec<(String, String)>,
+    /// Per image name: the reference its container must use (`<uri>:<tag>` or `<uri>@<digest>`).
+    pub expected: BTreeMap<String, String>,
+    /// The commit the stage ran before, if this clone knows it: a failed deploy names it for the rollback.
+    pub before: Option<String>,
+    /// The service stack.
+    pub stack: String,
+}
+
+/// Checks, deploys with `cdk deploy`, proves the rollout through ECS, then records the
+/// deployed tags: the path of a stage in AWS. Each step is a function of its own, so a
+/// stage served some other way runs the same steps around its own.
+pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Result<Report> {
+    let prepared = prepare(ctx, options).await?;
+    let cdk = Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk)?;
+    let outputs = cdk_deploy(&cdk, &prepared, options).await?;
+    let states = rollout(ctx, &prepared, &outputs, options, &EcsRollouts).await?;
+    finish(ctx, prepared, states).await
+}
+
+/// Checks that every image of `options.tag` is in ECR (and, for a stage with `promote-from`,
+/// is the very image promoted); a missing image is a [`Verdict`], before anything changes.
+pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Result<Prepared> {
+    let config = &ctx.ws.config;
+    let tag = options.tag;
+    let mut digests = vec![];
+    for image in &config.images {
+        let (check, found) = check::presence(&ctx.ecr, image, tag).await?;
+        let Some((digest, _)) = found else {
+            let how = match &ctx.stage.promote_from {
+                Some(from) => format!(
+                    "promote it from stage `{from}` first with `cargo xtask promote --to {} --rev {tag}`",
+                    ctx.stage.name
+                ),
+                None => format!(
+                    "push the commit first with `cargo xtask push --stage {}` (CI pushes every commit on main)",
+                    ctx.stage.name
+                ),
+            };
+            bail!(Verdict(format!("refusing to deploy: {}:{tag} is not in ECR; {how}", image.repository)));
+        };
+        eprintln!("{}: {}", image.name, check.detail);
+        digests.push((image.name.clone(), digest));
+    }
+    // A stage that runs what another ran deploys only that very image.
+    for check in check::promoted(ctx, options.source, tag).await? {
+        if !check.ok {
+            bail!(Verdict(format!("refusing to deploy: {}", check.detail)));
+        }
+        eprintln!("{}: {}", check.name, check.detail);
+    }
+
+    // What the stage runs now: the commit a failed deploy names for the rollback.
+    let before = running_commit(ctx).await?;
+    // The image reference each container must use once the deploy rolled out.
+    let mut expected = BTreeMap::new();
+    for (image, (_, digest)) in config.images.iter().zip(&digests) {
+        let repository = ecr::repository(&ctx.ecr, &image.repository, &ctx.bootstrap_hint()).await?;
+        let uri = repository.repository_uri().context("ECR returned a repository without its URI")?;
+        let reference = if options.pin_digest { format!("{uri}@{digest}") } else { format!("{uri}:{tag}") };
+        expected.insert(image.name.clone(), reference);
+    }
+    Ok(Prepared { tag: tag.to_string(), digests, expected, before, stack: config.service_stack(ctx.stage) })
+}
+
+/// `cdk deploy` of the service stack with `-c imageTag=<tag>` (and the digests when pinned);
+/// returns the stack's outputs. A failed `cdk deploy` is a [`Verdict`].
+pub async fn cdk_deploy(
+    cdk: &Cdk<'_>,
+    prepared: &Prepared,
+    options: &DeployOptions<'_>,
+) -> Result<BTreeMap<String, String>> {
+    let pinned = if options.pin_digest { prepared.digests.clone() } else { vec![] };
+    let image = ImageContext { tag: prepared.tag.clone(), digests: pinned };
+    let service = &prepared.stack;
+    let status = cdk.deploy(service, Some(&image), options.approve, options.cdk_args).await?;
+    if !status.success() {
+        bail!(Verdict(format!("cdk deploy of {service} failed ({status}); cdk's output above says why")));
+    }
+    cdk.outputs(service)
+}
+
+/// CloudFormation's success is not the service's: waits until each service runs this
+/// commit's image, as `rollouts` reports it. A failed rollout is a [`Verdict`] naming the
+/// rollback.
+pub async fn rollout(
+    ctx: &StageContext<'_>,
+    prepared: &Prepared,
+    outputs: &BTreeMap<String, String>,
+    options: &DeployOptions<'_>,
+    rollouts: &impl Rollouts,
+) -> Result<Vec<ServiceState>> {
+    let tag = &prepared.tag;
+    match verify::verify(ctx, outputs, &prepared.expected, options.wait_timeout, rollouts).await? {
+        Ok(states) => Ok(states),
+        Err(failures) => {
+            let what: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.name, f.reasons.join("; "))).collect();
+            let rollback = match &prepared.before {
+                Some(commit) if commit != tag => {
+                    format!("; roll back with `cargo xtask deploy --stage {} --rev {commit}`", ctx.stage.name)
+                }
+                _ => String::new(),
+            };
+            bail!(Verdict(format!("deploy of {} at {tag} failed: {}{rollback}", prepared.stack, what.join(" / "))));
+        }
+    }
+}
+
+/// After a proven rollout: says where each service answers, tags the deployed images
+/// `deployed-<stage>.<time>` (what the lifecycle rules keep) and reports.
+pub async fn finish(ctx: &StageContext<'_>, prepared: Prepared, states: Vec<ServiceState>) -> Result<Report> {
+    let (service, tag) = (&prepared.stack, &prepared.tag);
+    for state in &states {
+        if let Some(url) = &state.url {
+            eprintln!("{}: {url} (curl {url}/version)", state.name);
+        }
+    }
+    eprintln!("deployed {service} at {tag}: every service runs it");
+    // The stage's lifecycle rule keeps what it runs and its rollback window by these tags.
+    deployed_tags::record(ctx, tag).await.with_context(|| {
+        format!(
+            "deployed {service} at {tag}, but could not tag its images `{}<time>`, so the lifecycle policy does not protect them; run the deploy again",
+            crate::domain::retention::deployed_prefix(&ctx.stage.name)
+        )
+    })?;
+    Ok(Report {
+        stage: ctx.stage.name.clone(),
+        commit: tag.clone(),
+        stack: prepared.stack,
+        images: states
+            .into_iter()
+            .zip(prepared.digests)
+            .map(|(state, (name, digest))| DeployedImage { name, digest, service: state })
+            .collect(),
+    })
+}
+
+/// The commit the stage runs now, from its newest deployed tag, if this clone knows it.
+async fn running_commit(ctx: &StageContext<'_>) -> Result<Option<String>> {
+    let git = Git::open(&ctx.ws.root)?;
+    for image in &ctx.ws.config.images {
+        if let Some(commit) = crate::workflows::plan::runs(ctx, &git, image).await?.runs {
+            return Ok(Some(commit));
+        }
+    }
+    Ok(None)
+}

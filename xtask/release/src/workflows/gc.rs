@@ -1,0 +1,127 @@
+//! What `gc` deletes: the images the lifecycle policy expires (evaluated here with ECR's
+//! semantics, see `retention`), never one a stage runs or can roll back to, and untagged
+//! manifests that no remaining index references.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::{
+    domain::inventory::Inventory,
+    domain::retention::{self, Policy},
+};
+
+/// An untagged manifest younger than this is left alone: an index's platform manifests are
+/// pushed before the index that references them.
+pub const UNTAGGED_GRACE_MILLIS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Doomed {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub reason: String,
+}
+
+/// The images of `inventory` to delete, newest first; `now` in milliseconds since the epoch.
+pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Vec<Doomed> {
+    let images = &inventory.images;
+    let expired = retention::evaluate(policy, &inventory.facts());
+    let protected = inventory.protected(window);
+    let mut doomed: BTreeSet<usize> = BTreeSet::new();
+    let mut reasons = vec![String::new(); images.len()];
+    for (i, rule) in expired.iter().enumerate() {
+        let Some(priority) = rule else { continue };
+        if protected.contains(&i) {
+            continue;
+        }
+        let rule = policy.rules.iter().find(|r| r.rule_priority == *priority).expect("the rule evaluated");
+        reasons[i] = format!("past lifecycle rule {priority}: {}", rule.description.to_lowercase());
+        doomed.insert(i);
+    }
+    // An index that stays keeps every manifest it references; one that goes takes them along
+    // (unless another index that stays references them too).
+    let staying_reference = |digest: &str, doomed: &BTreeSet<usize>| {
+        inventory.referenced_by.get(digest).is_some_and(|indexes| {
+            indexes
+                .iter()
+                .any(|index| images.iter().position(|i| &i.digest == index).is_none_or(|at| !doomed.contains(&at)))
+        })
+    };
+    loop {
+        let keep: Vec<usize> =
+            doomed.iter().copied().filter(|&i| staying_reference(&images[i].digest, &doomed)).collect();
+        if keep.is_empty() {
+            break;
+        }
+        for i in keep {
+            doomed.remove(&i);
+        }
+    }
+    for (i, image) in images.iter().enumerate() {
+        if !image.tags.is_empty() || doomed.contains(&i) || staying_reference(&image.digest, &doomed) {
+            continue;
+        }
+        if let Some(indexes) = inventory.referenced_by.get(&image.digest) {
+            reasons[i] = format!("untagged platform manifest of deleted index {}", indexes.join(", "));
+        } else if now - image.pushed_at >= UNTAGGED_GRACE_MILLIS {
+            reasons[i] = "untagged, referenced by no index, older than a day".to_string();
+        } else {
+            continue;
+        }
+        doomed.insert(i);
+    }
+    doomed
+        .into_iter()
+        .map(|i| Doomed { digest: images[i].digest.clone(), tags: images[i].tags.clone(), reason: reasons[i].clone() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{domain::inventory::Image, domain::retention::Settings};
+
+    fn image(digest: &str, tags: &[&str], pushed_at: i64) -> Image {
+        Image {
+            digest: digest.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at,
+            size_bytes: None,
+            media_type: None,
+            scan: None,
+        }
+    }
+
+    fn policy() -> Policy {
+        retention::policy(&Settings { stages: vec!["prod".into()], rollback_window: 2, keep_main: 1, keep_pr: 1 })
+    }
+
+    #[test]
+    fn never_a_deployed_image_nor_an_index_child_while_the_index_stays() {
+        let day = UNTAGGED_GRACE_MILLIS;
+        let mut images = vec![
+            image("newest", &["e", "main-e"], 10 * day),
+            image("index", &["d", "main-d", "deployed-prod.20261201T000000Z"], 9 * day),
+            image("child", &[], 9 * day),
+            image("old-index", &["c", "main-c"], 8 * day),
+            image("old-child", &[], 8 * day),
+            image("pr", &["b", "pr-b"], 7 * day),
+            image("pr-older", &["a", "pr-a"], 6 * day),
+            image("orphan", &[], 5 * day),
+            image("fresh-orphan", &[], 11 * day - 1),
+        ];
+        images.sort_by_key(|i| std::cmp::Reverse(i.pushed_at));
+        let referenced_by = BTreeMap::from([
+            ("child".to_string(), vec!["index".to_string()]),
+            ("old-child".to_string(), vec!["old-index".to_string()]),
+        ]);
+        let inventory = Inventory { images, referenced_by };
+        let plan = plan(&inventory, &policy(), 2, 11 * day);
+        let digests: Vec<&str> = plan.iter().map(|d| d.digest.as_str()).collect();
+        assert_eq!(digests, vec!["old-index", "old-child", "pr-older", "orphan"], "{plan:#?}");
+        assert!(plan[0].reason.contains("past lifecycle rule 2"), "{}", plan[0].reason);
+        assert!(plan[1].reason.contains("deleted index old-index"), "{}", plan[1].reason);
+    }
+}

@@ -1,0 +1,379 @@
+//! Build, tag with the commit and push each image to ECR, never twice: a commit already
+//! in ECR is skipped, and one whose image inputs match an image already pushed gets that
+//! image's tag (BatchGetImage + PutImage) instead of a build.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::{
+    clients::docker::{
+        self,
+        build::{BuildSpec, BuilderChoice},
+    },
+    clients::ecr::{self, RegistryAuth, Tagged},
+    clients::git::{Git, ImageTag},
+    domain::image::{self, Plan},
+    stage::StageContext,
+    support::progress::Progress,
+};
+
+/// What to push.
+pub struct PushOptions<'a> {
+    /// The work tree's tag (`git.work_tree_tag`), taken once by the caller.
+    pub tag: &'a ImageTag,
+    /// Images by name; all configured images when empty.
+    pub images: &'a [String],
+    /// Build even when an image with the same inputs is in ECR.
+    pub rebuild: bool,
+    /// Read and write the images' build cache in ECR.
+    pub build_cache: bool,
+    pub builder: BuilderChoice,
+    /// Which lifecycle rule counts the images: main's or pull requests'.
+    pub channel: Channel,
+    /// How many images are built and pushed at once (at least 1).
+    pub jobs: usize,
+}
+
+/// The default of `--jobs`: every image at once, up to the CPU count.
+pub fn default_jobs(images: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    images.clamp(1, cpus.max(1))
+}
+
+/// The line of history a commit's images belong to; its tag (`main-<tag>`, `pr-<tag>`)
+/// puts them under that line's lifecycle rule, so pull requests never shorten main's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Main,
+    Pr,
+}
+
+impl Channel {
+    /// `main` when the commit is reachable from the main branch (origin's or the local one);
+    /// `pr` otherwise, and for a dirty work tree.
+    pub fn of(git: &Git, tag: &ImageTag, main_branch: &str) -> Result<Channel> {
+        let on_main = !tag.is_dirty() && git.is_on_branch(&tag.commit, main_branch)?;
+        Ok(if on_main { Channel::Main } else { Channel::Pr })
+    }
+
+    /// The channel tag of the image tagged `tag`.
+    pub fn tag(self, tag: &str) -> String {
+        let prefix = match self {
+            Channel::Main => crate::domain::retention::MAIN_PREFIX,
+            Channel::Pr => crate::domain::retention::PR_PREFIX,
+        };
+        format!("{prefix}{tag}")
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub commit: String,
+    pub stage: String,
+    pub images: Vec<ImageReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub repository: String,
+    pub uri: String,
+    pub tag: String,
+    pub digest: String,
+    pub action: Action,
+    /// `main-<tag>` or `pr-<tag>`: the lifecycle rule that counts the image.
+    pub channel_tag: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Built,
+    Skipped,
+    Retagged,
+    /// Another job pushed the commit's tag first, with the same revision and inputs.
+    #[serde(rename = "pushed-by-another-job")]
+    PushedByAnotherJob,
+}
+
+/// Pushes the images `options` names of the work tree tagged `options.tag`.
+pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<Report> {
+    let ws = ctx.ws;
+    let images = ws.config.select_images(options.images)?;
+    let tag = options.tag;
+    if let Some(from) = &ctx.stage.promote_from {
+        bail!(
+            "stage `{}` runs the images of stage `{from}` and never builds its own: push to `{from}`, then `cargo xtask promote --to {}`",
+            ctx.stage.name,
+            ctx.stage.name
+        );
+    }
+    if tag.is_dirty() && !ctx.access.accepts_dirty_images {
+        bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
+    }
+    let source = Git::open(&ws.root)?.source_url();
+    let session = Session { ctx, progress: Progress::detect(), options };
+    let mut plans = vec![];
+    for image in images {
+        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &source)?);
+    }
+    // Images go through the daemon side by side, `jobs` at a time; the report keeps the
+    // configured order. The first failure ends the command (the others are dropped mid-way,
+    // as an interruption drops them: nothing incomplete is tagged).
+    let done: Vec<ImageReport> = futures_util::stream::iter(plans.iter().map(|plan| session.push_and_mark(plan)))
+        .buffered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    Ok(Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: done })
+}
+
+/// An image's build cache in ECR.
+struct Cache {
+    /// `buildcache-<key>`.
+    tag: String,
+    /// `<registry>/<repository>:<tag>`, as BuildKit reads it.
+    reference: String,
+    /// Whether ECR has it already.
+    present: bool,
+}
+
+struct Session<'a> {
+    ctx: &'a StageContext<'a>,
+    progress: Progress,
+    options: &'a PushOptions<'a>,
+}
+
+impl Session<'_> {
+    /// Pushes one image, then adds its channel tag (also to a skipped image: a pull
+    /// request's image gains main's tag once merged) and says what was done, in one line.
+    async fn push_and_mark(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let mut done = self.push(plan).await?;
+        let ecr = &self.ctx.ecr;
+        let channel_tag = self.options.channel.tag(&done.tag);
+        let manifest = ecr::manifest(ecr, &done.repository, &done.tag).await?;
+        ecr::put_tag(ecr, &done.repository, &manifest, &channel_tag).await?.require(
+            &done.repository,
+            &channel_tag,
+            &manifest.digest,
+        )?;
+        done.channel_tag = channel_tag;
+        self.progress.println(format!(
+            "{}: {} {}:{}@{}",
+            done.name,
+            match done.action {
+                Action::Built => "built and pushed",
+                Action::Skipped => "already pushed, nothing to do:",
+                Action::Retagged => "unchanged inputs, tagged the existing image:",
+                Action::PushedByAnotherJob => "pushed by another job, using its image:",
+            },
+            done.uri,
+            done.tag,
+            done.digest
+        ));
+        Ok(done)
+    }
+
+    async fn push(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let image = plan.image;
+        let ecr = &self.ctx.ecr;
+        let repository = ecr::repository(ecr, &image.repository, &self.ctx.bootstrap_hint()).await?;
+        let uri = repository.repository_uri().context("ECR returned a repository without its URI")?.to_string();
+        let tag = plan.tag.to_string();
+        let report = |digest: String, action| ImageReport {
+            name: image.name.clone(),
+            repository: image.repository.clone(),
+            uri: uri.clone(),
+            tag: tag.clone(),
+            digest,
+            action,
+            channel_tag: String::new(),
+        };
+
+        // 1. The commit is already there: nothing to do.
+        if let Some(existing) = ecr::image_by_tag(ecr, &image.repository, &tag).await? {
+            let digest = existing.image_digest().context("ECR listed an image without a digest")?;
+            return Ok(report(digest.to_string(), Action::Skipped));
+        }
+
+        // 2. An image with the same inputs (source, and base images as they resolve now)
+        //    exists: add this commit's tag to it.
+        let docker = self.ctx.docker().await?;
+        let inputs = plan.inputs(docker).await?;
+        let image::Inputs { source_key, bases, tag: inputs_tag } = &inputs;
+        if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, inputs_tag).await?.is_some() {
+            let manifest = ecr::manifest(ecr, &image.repository, inputs_tag).await?;
+            ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
+                &image.repository,
+                &tag,
+                &manifest.digest,
+            )?;
+            let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
+            return Ok(report(digest, Action::Retagged));
+        }
+
+        // 3. Build, recording the inputs on the image (and reading the build cache ECR has
+        //    for it), and push.
+        let auth = self.ctx.registry().await?;
+        let cache = self.cache(plan, &inputs, auth).await?;
+        let mut spec = build_spec(plan, self.ctx.access.build_network.clone(), self.options.builder);
+        spec.labels.extend(plan.input_labels(source_key, bases));
+        if let Some(Cache { reference, present: true, .. }) = &cache {
+            spec.cache_from.push(reference.clone());
+            spec.registry = Some(auth.clone());
+        }
+        docker::build::build(docker, &spec, &self.progress).await?;
+        let pushed =
+            match docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await {
+                Ok(pushed) => pushed,
+                // Another job pushed this commit's tag first (two runners, one commit): its
+                // image serves if it was built from the same revision and inputs.
+                Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
+                    let digest = self.adopt(plan, source_key, bases).await.map_err(|e| e.context(err))?;
+                    return Ok(report(digest, Action::PushedByAnotherJob));
+                }
+                Err(err) => return Err(err),
+            };
+        let digest = self.confirm(&image.repository, &tag, &pushed.digest).await?;
+
+        // Record the inputs key on the image, for the next commit with the same inputs.
+        let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
+        match ecr::put_tag(ecr, &image.repository, &manifest, inputs_tag).await? {
+            Tagged::Added | Tagged::AlreadyThere => {}
+            // Another job built an equivalent image first; its inputs tag serves as well.
+            Tagged::Taken(other) => self.progress.println(format!(
+                "note: {}: an image with the same inputs ({other}) was pushed first; the next commit reuses that one",
+                image.name
+            )),
+        }
+
+        // 4. Export the build cache for the next runner, once per key. It is an optimisation:
+        //    a failure is reported, never fatal, and touches no tag of the image.
+        if let Some(cache @ Cache { present: false, .. }) = &cache
+            && let Err(err) = self.export_cache(plan, cache, auth).await
+        {
+            self.progress.println(format!("warning: {}: the build cache was not pushed: {err:#}", image.name));
+        }
+        Ok(report(digest, Action::Built))
+    }
+
+    /// The image's build cache in ECR (`cache-stage`), when BuildKit builds it.
+    async fn cache(&self, plan: &Plan<'_>, inputs: &image::Inputs, auth: &RegistryAuth) -> Result<Option<Cache>> {
+        if !self.options.build_cache {
+            return Ok(None);
+        }
+        let Some(tag) = plan.cache_tag(inputs)? else { return Ok(None) };
+        if !docker::build::is_buildkit(self.ctx.docker().await?, self.options.builder).await {
+            return Ok(None);
+        }
+        let present = ecr::image_by_tag(&self.ctx.ecr, &plan.image.repository, &tag).await?.is_some();
+        let reference = format!("{}/{}:{tag}", auth.host, plan.image.repository);
+        Ok(Some(Cache { tag, reference, present }))
+    }
+
+    /// Builds the cache stage alone with inline cache metadata (its steps are cached from
+    /// the build just made) and pushes it under its cache tag.
+    async fn export_cache(&self, plan: &Plan<'_>, cache: &Cache, auth: &RegistryAuth) -> Result<()> {
+        let docker = self.ctx.docker().await?;
+        let image = plan.image;
+        let local = format!("{}:{}", image.repository, cache.tag);
+        let mut spec = build_spec(plan, self.ctx.access.build_network.clone(), self.options.builder);
+        spec.tag = local.clone();
+        spec.target = image.cache_stage.clone();
+        spec.build_args.insert(crate::domain::build_cache::INLINE_CACHE_ARG.to_string(), "1".to_string());
+        docker::build::build(docker, &spec, &self.progress).await?;
+        let pushed = docker::push::push(docker, &local, &image.repository, &cache.tag, auth, &self.progress).await;
+        // The local names go either way: the daemon keeps the layers as build cache.
+        for name in [local.clone(), format!("{}/{}:{}", auth.host, image.repository, cache.tag)] {
+            let _ = docker.remove_image(&name, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        }
+        let pushed = pushed?;
+        self.progress.println(format!(
+            "{}: pushed the build cache of stage `{}` as {}:{} ({} layers sent, {} already there)",
+            image.name,
+            image.cache_stage.as_deref().unwrap_or_default(),
+            image.repository,
+            cache.tag,
+            pushed.layers_pushed,
+            pushed.layers_present
+        ));
+        Ok(())
+    }
+
+    /// The digest of the image another job pushed under this commit's tag, once its labels
+    /// show the same revision, source and base images as this run's build.
+    async fn adopt(&self, plan: &Plan<'_>, source_key: &str, bases: &[image::Base]) -> Result<String> {
+        let (image, tag) = (plan.image, plan.tag.to_string());
+        let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
+        let registry = crate::clients::registry_api::Registry::new(self.ctx.registry().await?)?;
+        let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
+        let theirs = |key: &str| config.labels.get(key).map(String::as_str).unwrap_or_default();
+        let ours = plan.input_labels(source_key, bases);
+        let same = theirs("org.opencontainers.image.revision") == plan.tag.commit
+            && [image::SOURCE_KEY_LABEL, image::BASE_IMAGES_LABEL].iter().all(|key| theirs(key) == ours[*key]);
+        if !same {
+            bail!(
+                "{}:{tag} names an image another job pushed from other inputs (revision {}); find out which job pushed it",
+                image.repository,
+                theirs("org.opencontainers.image.revision")
+            );
+        }
+        self.progress.println(format!(
+            "{}: another job pushed {}:{tag} first; its image has this commit's revision and inputs, so this run uses it ({})",
+            image.name, image.repository, manifest.digest
+        ));
+        Ok(manifest.digest)
+    }
+
+    /// `DescribeImages` shows `tag` on the image with `digest`: ECR lists a pushed tag by
+    /// the time the registry answered the manifest's upload.
+    async fn confirm(&self, repository: &str, tag: &str, digest: &str) -> Result<String> {
+        let Some(found) = ecr::image_by_tag(&self.ctx.ecr, repository, tag).await? else {
+            bail!(
+                "the push of {repository}:{tag} finished but ECR does not list the tag; check the registry endpoint of stage `{}`",
+                self.ctx.stage.name
+            );
+        };
+        let found = found.image_digest().unwrap_or_default().to_string();
+        if found != digest {
+            bail!("ECR shows {repository}:{tag} as {found}, but {digest} was pushed");
+        }
+        Ok(found)
+    }
+}
+
+/// Under GitHub Actions, `image_uri` and `image_digest` step outputs.
+pub fn write_github_output(report: &Report) -> Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_OUTPUT") else { return Ok(()) };
+    let mut file =
+        std::fs::OpenOptions::new().append(true).create(true).open(&path).context("cannot open $GITHUB_OUTPUT")?;
+    for image in &report.images {
+        writeln!(file, "{}_image_uri={}:{}", image.name, image.uri, image.tag)?;
+        writeln!(file, "{}_image_digest={}", image.name, image.digest)?;
+    }
+    if let [image] = report.images.as_slice() {
+        writeln!(file, "image_uri={}:{}", image.uri, image.tag)?;
+        writeln!(file, "image_digest={}", image.digest)?;
+    }
+    Ok(())
+}
+
+/// What to ask the daemon for, from a plan; `network` is the one `RUN` steps get.
+pub fn build_spec<'p>(plan: &'p Plan<'_>, network: Option<String>, builder: BuilderChoice) -> BuildSpec<'p> {
+    BuildSpec {
+        name: &plan.image.name,
+        context: &plan.context,
+        tag: plan.local_name(),
+        build_args: plan.build_args.clone(),
+        labels: plan.labels.clone(),
+        target: plan.image.target.clone(),
+        platform: Some(plan.image.platform.clone()),
+        network,
+        builder,
+        cache_from: vec![],
+        registry: None,
+    }
+}
