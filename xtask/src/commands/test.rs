@@ -22,6 +22,10 @@ pub struct Args {
     /// Only the Rust tests (and the tidy gate).
     #[arg(long)]
     rust_only: bool,
+    /// Only the tests whose outcome depends on the Docker engine (builds, BuildKit sessions,
+    /// pushes, interrupted builds and uploads), without the tidy gate: what a second engine runs.
+    #[arg(long, conflicts_with = "rust_only")]
+    engine_only: bool,
     #[command(flatten)]
     local: LocalStackArgs,
     /// Arguments passed to the test binaries after `--` (a test name filter, `--nocapture`, ...).
@@ -32,6 +36,17 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let sh = &ws.sh;
+        if self.engine_only {
+            let stack = Stack::new(ws);
+            stack.up(ws, &self.local.debian_mirror).await?;
+            describe_engine().await;
+            let (filters, extra) = (ENGINE_TESTS, &self.cargo_args);
+            cmd!(sh, "cargo test --package xtask --test it --locked --no-fail-fast -- {filters...} {extra...}")
+                .env("XTASK_LOCAL_STACK", stack.dir())
+                .run()
+                .context("Rust tests failed")?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let services = service_workspaces(ws);
         // One target directory for the services: they share most of their dependencies.
         let services_target = ws.root.join("target").join("services");
@@ -57,10 +72,7 @@ impl Args {
         }
         let stack = Stack::new(ws);
         stack.up(ws, &self.local.debian_mirror).await?;
-        // Which engine the Docker tests run on: each run names it, so a log tells engines apart.
-        if let Ok(docker) = xtask_release::clients::docker::connect().await {
-            eprintln!("Docker engine under test: {}", xtask_release::clients::docker::describe(&docker).await);
-        }
+        describe_engine().await;
         let extra = &self.cargo_args;
         cmd!(sh, "cargo test --workspace --locked --no-fail-fast -- {extra...}")
             .env("XTASK_LOCAL_STACK", stack.dir())
@@ -82,6 +94,19 @@ impl Args {
     }
 }
 
+/// The integration-test modules whose outcome depends on the Docker engine: builds and their
+/// `.dockerignore` parity with buildx, BuildKit sessions, the build cache on an empty daemon,
+/// pushes, and builds or uploads interrupted. The rest talk to the registry, the AWS API and
+/// cdk the same way whatever the engine.
+const ENGINE_TESTS: &[&str] = &["app_image::", "build_cache::", "dockerignore::", "interrupt::", "push::"];
+
+/// Which engine the Docker tests run on: each run names it, so a log tells engines apart.
+async fn describe_engine() {
+    if let Ok(docker) = xtask_release::clients::docker::connect().await {
+        eprintln!("Docker engine under test: {}", xtask_release::clients::docker::describe(&docker).await);
+    }
+}
+
 /// The Cargo workspaces of the services: each image context that holds a Cargo.toml.
 fn service_workspaces(ws: &Workspace) -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<_> = ws
@@ -93,4 +118,17 @@ fn service_workspaces(ws: &Workspace) -> Vec<std::path::PathBuf> {
         .collect();
     dirs.dedup();
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    /// A renamed test module would silently drop out of the second engines' runs.
+    #[test]
+    fn engine_tests_name_modules_of_the_integration_tests() {
+        let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/main.rs")).unwrap();
+        for filter in super::ENGINE_TESTS {
+            let module = filter.trim_end_matches("::");
+            assert!(main.lines().any(|l| l.trim() == format!("mod {module};")), "tests/it has no module {module}");
+        }
+    }
 }
