@@ -17,8 +17,8 @@ use super::{
     measure::{self, Stdout},
 };
 // Plain cdk gets the flags ours passes on the local stack.
+use xtask_local_stack::settings::LOCAL_STAGE;
 use xtask_local_stack::stage::LOCAL_CDK_DEPLOY_ARGS;
-use xtask_release::domain::config::LOCAL_STAGE;
 
 /// Longest a deploy may take before the bench stops it and fails.
 const LIMIT: Duration = Duration::from_secs(600);
@@ -35,7 +35,7 @@ pub fn row(b: &Bench<'_>) -> Result<Row> {
     // ECS service on an update that changes nothing, so the baseline's deploy must not
     // touch the stack ours deploys (same template, same images, its own name).
     let env = b.ports.env(stage.region.as_deref().unwrap_or_default());
-    let mut settings: serde_json::Value = serde_json::from_str(&ws.config.resolved_json())?;
+    let mut settings: serde_json::Value = serde_json::from_str(&xtask_release::domain::resolved::json(&ws.config))?;
     let baseline_project = format!("{}-baseline", ws.config.project);
     settings["project"] = serde_json::Value::String(baseline_project.clone());
     let baseline = service.replacen(&ws.config.project, &baseline_project, 1);

@@ -14,7 +14,7 @@ use super::{
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use xtask_release::domain::config::LOCAL_STAGE;
+use xtask_local_stack::settings::LOCAL_STAGE;
 
 /// Each image's context: a small service's worth of files.
 const CONTEXT: Spec = Spec { files: 1_000, bytes: 48 * MIB, seed: 6 };

@@ -19,7 +19,8 @@ use super::{
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use xtask_release::{clients::aws::SdkResultExt, clients::ecr, domain::config::LOCAL_STAGE};
+use xtask_local_stack::settings::LOCAL_STAGE;
+use xtask_release::{clients::aws::SdkResultExt, clients::ecr};
 
 /// One layer of incompressible bytes, as a service's binary and assets are close to.
 const IMAGE: Spec = Spec { files: 30, bytes: 300 * MIB, seed: 5 };

@@ -20,7 +20,8 @@ use super::{
     measure::{self, Stdout},
     tree::{self, MIB, Spec},
 };
-use xtask_release::{clients::ecr, domain::config::LOCAL_STAGE};
+use xtask_local_stack::settings::LOCAL_STAGE;
+use xtask_release::clients::ecr;
 
 /// The service context both push: a small service's worth of files.
 const SERVICE: Spec = Spec { files: 1_000, bytes: 16 * MIB, seed: 1 };

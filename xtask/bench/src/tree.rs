@@ -59,7 +59,7 @@ pub fn generate(dir: &Path, spec: Spec) -> Result<Made> {
     let mut buf = Vec::new();
     while made.files < spec.files || made.bytes < spec.bytes {
         let sub = dir.join(format!("d{:03}", made.files / FILES_PER_DIR));
-        if made.files % FILES_PER_DIR == 0 {
+        if made.files.is_multiple_of(FILES_PER_DIR) {
             std::fs::create_dir(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
         }
         let size = (sizes.next() % (2 * average + 1)) as usize;

@@ -20,7 +20,7 @@ use xtask_release::{
 };
 
 use crate::{
-    Stack,
+    stack::Stack,
     stage::{self, LocalStage},
 };
 

@@ -21,7 +21,11 @@ use xtask_release::{
     },
 };
 
-use crate::{Deployed, Stack, service, stage::LocalStage};
+use crate::{
+    service,
+    stack::{Deployed, Stack},
+    stage::LocalStage,
+};
 
 pub async fn deploy(local: &LocalStage<'_>, options: &DeployOptions<'_>) -> Result<Report> {
     let ctx = &local.ctx;

@@ -24,7 +24,7 @@ use hyper_util::{
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use super::sync::Sync;
+use crate::sync::Sync;
 use xtask_release::clients::ecr;
 
 type Body = BoxBody<Bytes, hyper::Error>;

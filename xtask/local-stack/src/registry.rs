@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::cmd;
 
-use super::RegistryPorts;
 use super::process::{self, Started};
+use crate::ports::RegistryPorts;
 use xtask_release::{clients::ecr::RegistryAuth, domain::workspace::Workspace};
 
 pub fn start(ws: &Workspace, dir: &Path, ports: &RegistryPorts, auth: &RegistryAuth, log: &Path) -> Result<Started> {

@@ -14,14 +14,11 @@
 use anyhow::{Result, bail};
 use xtask_release::{
     clients::cdk::CdkEnv,
-    domain::{
-        config::{LOCAL_STAGE, Stage},
-        workspace::Workspace,
-    },
+    domain::{config::Stage, workspace::Workspace},
     stage::{Access, RegistryEndpoint, StageContext},
 };
 
-use crate::{Ports, Stack};
+use crate::{ports::Ports, stack::Stack};
 
 /// cdk's flags on the local stack: its CloudFormation (moto) cannot delete change sets, so
 /// a deploy through one can hang; stacks are deployed directly, with the bootstrap version
@@ -29,10 +26,7 @@ use crate::{Ports, Stack};
 pub const LOCAL_CDK_DEPLOY_ARGS: [&str; 3] =
     ["--method=direct", "--parameters", "BootstrapVersion=/cdk-bootstrap/hnb659fds/version"];
 
-/// Does the local stack serve `stage` (rather than an AWS account)?
-pub fn serves(stage: &Stage) -> bool {
-    stage.name == LOCAL_STAGE || stage.local_stack
-}
+pub use crate::settings::serves;
 
 /// The network a build's `RUN` steps get for `stage`: on the local stack the host's, the
 /// only one its daemons have (they run without a bridge) and the one that reaches the
@@ -68,11 +62,11 @@ pub async fn open<'w>(ws: &'w Workspace, stage: &'w Stage) -> Result<LocalStage<
 /// How `stage` is reached on the stack running at `ports`.
 async fn access(stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
     let region = stage.region.as_deref().unwrap_or_default();
-    let account = crate::other_account(stage);
+    let account = crate::ports::other_account(stage);
     // The stack serves the account's registry once `local up` ran with this stage.
     let registry = ports.registry_of(account)?;
     let accounts: Vec<&str> = ports.accounts.keys().map(String::as_str).collect();
-    let aws_config = crate::write_aws_config(stack.dir(), &accounts)?;
+    let aws_config = crate::credentials::write_aws_config(stack.dir(), &accounts)?;
     let vars = [
         ("AWS_ENDPOINT_URL", ports.moto_url()),
         ("AWS_CONFIG_FILE", aws_config.display().to_string()),
@@ -84,7 +78,7 @@ async fn access(stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
         sdk: ports.sdk_config_in(region, account).await,
         registry: Some(RegistryEndpoint { host: registry.registry_host(), plain_http: true }),
         cdk: CdkEnv {
-            profile: Some(crate::profile_of(account)),
+            profile: Some(crate::credentials::profile_of(account)),
             vars: vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             removed: removed.map(String::from).to_vec(),
             deploy_args: LOCAL_CDK_DEPLOY_ARGS.map(String::from).to_vec(),

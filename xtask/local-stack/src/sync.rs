@@ -8,19 +8,21 @@
 //!
 //! Runs as `cargo xtask local sync`, started by `local up`.
 
-use std::{collections::HashSet, convert::Infallible, path::Path, sync::Arc};
+use std::{collections::HashSet, path::Path};
 
 use anyhow::{Context, Result};
 use aws_sdk_ecr::Client as Ecr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use xshell::cmd;
 
-use super::{Ports, RegistryPorts, process};
+use crate::{
+    ports::{Ports, RegistryPorts},
+    process,
+};
 use xtask_release::{clients::aws::SdkResultExt, clients::ecr, clients::http, domain::workspace::Workspace};
 
 /// Starts the sync of one account's registry (`account`: `None` for moto's own).
@@ -54,45 +56,18 @@ pub struct Sync {
     synced: Mutex<HashSet<String>>,
 }
 
-/// The sync process's main loop, for the registry of `account` (`None`: moto's own) at
-/// the ports of `ports` that serve it.
-pub async fn run(ports: &Ports, region: &str, account: Option<&str>) -> Result<()> {
-    let ecr_client = Ecr::new(&ports.sdk_config_in(region, account).await);
-    let auth = ecr::authorization(&ecr_client).await?;
-    let sync = Arc::new(Sync {
-        ecr: ecr_client,
-        registry: http::Client::new(Some(auth.basic_header())),
-        // The registry itself, behind the front: what the sync writes, ECR already has.
-        registry_url: format!("http://127.0.0.1:{}", ports.registry_backend),
-        synced: Mutex::new(HashSet::new()),
-    });
-
-    let front = tokio::net::TcpListener::bind(("127.0.0.1", ports.registry))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{} for the registry's clients", ports.registry))?;
-    let front = Arc::new(super::front::Front::new(sync.clone(), ports.registry_backend)).serve(front);
-    tokio::spawn(async move {
-        if let Err(err) = front.await {
-            eprintln!("sync: the registry's front stopped: {err:#}");
-            std::process::exit(1);
-        }
-    });
-
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.sync))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", ports.sync))?;
-    eprintln!("sync: listening on 127.0.0.1:{} for registry events", ports.sync);
-
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let sync = sync.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let sync = sync.clone();
-                async move { Ok::<_, Infallible>(sync.handle(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
+impl Sync {
+    /// The sync of the registry of `account` (`None`: moto's own) at the ports of `ports`.
+    pub async fn new(ports: &Ports, region: &str, account: Option<&str>) -> Result<Sync> {
+        let ecr_client = Ecr::new(&ports.sdk_config_in(region, account).await);
+        let auth = ecr::authorization(&ecr_client).await?;
+        Ok(Sync {
+            ecr: ecr_client,
+            registry: http::Client::new(Some(auth.basic_header())),
+            // The registry itself, behind the front: what the sync writes, ECR already has.
+            registry_url: format!("http://127.0.0.1:{}", ports.registry_backend),
+            synced: Mutex::new(HashSet::new()),
+        })
     }
 }
 
@@ -121,7 +96,7 @@ struct Target {
 }
 
 impl Sync {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let reply = |status: StatusCode, text: String| {
             let mut response = Response::new(Full::new(Bytes::from(text)));
             *response.status_mut() = status;

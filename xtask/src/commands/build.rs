@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use xtask_local_stack::stage as local;
+use xtask_local_stack::{settings::LOCAL_STAGE, stage as local};
 use xtask_release::{
     clients::docker::{self, build::BuilderChoice},
     clients::git::Git,
-    domain::config::LOCAL_STAGE,
     domain::image::Plan,
     domain::workspace::Workspace,
     support::progress::Progress,

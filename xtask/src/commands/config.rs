@@ -19,11 +19,39 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ws: &Workspace) -> Result<ExitCode> {
-        let json = ws.config.resolved_json();
+        let json = xtask_release::domain::resolved::json(&ws.config);
         match &self.out {
             Some(path) => std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?,
             None => output::text(&json)?,
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use xtask_local_stack::settings::IMPLICIT;
+    use xtask_release::domain::{config::Config, resolved};
+
+    /// infra's tests read `test/fixtures/config.json`, the resolved form of
+    /// `test/fixtures/Cargo.toml` as this program loads it: the two must agree, as the CDK
+    /// app and xtask must.
+    #[test]
+    fn infra_fixture_is_the_resolved_form_of_its_manifest() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let fixtures = root.join("infra/test/fixtures");
+        let config = Config::load(&fixtures, &IMPLICIT).unwrap();
+        let path = fixtures.join("config.json");
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, resolved::json(&config)).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == resolved::json(&config),
+            "{} is stale; refresh it with `UPDATE_FIXTURES=1 cargo test -p xtask infra_fixture`",
+            path.display()
+        );
     }
 }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::commands::{output, stage_args::LocalStackArgs};
+use xtask_local_stack::settings::LOCAL_STAGE;
 use xtask_local_stack::{Ports, Stack};
-use xtask_release::{domain::config::LOCAL_STAGE, domain::workspace::Workspace};
+use xtask_release::domain::workspace::Workspace;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -76,7 +77,7 @@ impl Command {
                     sync: args.listen_port,
                     accounts: Default::default(),
                 };
-                xtask_local_stack::sync::run(&ports, &args.region, args.account.as_deref()).await?
+                xtask_local_stack::sidecar::run(&ports, &args.region, args.account.as_deref()).await?
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -102,7 +102,8 @@ enum Command {
 impl Cli {
     pub async fn run(self) -> Result<ExitCode> {
         xtask_release::support::progress::set_verbose(self.verbose);
-        let ws = Workspace::find(self.local_stack)?;
+        let ws = Workspace::find(self.local_stack, &xtask_local_stack::settings::IMPLICIT)?;
+        xtask_local_stack::settings::check(&ws.config)?;
         match self.command {
             Command::Tag(args) => args.run(&ws),
             Command::Build(args) => args.run(&ws).await,

@@ -2,12 +2,12 @@
 //! in its AWS account, or on the local stack for a stage it serves.
 
 use anyhow::{Context, Result};
-use xtask_local_stack::stage::{self as local, LocalStage};
+use xtask_local_stack::{
+    settings::LOCAL_STAGE,
+    stage::{self as local, LocalStage},
+};
 use xtask_release::{
-    domain::{
-        config::{LOCAL_STAGE, Stage},
-        workspace::Workspace,
-    },
+    domain::{config::Stage, workspace::Workspace},
     stage::{Access, StageContext},
 };
 

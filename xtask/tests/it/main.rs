@@ -2,6 +2,7 @@
 //! library against real processes (git, dockerd, the local stack).
 
 mod app_image;
+mod architecture;
 mod bad_input;
 mod build_cache;
 mod check;

@@ -229,8 +229,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// The local stack's ECR API, as the `local` stage reaches it.
 pub async fn local_ecr() -> aws_sdk_ecr::Client {
-    let ws = xtask_release::domain::workspace::Workspace::at(&workspace_root()).unwrap();
-    let region = ws.config.stage(xtask_release::domain::config::LOCAL_STAGE).unwrap().region.clone().unwrap();
+    let ws = xtask_release::domain::workspace::Workspace::at(&workspace_root(), &xtask_local_stack::settings::IMPLICIT)
+        .unwrap();
+    let region = ws.config.stage(xtask_local_stack::settings::LOCAL_STAGE).unwrap().region.clone().unwrap();
     aws_sdk_ecr::Client::new(&local_ports().await.sdk_config(&region).await)
 }
 

@@ -80,7 +80,7 @@ impl<'a> Cdk<'a> {
         let dir = ws.target_dir().join("xtask");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let config = dir.join(format!("config-{id}.json"));
-        std::fs::write(&config, ws.config.resolved_json())
+        std::fs::write(&config, crate::domain::resolved::json(&ws.config))
             .with_context(|| format!("cannot write {}", config.display()))?;
         let out = ws.target_dir().join("cdk.out").join(id);
         Ok(Cdk { ws, stage, region: region.to_string(), env, infra, out, config })

@@ -21,7 +21,7 @@ use std::{collections::BTreeMap, fs, path::Path};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::{domain::dockerfile, domain::image::Base};
+use crate::domain::dockerfile::{self, Base};
 
 /// Prefix of a cache image's tag; the lifecycle policy keeps the newest few.
 pub const CACHE_TAG_PREFIX: &str = "buildcache-";

@@ -2,7 +2,7 @@
 //!
 //! This module is the one reader of that table: it refuses unknown keys and wrong types
 //! with the key's path, checks every value once, and hands the CDK app in `infra/` the
-//! resolved settings as JSON ([`Config::resolved_json`]), so the two never disagree.
+//! resolved settings as JSON ([`crate::domain::resolved`]), so the two never disagree.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -10,16 +10,16 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// The name of the stage that runs on this machine's local stack.
-pub const LOCAL_STAGE: &str = "local";
-/// The local stage's region and account, unless the file sets them.
-const LOCAL_REGION: &str = "us-east-1";
-const LOCAL_ACCOUNT: &str = "123456789012";
-
-/// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
-const RESOLVED_SCHEMA: u32 = 2;
+/// A stage that exists whether or not the settings name it, with the region and account it
+/// gets where they set none: a stage the program that opens stages serves itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ImplicitStage {
+    pub name: &'static str,
+    pub region: &'static str,
+    pub account: &'static str,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,8 +36,9 @@ pub struct Config {
     pub main_branch: String,
     pub images: Vec<Image>,
     pub stages: BTreeMap<String, Stage>,
-    /// `[workspace.metadata.xtask.local]`: read by the local stack only.
-    pub local: LocalStackSettings,
+    /// `[workspace.metadata.xtask.local]`: the settings of whoever serves the stages marked
+    /// `local-stack` (and the implicit ones), handed to it unread.
+    pub local: toml::Table,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,21 +93,10 @@ pub struct Stage {
     /// `push` never builds for this stage.
     #[serde(default)]
     pub promote_from: Option<String>,
-    /// Runs on the local stack, in its own emulated account (`account`), like `local`.
+    /// Served by the program that opens stages rather than an AWS account (`local-stack =
+    /// true`), in its own `account`: plain data here, read by whoever serves it.
     #[serde(default)]
     pub local_stack: bool,
-}
-
-/// Loopback ports of the local stack; each one unset is picked free when the stack starts.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct LocalStackSettings {
-    #[serde(default)]
-    pub moto_port: Option<u16>,
-    #[serde(default)]
-    pub registry_port: Option<u16>,
-    #[serde(default)]
-    pub sync_port: Option<u16>,
 }
 
 fn default_platform() -> String {
@@ -147,19 +137,24 @@ struct Raw {
     #[serde(default)]
     stages: BTreeMap<String, Stage>,
     #[serde(default)]
-    local: LocalStackSettings,
+    local: toml::Table,
+}
+
+/// The context of every settings error: where they are.
+pub fn invalid_in(root: &Path) -> String {
+    format!("invalid [workspace.metadata.xtask] in {}", root.join("Cargo.toml").display())
 }
 
 impl Config {
-    /// Reads the settings of the workspace whose root is `root`.
-    pub fn load(root: &Path) -> Result<Config> {
+    /// Reads the settings of the workspace whose root is `root`; the `implicit` stages exist
+    /// whether or not they name them.
+    pub fn load(root: &Path, implicit: &[ImplicitStage]) -> Result<Config> {
         let manifest = root.join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-        Config::parse(root, &text)
-            .with_context(|| format!("invalid [workspace.metadata.xtask] in {}", manifest.display()))
+        Config::parse(root, &text, implicit).with_context(|| invalid_in(root))
     }
 
-    pub fn parse(root: &Path, cargo_toml: &str) -> Result<Config> {
+    pub fn parse(root: &Path, cargo_toml: &str, implicit: &[ImplicitStage]) -> Result<Config> {
         let manifest: toml::Table = toml::from_str(cargo_toml).map_err(|err| {
             let line = err.span().map_or(0, |span| cargo_toml[..span.start].lines().count().max(1));
             anyhow::anyhow!("line {line}: {}", err.message().trim())
@@ -176,9 +171,11 @@ impl Config {
             if path == "." { anyhow::anyhow!("{inner}") } else { anyhow::anyhow!("{path}: {inner}") }
         })?;
         let mut stages = raw.stages;
-        let local = stages.entry(LOCAL_STAGE.to_string()).or_default();
-        local.region.get_or_insert_with(|| LOCAL_REGION.to_string());
-        local.account.get_or_insert_with(|| LOCAL_ACCOUNT.to_string());
+        for stage in implicit {
+            let settings = stages.entry(stage.name.to_string()).or_default();
+            settings.region.get_or_insert_with(|| stage.region.to_string());
+            settings.account.get_or_insert_with(|| stage.account.to_string());
+        }
         for (name, stage) in &mut stages {
             stage.name = name.clone();
         }
@@ -274,9 +271,6 @@ impl Config {
             for (key, value) in &stage.build_args {
                 check_build_arg(&format!("stages.{name}.build-args.{key}"), value)?;
             }
-            if stage.local_stack && stage.account.is_none() {
-                bail!("stages.{name}.account: a stage on the local stack needs its own 12-digit account id");
-            }
             if let Some(source) = &stage.promote_from {
                 let Some(from) = self.stages.get(source) else {
                     let known: Vec<&str> = self.stages.keys().map(String::as_str).collect();
@@ -285,11 +279,6 @@ impl Config {
                 if source == name || from.promote_from.is_some() {
                     bail!(
                         "stages.{name}.promote-from: `{source}` must be a stage that builds its images (one without promote-from)"
-                    );
-                }
-                if from.is_local() != stage.is_local() {
-                    bail!(
-                        "stages.{name}.promote-from: `{source}` and `{name}` must both be on the local stack or both in AWS"
                     );
                 }
             }
@@ -329,83 +318,6 @@ impl Config {
     }
     pub fn service_stack(&self, stage: &Stage) -> String {
         format!("{}-{}-service", self.project, stage.name)
-    }
-
-    /// The settings the CDK app needs, resolved (defaults applied), as the JSON it reads
-    /// from the file named by its `xtaskConfig` context.
-    pub fn resolved_json(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Resolved<'a> {
-            schema: u32,
-            project: &'a str,
-            keep_images: u32,
-            rollback_window: u32,
-            /// The ECR lifecycle policy of every repository, set by the registry stack verbatim.
-            lifecycle_policy: crate::domain::retention::Policy,
-            images: Vec<ResolvedImage<'a>>,
-            stages: BTreeMap<&'a str, ResolvedStage<'a>>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ResolvedImage<'a> {
-            name: &'a str,
-            repository: &'a str,
-            port: u16,
-            platform: &'a str,
-            load_balanced: bool,
-        }
-        #[derive(Serialize)]
-        struct ResolvedStage<'a> {
-            name: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            profile: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            region: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            account: Option<&'a str>,
-        }
-        let resolved = Resolved {
-            schema: RESOLVED_SCHEMA,
-            project: &self.project,
-            keep_images: self.keep_images,
-            rollback_window: self.rollback_window,
-            lifecycle_policy: crate::domain::retention::policy(&crate::domain::retention::Settings::of(self)),
-            images: self
-                .images
-                .iter()
-                .map(|i| ResolvedImage {
-                    name: &i.name,
-                    repository: &i.repository,
-                    port: i.port,
-                    platform: &i.platform,
-                    load_balanced: i.load_balanced,
-                })
-                .collect(),
-            stages: self
-                .stages
-                .values()
-                .map(|s| {
-                    let stage = ResolvedStage {
-                        name: &s.name,
-                        profile: s.profile.as_deref(),
-                        region: s.region.as_deref(),
-                        account: s.account.as_deref(),
-                    };
-                    (s.name.as_str(), stage)
-                })
-                .collect(),
-        };
-        let mut json = serde_json::to_string_pretty(&resolved).expect("plain data serializes");
-        json.push('\n');
-        json
-    }
-}
-
-impl Stage {
-    /// Does this stage run on the local stack rather than in an AWS account?
-    pub fn is_local(&self) -> bool {
-        self.name == LOCAL_STAGE || self.local_stack
     }
 }
 
@@ -457,28 +369,32 @@ port = 8080
 "#;
 
     fn error(toml: &str) -> String {
-        format!("{:#}", Config::parse(Path::new("/w"), toml).unwrap_err())
+        format!("{:#}", Config::parse(Path::new("/w"), toml, &IMPLICIT).unwrap_err())
     }
 
+    /// A stage the caller serves, as a test's own.
+    const IMPLICIT: [ImplicitStage; 1] =
+        [ImplicitStage { name: "here", region: "eu-north-1", account: "000000000042" }];
+
     #[test]
-    fn local_stage_always_exists() {
-        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
-        let local = config.stage("local").unwrap();
-        assert_eq!(local.region.as_deref(), Some("us-east-1"));
-        assert_eq!(local.account.as_deref(), Some("123456789012"));
-        assert_eq!(config.service_stack(local), "p-local-service");
+    fn implicit_stages_always_exist() {
+        let config = Config::parse(Path::new("/w"), MINIMAL, &IMPLICIT).unwrap();
+        let here = config.stage("here").unwrap();
+        assert_eq!(here.region.as_deref(), Some("eu-north-1"));
+        assert_eq!(here.account.as_deref(), Some("000000000042"));
+        assert_eq!(config.service_stack(here), "p-here-service");
     }
 
     #[test]
     fn unknown_stage_lists_known_ones() {
-        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
+        let config = Config::parse(Path::new("/w"), MINIMAL, &IMPLICIT).unwrap();
         let err = config.stage("prod").unwrap_err().to_string();
-        assert!(err.contains("unknown stage `prod`; known stages: local"), "{err}");
+        assert!(err.contains("unknown stage `prod`; known stages: here"), "{err}");
     }
 
     #[test]
     fn unknown_image_is_named() {
-        let config = Config::parse(Path::new("/w"), MINIMAL).unwrap();
+        let config = Config::parse(Path::new("/w"), MINIMAL, &IMPLICIT).unwrap();
         let err = config.select_images(&["web".into()]).unwrap_err().to_string();
         assert_eq!(err, "unknown image `web`; configured images: app");
     }
@@ -571,29 +487,14 @@ port = 8080
                 "stages.dev.build-args.A: a build argument cannot hold a line break",
             ),
             (
-                "an unknown local key",
-                format!("{MINIMAL}[workspace.metadata.xtask.local]\nmoto = 1\n"),
-                "local.moto: unknown field `moto`",
-            ),
-            (
                 "promotion from an unknown stage",
                 format!("{MINIMAL}{stage}promote-from = \"qa\"\n"),
-                "stages.dev.promote-from: unknown stage `qa`; known stages: dev, local",
+                "stages.dev.promote-from: unknown stage `qa`; known stages: dev, here",
             ),
             (
                 "promotion from itself",
                 format!("{MINIMAL}{stage}promote-from = \"dev\"\n"),
                 "stages.dev.promote-from: `dev` must be a stage that builds its images",
-            ),
-            (
-                "promotion from the local stack into AWS",
-                format!("{MINIMAL}{stage}promote-from = \"local\"\n"),
-                "stages.dev.promote-from: `local` and `dev` must both be on the local stack or both in AWS",
-            ),
-            (
-                "a local-stack stage without its account",
-                format!("{MINIMAL}{stage}local-stack = true\n"),
-                "stages.dev.account: a stage on the local stack needs its own 12-digit account id",
             ),
             ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
         ];
@@ -605,31 +506,5 @@ port = 8080
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    }
-
-    #[test]
-    fn the_workspaces_own_settings_are_valid() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let config = Config::load(root).unwrap();
-        assert!(config.stages.contains_key(LOCAL_STAGE));
-    }
-
-    /// infra's tests read `test/fixtures/config.json`, the resolved form of
-    /// `test/fixtures/Cargo.toml`: the two must agree, as the CDK app and xtask must.
-    #[test]
-    fn infra_fixture_is_the_resolved_form_of_its_manifest() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let fixtures = root.join("infra/test/fixtures");
-        let config = Config::load(&fixtures).unwrap();
-        let path = fixtures.join("config.json");
-        if std::env::var_os("UPDATE_FIXTURES").is_some() {
-            std::fs::write(&path, config.resolved_json()).unwrap();
-        }
-        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            on_disk == config.resolved_json(),
-            "{} is stale; refresh it with `UPDATE_FIXTURES=1 cargo test -p xtask infra_fixture`",
-            path.display()
-        );
     }
 }

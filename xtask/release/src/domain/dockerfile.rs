@@ -4,6 +4,13 @@
 
 use std::collections::BTreeMap;
 
+/// A base image reference and the digest it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub reference: String,
+    pub digest: String,
+}
+
 use anyhow::{Result, bail};
 
 /// The images the `FROM` lines of `dockerfile` name, in order, without duplicates.
@@ -336,7 +343,7 @@ mod tests {
 
     #[test]
     fn the_apps_dockerfile() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../app/Dockerfile")).unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../app/Dockerfile")).unwrap();
         assert_eq!(
             bases(&text, &[]),
             ["docker.io/library/rust:1.95-slim-bookworm", "docker.io/library/debian:bookworm-slim"]

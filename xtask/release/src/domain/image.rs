@@ -16,7 +16,7 @@ use crate::{
     clients::git::ImageTag,
     domain::config::{Config, Image, Stage},
     domain::context::BuildContext,
-    domain::dockerfile,
+    domain::dockerfile::{self, Base},
 };
 
 /// Prefix of the extra tag that records an image's inputs key in ECR, so an
@@ -126,13 +126,6 @@ pub struct Inputs {
     pub bases: Vec<Base>,
     /// `inputs-<key>`: the ECR tag of an image built from these inputs.
     pub tag: String,
-}
-
-/// A base image reference and the digest it resolves to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Base {
-    pub reference: String,
-    pub digest: String,
 }
 
 /// What `references` resolve to now, as the build would use them: an image the daemon has

@@ -7,5 +7,6 @@ pub mod context;
 pub mod dockerfile;
 pub mod image;
 pub mod inventory;
+pub mod resolved;
 pub mod retention;
 pub mod workspace;

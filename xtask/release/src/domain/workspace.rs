@@ -5,20 +5,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use crate::domain::config::Config;
+use crate::domain::config::{Config, ImplicitStage};
 
 pub struct Workspace {
     pub root: PathBuf,
     pub config: Config,
     pub sh: Shell,
-    /// `--local-stack`: the local stack's directory, when not this workspace's own.
-    local_stack: Option<PathBuf>,
+    /// `--local-stack` as given, made absolute: where the local stack keeps its state, when
+    /// not in this workspace's target directory (read by the local stack).
+    pub local_stack: Option<PathBuf>,
 }
 
 impl Workspace {
     /// The workspace around the current directory: the nearest `Cargo.toml` upwards
-    /// that has a `[workspace.metadata.xtask]` table, as cargo finds its workspace.
-    pub fn find(local_stack: Option<PathBuf>) -> Result<Workspace> {
+    /// that has a `[workspace.metadata.xtask]` table, as cargo finds its workspace. The
+    /// `implicit` stages exist whether or not the settings name them.
+    pub fn find(local_stack: Option<PathBuf>, implicit: &[ImplicitStage]) -> Result<Workspace> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let root = cwd
             .ancestors()
@@ -32,13 +34,13 @@ impl Workspace {
                     cwd.display()
                 )
             })?;
-        let mut ws = Workspace::at(root)?;
+        let mut ws = Workspace::at(root, implicit)?;
         ws.local_stack = local_stack.map(|dir| cwd.join(dir));
         Ok(ws)
     }
 
-    pub fn at(root: &Path) -> Result<Workspace> {
-        let config = Config::load(root)?;
+    pub fn at(root: &Path, implicit: &[ImplicitStage]) -> Result<Workspace> {
+        let config = Config::load(root, implicit)?;
         let sh = Shell::new().context("cannot create a shell")?;
         sh.change_dir(root);
         Ok(Workspace { root: root.to_path_buf(), config, sh, local_stack: None })
@@ -50,12 +52,5 @@ impl Workspace {
             Some(dir) => self.root.join(dir),
             None => self.root.join("target"),
         }
-    }
-}
-
-impl Workspace {
-    /// Where the local stack keeps its ports, pids, logs and data.
-    pub fn local_stack_dir(&self) -> PathBuf {
-        self.local_stack.clone().unwrap_or_else(|| self.target_dir().join("local"))
     }
 }

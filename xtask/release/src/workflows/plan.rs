@@ -192,7 +192,7 @@ async fn changed_inputs(
     git: &Git,
     image: &Image,
     commit: &str,
-    bases: &[image::Base],
+    bases: &[crate::domain::dockerfile::Base],
 ) -> Result<Vec<String>> {
     for earlier in git.first_parents(commit, LOOK_BACK)? {
         if ecr::image_by_tag(&ctx.ecr, &image.repository, &earlier).await?.is_none() {

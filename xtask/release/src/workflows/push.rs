@@ -305,7 +305,12 @@ impl Session<'_> {
 
     /// The digest of the image another job pushed under this commit's tag, once its labels
     /// show the same revision, source and base images as this run's build.
-    async fn adopt(&self, plan: &Plan<'_>, source_key: &str, bases: &[image::Base]) -> Result<String> {
+    async fn adopt(
+        &self,
+        plan: &Plan<'_>,
+        source_key: &str,
+        bases: &[crate::domain::dockerfile::Base],
+    ) -> Result<String> {
         let (image, tag) = (plan.image, plan.tag.to_string());
         let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
         let registry = crate::clients::registry_api::Registry::new(self.ctx.registry().await?)?;

@@ -136,10 +136,10 @@ impl BuildContext {
         }
         // (The CLI also appends `!../path/Dockerfile` for one outside the context; that pattern
         // can match nothing inside it, so it is left out.)
-        if let DockerfileSource::Inside { rel } = &dockerfile {
-            if PatternMatcher::new(&patterns)?.matches_legacy(rel) {
-                patterns.push(format!("!{rel}"));
-            }
+        if let DockerfileSource::Inside { rel } = &dockerfile
+            && PatternMatcher::new(&patterns)?.matches_legacy(rel)
+        {
+            patterns.push(format!("!{rel}"));
         }
         let matcher = PatternMatcher::new(&patterns)?;
         Ok(BuildContext { inner: Arc::new(Inner { root, matcher, dockerfile, dockerfile_path }) })

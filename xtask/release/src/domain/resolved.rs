@@ -1,0 +1,82 @@
+//! The settings as the CDK app in `infra/` reads them: resolved (defaults applied), with the
+//! lifecycle policy every repository gets, as JSON (`infra/lib/config.ts` reads it from the
+//! file its `xtaskConfig` context names), so the two never disagree.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{config::Config, retention};
+
+/// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
+const RESOLVED_SCHEMA: u32 = 2;
+
+/// The settings the CDK app needs, resolved (defaults applied), as the JSON it reads
+/// from the file named by its `xtaskConfig` context.
+pub fn json(config: &Config) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Resolved<'a> {
+        schema: u32,
+        project: &'a str,
+        keep_images: u32,
+        rollback_window: u32,
+        /// The ECR lifecycle policy of every repository, set by the registry stack verbatim.
+        lifecycle_policy: retention::Policy,
+        images: Vec<ResolvedImage<'a>>,
+        stages: BTreeMap<&'a str, ResolvedStage<'a>>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ResolvedImage<'a> {
+        name: &'a str,
+        repository: &'a str,
+        port: u16,
+        platform: &'a str,
+        load_balanced: bool,
+    }
+    #[derive(Serialize)]
+    struct ResolvedStage<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        profile: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        region: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<&'a str>,
+    }
+    let resolved = Resolved {
+        schema: RESOLVED_SCHEMA,
+        project: &config.project,
+        keep_images: config.keep_images,
+        rollback_window: config.rollback_window,
+        lifecycle_policy: retention::policy(&retention::Settings::of(config)),
+        images: config
+            .images
+            .iter()
+            .map(|i| ResolvedImage {
+                name: &i.name,
+                repository: &i.repository,
+                port: i.port,
+                platform: &i.platform,
+                load_balanced: i.load_balanced,
+            })
+            .collect(),
+        stages: config
+            .stages
+            .values()
+            .map(|s| {
+                let stage = ResolvedStage {
+                    name: &s.name,
+                    profile: s.profile.as_deref(),
+                    region: s.region.as_deref(),
+                    account: s.account.as_deref(),
+                };
+                (s.name.as_str(), stage)
+            })
+            .collect(),
+    };
+    let mut json = serde_json::to_string_pretty(&resolved).expect("plain data serializes");
+    json.push('\n');
+    json
+}
