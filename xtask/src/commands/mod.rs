@@ -39,10 +39,7 @@ mod untag;
     bin_name = "cargo xtask",
     version,
     propagate_version = true,
-    after_help = "Exit codes: 0 success; 1 a verdict (`check` found the commit not deployable, `deploy` \
-                  refused or `cdk deploy` failed, `retag` or `untag` refused); 2 a usage, configuration or environment error (bad flag, \
-                  unknown stage, no Docker daemon, no credentials, a failed build); 130 or 143 interrupted \
-                  (Ctrl-C, SIGTERM): the command stops with its children and tags nothing incomplete."
+    after_help = xtask_release::support::exit::codes_help()
 )]
 pub struct Cli {
     /// The local stack's directory (ports, pids, logs, data); `target/local` of the workspace
@@ -91,6 +88,14 @@ enum Command {
     #[command(about = "Print the settings as resolved for the CDK app (the JSON it reads)")]
     Config(config::Args),
     /// Run the local stack that stands in for AWS (registry, ECR/CloudFormation API).
+    ///
+    /// A stage the local stack serves (`local`, and any with `local-stack = true`) is deployed
+    /// with the same `cargo xtask deploy`, which then runs the whole chain: starts the stack,
+    /// bootstraps the stage, pushes the work tree and runs the services' containers here.
+    /// There `deploy` also takes `--allow-dirty` (deploy a dirty work tree's
+    /// `<sha>-dirty-<hash>` image), `--builder BUILDER` (`XTASK_BUILDER`: the builder the
+    /// push uses) and `--debian-mirror URL` (`XTASK_DEBIAN_MIRROR`: where the stand-in base
+    /// images fetch Debian's packages).
     #[command(subcommand)]
     Local(local::Command),
     #[command(about = "Run the tidy gate and every test (Rust and infra) against the local stack")]

@@ -4,44 +4,93 @@ use std::process::{Command, Stdio};
 
 use crate::support::{Fixture, workspace_root, xtask, xtask_env};
 
-const COMMANDS: [&str; 14] = [
-    "tag",
-    "build",
-    "push",
-    "check",
-    "deploy",
-    "images",
-    "retag",
-    "untag",
-    "gc",
-    "bootstrap",
-    "config",
-    "local",
-    "test",
-    "bench",
-];
-
+/// Walks every command of `Cli::command()` (so a new one cannot be missed): each has an
+/// about line and appears in its parent's `--help`, each flag it shows is documented and
+/// named in its own `--help` (the real binary's), and hidden ones stay hidden.
 #[test]
-fn help_lists_every_command() {
-    let out = xtask(&workspace_root(), &["--help"]).ok();
-    for command in COMMANDS {
-        assert!(out.contains(&format!("\n  {command} ")), "`{command}` missing from --help:\n{out}");
-        let help = xtask(&workspace_root(), &[command, "--help"]).ok();
-        assert!(help.contains("Usage: cargo xtask"), "`{command} --help`:\n{help}");
+fn help_documents_every_command_and_flag() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &mut Vec<String>, problems: &mut Vec<String>, visited: &mut usize) {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = xtask(&workspace_root(), &args).ok();
+        *visited += 1;
+        let at = if path.is_empty() { "cargo xtask".to_string() } else { path.join(" ") };
+        if !help.contains("Usage: cargo xtask") {
+            problems.push(format!("`{at} --help` has no usage line"));
+        }
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && !a.is_positional()) {
+            let Some(long) = arg.get_long() else { continue };
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                problems.push(format!("`{at} --{long}` has no help text"));
+            }
+            if !help.contains(&format!("--{long}")) {
+                problems.push(format!("`{at} --help` does not name --{long}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.is_hide_set() {
+                if help.contains(&format!("\n  {} ", sub.get_name())) {
+                    problems.push(format!("`{at} --help` lists the hidden `{}`", sub.get_name()));
+                }
+                continue;
+            }
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                problems.push(format!("`{at} {}` has no about line", sub.get_name()));
+            }
+            if !help.contains(&format!("\n  {} ", sub.get_name())) {
+                problems.push(format!("`{at} --help` does not list `{}`", sub.get_name()));
+            }
+            path.push(sub.get_name().to_string());
+            walk(sub, path, problems, visited);
+            path.pop();
+        }
     }
-    assert!(!out.contains("  sync "), "internal commands stay hidden:\n{out}");
-    assert!(out.contains("Exit codes: 0 success; 1 a verdict"), "exit codes are documented:\n{out}");
-    let flags = [
-        ("push", "--builder"),
-        ("push", "XTASK_BUILDER"),
-        ("push", "XTASK_CHANNEL"),
-        ("deploy", "XTASK_DEBIAN_MIRROR"),
-        ("untag", "--delete-image"),
-        ("gc", "--apply"),
-    ];
-    for (command, flag) in flags {
+    let (mut problems, mut visited) = (vec![], 0);
+    walk(&xtask::commands::Cli::command(), &mut vec![], &mut problems, &mut visited);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(visited > 20, "the walk reached {visited} commands");
+    let help = xtask(&workspace_root(), &["--help"]).ok();
+    assert!(help.contains("Exit codes: 0 success; 1 a verdict"), "exit codes are documented:\n{help}");
+    // Flags a script sets by their environment variables.
+    for (command, flag) in [("push", "XTASK_BUILDER"), ("push", "XTASK_CHANNEL"), ("untag", "--delete-image")] {
         let help = xtask(&workspace_root(), &[command, "--help"]).ok();
         assert!(help.contains(flag), "`{command} --help` names {flag}:\n{help}");
+    }
+}
+
+/// Production `deploy --help` shows no flag that applies to the local stage alone; `local
+/// --help` documents them.
+#[test]
+fn deploy_help_shows_no_local_only_flag() {
+    let deploy = xtask(&workspace_root(), &["deploy", "--help"]).ok();
+    let local = xtask(&workspace_root(), &["local", "--help"]).ok();
+    for flag in ["--allow-dirty", "--builder", "--debian-mirror", "XTASK_DEBIAN_MIRROR", "XTASK_BUILDER"] {
+        assert!(!deploy.contains(flag), "`deploy --help` shows the local-only {flag}:\n{deploy}");
+        assert!(local.contains(flag), "`local --help` documents {flag}:\n{local}");
+    }
+}
+
+/// The README's table of exit codes says what `--help` says, row for row.
+#[test]
+fn the_readme_and_help_agree_on_exit_codes() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .skip_while(|l| l.trim() != "| code | meaning |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_string(), cells[1..].join(" | "))
+        })
+        .collect();
+    let codes: Vec<(String, String)> =
+        xtask_release::support::exit::CODES.iter().map(|(c, m)| (c.to_string(), m.to_string())).collect();
+    assert_eq!(rows, codes, "README.md's exit codes differ from --help's");
+    let help = xtask(&workspace_root(), &["--help"]).ok();
+    for (code, meaning) in &codes {
+        assert!(help.contains(&format!("{code} {meaning}")), "--help lacks `{code} {meaning}`:\n{help}");
     }
 }
 

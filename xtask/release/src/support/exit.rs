@@ -11,6 +11,26 @@
 
 use std::{fmt, process::ExitCode};
 
+/// Every exit code with what it means, as `--help` and the README's table say it.
+pub const CODES: [(&str, &str); 4] = [
+    ("0", "success"),
+    (
+        "1",
+        "a verdict (`check` found the commit not deployable, `deploy` refused or `cdk deploy` failed, `retag` or `untag` refused)",
+    ),
+    (
+        "2",
+        "a usage, configuration or environment error (bad flag, unknown stage, no Docker daemon, no credentials, a failed build)",
+    ),
+    ("130 or 143", "interrupted (Ctrl-C, SIGTERM): the command stops with its children and tags nothing incomplete"),
+];
+
+/// The exit codes as one paragraph of `--help`.
+pub fn codes_help() -> String {
+    let codes: Vec<String> = CODES.iter().map(|(code, meaning)| format!("{code} {meaning}")).collect();
+    format!("Exit codes: {}.", codes.join("; "))
+}
+
 pub const VERDICT: u8 = 1;
 pub const ERROR: u8 = 2;
 
