@@ -3,16 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use aws_sdk_ecr::types::ImageIdentifier;
 use serde::Serialize;
 
 use crate::commands::{output, stage_args::StageArgs};
 use xtask_release::{
-    clients::ecr,
-    domain::inventory::Inventory,
-    domain::retention::{self, Settings},
     domain::workspace::Workspace,
-    workflows::gc::{self, Doomed},
+    workflows::gc::{self, RepositoryPlan},
 };
 
 /// List (and with `--apply`, delete) the images the repositories' lifecycle policy expires:
@@ -40,48 +36,31 @@ pub struct Args {
 struct Report<'a> {
     stage: &'a str,
     applied: bool,
-    repositories: Vec<RepositoryReport>,
-}
-
-#[derive(Serialize)]
-struct RepositoryReport {
-    repository: String,
-    delete: Vec<Doomed>,
+    repositories: &'a [RepositoryPlan],
 }
 
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let ctx = self.stage.open(ws, stage).await?;
-        let mut settings = Settings::of(&ws.config);
-        if let Some(keep) = self.keep {
-            settings.keep_main = keep;
-        }
-        let policy = retention::policy(&settings);
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let mut report = Report { stage: &stage.name, applied: self.apply, repositories: vec![] };
-        for image in &ws.config.images {
-            let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;
-            let doomed = gc::plan(&inventory, &policy, settings.rollback_window, now);
-            let verb = if self.apply { "deleting" } else { "would delete" };
-            eprintln!("{}: {verb} {} of {} images", image.repository, doomed.len(), inventory.images.len());
-            for d in &doomed {
+        let plans = gc::list(&ctx, self.keep).await?;
+        let verb = if self.apply { "deleting" } else { "would delete" };
+        for plan in &plans {
+            eprintln!("{}: {verb} {} of {} images", plan.repository, plan.delete.len(), plan.images);
+            for d in &plan.delete {
                 let tags = if d.tags.is_empty() { "untagged".to_string() } else { d.tags.join(", ") };
                 eprintln!("  {}  [{tags}]  {}", d.digest, d.reason);
             }
-            if self.apply && !doomed.is_empty() {
-                let ids = doomed.iter().map(|d| ImageIdentifier::builder().image_digest(&d.digest).build()).collect();
-                ecr::delete(&ctx.ecr, &image.repository, ids).await?;
-                eprintln!("{}: deleted {} images", image.repository, doomed.len());
+            if self.apply && !plan.delete.is_empty() {
+                gc::delete(&ctx, plan).await?;
+                eprintln!("{}: deleted {} images", plan.repository, plan.delete.len());
             }
-            report.repositories.push(RepositoryReport { repository: image.repository.clone(), delete: doomed });
         }
         if !self.apply {
             eprintln!("nothing deleted; run again with --apply to delete these");
         }
         if self.json {
-            output::json(&report)?;
+            output::json(&Report { stage: &stage.name, applied: self.apply, repositories: &plans })?;
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -2,14 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::commands::{image_ref, stage_args::StageArgs};
-use xtask_release::{
-    clients::ecr::{self, Tagged},
-    domain::workspace::Workspace,
-    support::exit::Verdict,
-};
+use xtask_release::{domain::workspace::Workspace, workflows::retag};
 
 /// Add a tag to an image already in ECR, without pulling or pushing it: ECR BatchGetImage
 /// reads its manifest, PutImage stores it under the new tag with the same media type and
@@ -37,26 +33,11 @@ impl Args {
         image_ref::check_tag(&self.new_tag)?;
         let stage = self.stage.check(ws)?;
         let ctx = self.stage.open(ws, stage).await?;
-        let repository = &image.repository;
-        let manifest = if from.starts_with("sha256:") {
-            ecr::manifest_by_digest(&ctx.ecr, repository, &from).await?
-        } else {
-            if ecr::image_by_tag(&ctx.ecr, repository, &from).await?.is_none() {
-                bail!(Verdict(format!(
-                    "{repository}:{from} is not in ECR (stage {}); `cargo xtask images --stage {}` lists what is",
-                    stage.name, stage.name
-                )));
-            }
-            ecr::manifest(&ctx.ecr, repository, &from).await?
-        };
-        let tag = &self.new_tag;
-        match ecr::put_tag(&ctx.ecr, repository, &manifest, tag).await? {
-            Tagged::Added => eprintln!("tagged {repository}@{} as {tag}", manifest.digest),
-            Tagged::AlreadyThere => eprintln!("{repository}:{tag} already names {}; nothing to do", manifest.digest),
-            Tagged::Taken(other) => bail!(Verdict(format!(
-                "refusing to retag: {repository}:{tag} already names another image ({other}, not {}); the repository's tags are immutable: pick another tag, or `cargo xtask untag {}:{tag}` first if that image may lose it",
-                manifest.digest, image.name
-            ))),
+        let (repository, tag) = (&image.repository, &self.new_tag);
+        let done = retag::retag(&ctx, image, &from, tag).await?;
+        match done.added {
+            true => eprintln!("tagged {repository}@{} as {tag}", done.digest),
+            false => eprintln!("{repository}:{tag} already names {}; nothing to do", done.digest),
         }
         Ok(ExitCode::SUCCESS)
     }

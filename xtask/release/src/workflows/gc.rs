@@ -6,9 +6,16 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use anyhow::Result;
+use aws_sdk_ecr::types::ImageIdentifier;
+
 use crate::{
-    domain::inventory::Inventory,
-    domain::retention::{self, Policy},
+    clients::ecr,
+    domain::{
+        inventory::Inventory,
+        retention::{self, Policy, Settings},
+    },
+    stage::StageContext,
 };
 
 /// An untagged manifest younger than this is left alone: an index's platform manifests are
@@ -20,6 +27,43 @@ pub struct Doomed {
     pub digest: String,
     pub tags: Vec<String>,
     pub reason: String,
+}
+
+/// What gc would delete from one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryPlan {
+    pub repository: String,
+    /// How many images the repository holds.
+    #[serde(skip)]
+    pub images: usize,
+    pub delete: Vec<Doomed>,
+}
+
+/// What the lifecycle policy (with `keep` images of main instead of the settings' number)
+/// expires now in each configured repository of the stage, with the reasons.
+pub async fn list(ctx: &StageContext<'_>, keep: Option<u32>) -> Result<Vec<RepositoryPlan>> {
+    let mut settings = Settings::of(&ctx.ws.config);
+    if let Some(keep) = keep {
+        settings.keep_main = keep;
+    }
+    let policy = retention::policy(&settings);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let mut plans = vec![];
+    for image in &ctx.ws.config.images {
+        let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;
+        let delete = plan(&inventory, &policy, settings.rollback_window, now);
+        plans.push(RepositoryPlan { repository: image.repository.clone(), images: inventory.images.len(), delete });
+    }
+    Ok(plans)
+}
+
+/// Deletes what `plan` lists, by digest.
+pub async fn delete(ctx: &StageContext<'_>, plan: &RepositoryPlan) -> Result<()> {
+    if plan.delete.is_empty() {
+        return Ok(());
+    }
+    let ids = plan.delete.iter().map(|d| ImageIdentifier::builder().image_digest(&d.digest).build()).collect();
+    ecr::delete(&ctx.ecr, &plan.repository, ids).await
 }
 
 /// The images of `inventory` to delete, newest first; `now` in milliseconds since the epoch.

@@ -9,4 +9,6 @@ pub mod gc;
 pub mod plan;
 pub mod promote;
 pub mod push;
+pub mod retag;
+pub mod untag;
 pub mod verify;
