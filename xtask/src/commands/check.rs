@@ -12,7 +12,7 @@ use crate::commands::{
 use xtask_release::{
     domain::workspace::Workspace,
     support::exit,
-    workflows::check::{self, Check, CheckOptions, Severity},
+    workflows::check::{self, Check, CheckOptions, Severity, State},
 };
 
 /// Prove a commit deployable: every image of the commit is in ECR with the right
@@ -58,20 +58,20 @@ impl Args {
             scan_timeout: Duration::from_secs(self.scan_timeout),
         };
         let (commit, checks) = check::check(&ctx, &options).await?;
-        let ok = checks.iter().all(|c| c.ok);
+        let ok = checks.iter().all(Check::ok);
         if self.json {
             output::json(&Report { commit: &commit, stage: &stage.name, ok, checks: &checks })?;
         }
         eprintln!("check of {commit} for stage {}:", stage.name);
         for check in &checks {
-            let verdict = match (check.ok, check.warning) {
-                (false, _) => "FAIL",
-                (true, true) => "warn",
-                (true, false) => "ok",
+            let verdict = match check.state {
+                State::Fail => "FAIL",
+                State::Warn => "warn",
+                State::Pass => "ok",
             };
             eprintln!("  {verdict:<4}  {:<24} {}", check.name, check.detail);
         }
-        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok()).map(|c| c.name.as_str()).collect();
         if failed.is_empty() {
             eprintln!("deployable: all {} checks passed", checks.len());
             Ok(ExitCode::SUCCESS)

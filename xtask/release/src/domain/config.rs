@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A stage that exists whether or not the settings name it, with the region and account it
 /// gets where they set none: a stage the program that opens stages serves itself.
@@ -53,8 +53,8 @@ pub struct Image {
     pub repository: String,
     #[serde(default)]
     pub target: Option<String>,
-    #[serde(default = "default_platform")]
-    pub platform: String,
+    #[serde(default)]
+    pub platform: Platform,
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
     /// The port the container listens on; the service stack routes its load balancer to it.
@@ -99,8 +99,44 @@ pub struct Stage {
     pub local_stack: bool,
 }
 
-fn default_platform() -> String {
-    "linux/amd64".to_string()
+/// The platforms an image can be built for: what ECS on Fargate runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Platform {
+    #[default]
+    LinuxAmd64,
+    LinuxArm64,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::LinuxAmd64 => "linux/amd64",
+            Platform::LinuxArm64 => "linux/arm64",
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Platform, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "linux/amd64" => Ok(Platform::LinuxAmd64),
+            "linux/arm64" => Ok(Platform::LinuxArm64),
+            _ => Err(serde::de::Error::custom(format!("`{text}` is not supported; use linux/amd64 or linux/arm64"))),
+        }
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 fn default_commit_arg() -> String {
     "GIT_COMMIT".to_string()
@@ -247,9 +283,6 @@ impl Config {
             }
             if image.port == 0 {
                 bail!("{at}.port: must be the TCP port the container listens on (1-65535)");
-            }
-            if !matches!(image.platform.as_str(), "linux/amd64" | "linux/arm64") {
-                bail!("{at}.platform: `{}` is not supported; use linux/amd64 or linux/arm64", image.platform);
             }
             for (key, value) in &image.build_args {
                 check_build_arg(&format!("{at}.build-args.{key}"), value)?;

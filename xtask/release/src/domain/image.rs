@@ -104,7 +104,7 @@ impl<'a> Plan<'a> {
             source_key: &inputs.source_key,
             bases: &inputs.bases,
             keyed_args: &self.keyed_args,
-            platform: &self.image.platform,
+            platform: self.image.platform.as_str(),
         })
         .with_context(|| format!("image `{}`: cannot key its build cache", self.image.name))?;
         Ok(Some(tag))
@@ -212,7 +212,7 @@ fn source_key(context: &BuildContext, build_args: &BTreeMap<String, String>, ima
         field(&format!("arg:{key}"), value);
     }
     field("target", image.target.as_deref().unwrap_or(""));
-    field("platform", &image.platform);
+    field("platform", image.platform.as_str());
     Ok(format!("{:x}", hasher.finalize()))
 }
 

@@ -31,12 +31,29 @@ pub struct Inventory {
     pub referenced_by: BTreeMap<String, Vec<String>>,
 }
 
+/// Whether a stage runs an image or ran it: `runs` and `ran` in `images` and its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Use {
+    Runs,
+    Ran,
+}
+
+impl std::fmt::Display for Use {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Use::Runs => "runs",
+            Use::Ran => "ran",
+        })
+    }
+}
+
 /// A stage's deployment of an image, from its `deployed-<stage>.<time>` tags.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageUse {
     pub stage: String,
-    /// `runs` for the stage's newest deployment, `ran` for the ones before.
-    pub status: &'static str,
+    /// Whether the stage runs it now (its newest deployment) or ran it before.
+    pub status: Use,
     /// When it was deployed (the newest deployment of this image to the stage), RFC 3339.
     pub since: String,
     /// Within the stage's rollback window (never expired, never deleted).
@@ -100,7 +117,7 @@ impl Inventory {
             for (rank, (i, ts)) in list.iter().enumerate() {
                 uses[*i].push(StageUse {
                     stage: stage.clone(),
-                    status: if rank == 0 { "runs" } else { "ran" },
+                    status: if rank == 0 { Use::Runs } else { Use::Ran },
                     since: timestamp_rfc3339(ts),
                     in_rollback_window: rank < window as usize,
                 });

@@ -58,7 +58,7 @@ pub fn json(config: &Config) -> String {
                 name: &i.name,
                 repository: &i.repository,
                 port: i.port,
-                platform: &i.platform,
+                platform: i.platform.as_str(),
                 load_balanced: i.load_balanced,
             })
             .collect(),

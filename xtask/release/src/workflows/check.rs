@@ -53,7 +53,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
                 Ok(_) => Check::pass("tree", format!("clean at {commit}")),
                 Err(err) => Check::fail("tree", format!("{err:#}")),
             };
-            let at_head = clean.ok;
+            let at_head = clean.ok();
             checks.push(clean);
             (commit, at_head)
         }
@@ -117,24 +117,51 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
     Ok((commit, checks))
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One named verdict on the commit, with a detail a person can act on.
+#[derive(Debug, Clone)]
 pub struct Check {
     pub name: String,
-    pub ok: bool,
-    /// Passed, with something a person should act on.
-    pub warning: bool,
+    pub state: State,
     pub detail: String,
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pass,
+    /// Passed, with something a person should act on.
+    Warn,
+    Fail,
+}
+
+/// `check --json`'s form of a check: `{"name", "ok", "warning", "detail"}`.
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            name: &'a str,
+            ok: bool,
+            warning: bool,
+            detail: &'a str,
+        }
+        let json = Json { name: &self.name, ok: self.ok(), warning: self.state == State::Warn, detail: &self.detail };
+        json.serialize(serializer)
+    }
 }
 
 impl Check {
     pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: true, warning: false, detail: detail.into() }
+        Check { name: name.into(), state: State::Pass, detail: detail.into() }
     }
     pub fn fail(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: false, warning: false, detail: detail.into() }
+        Check { name: name.into(), state: State::Fail, detail: detail.into() }
     }
     pub fn warn(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: true, warning: true, detail: detail.into() }
+        Check { name: name.into(), state: State::Warn, detail: detail.into() }
+    }
+    /// Did it pass (with or without a warning)?
+    pub fn ok(&self) -> bool {
+        self.state != State::Fail
     }
     /// An error while checking is a failed check, with its cause.
     pub fn from_result(name: &str, result: Result<Check>) -> Check {
@@ -243,7 +270,7 @@ fn identity(
     source_key: Option<&str>,
 ) -> Result<Check> {
     let name = format!("revision {}", image.name);
-    if config.platform != image.platform {
+    if config.platform != image.platform.as_str() {
         return Ok(Check::fail(
             &name,
             format!("the image is {}, but the service runs {}", config.platform, image.platform),
@@ -290,7 +317,7 @@ fn identity(
 /// The config of the image `repository:tag` (labels, platform), from the registry.
 async fn image_config(ecr_client: &Client, registry: &Registry, image: &Image, tag: &str) -> Result<ImageConfig> {
     let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
-    registry.image_config(&image.repository, &manifest, &image.platform).await
+    registry.image_config(&image.repository, &manifest, image.platform.as_str()).await
 }
 
 /// Whether the base images the image records still resolve to what it was built on;

@@ -103,7 +103,7 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
     }
     // A stage that runs what another ran deploys only that very image.
     for check in check::promoted(ctx, options.source, tag).await? {
-        if !check.ok {
+        if !check.ok() {
             bail!(Verdict(format!("refusing to deploy: {}", check.detail)));
         }
         eprintln!("{}: {}", check.name, check.detail);

@@ -217,7 +217,7 @@ async fn changed_inputs(
             .collect();
         let registry = Registry::new(ctx.registry().await?)?;
         let manifest = ecr::manifest(&ctx.ecr, &image.repository, &earlier).await?;
-        if let Ok(config) = registry.image_config(&image.repository, &manifest, &image.platform).await {
+        if let Ok(config) = registry.image_config(&image.repository, &manifest, image.platform.as_str()).await {
             let recorded = image::recorded_bases(config.labels.get(BASE_IMAGES_LABEL).map_or("", String::as_str));
             for base in bases {
                 if recorded.iter().any(|r| r.reference == base.reference && r.digest != base.digest) {

@@ -314,7 +314,7 @@ impl Session<'_> {
         let (image, tag) = (plan.image, plan.tag.to_string());
         let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
         let registry = crate::clients::registry_api::Registry::new(self.ctx.registry().await?)?;
-        let config = registry.image_config(&image.repository, &manifest, &image.platform).await?;
+        let config = registry.image_config(&image.repository, &manifest, image.platform.as_str()).await?;
         let theirs = |key: &str| config.labels.get(key).map(String::as_str).unwrap_or_default();
         let ours = plan.input_labels(source_key, bases);
         let same = theirs("org.opencontainers.image.revision") == plan.tag.commit
@@ -375,7 +375,7 @@ pub fn build_spec<'p>(plan: &'p Plan<'_>, network: Option<String>, builder: Buil
         build_args: plan.build_args.clone(),
         labels: plan.labels.clone(),
         target: plan.image.target.clone(),
-        platform: Some(plan.image.platform.clone()),
+        platform: Some(plan.image.platform.to_string()),
         network,
         builder,
         cache_from: vec![],
