@@ -175,8 +175,14 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         .map(|(i, rev)| {
             let log = logs.path().join(format!("deploy-{i}.log"));
             let deploy = spawn_xtask(&repo.path(), &["deploy", "--stage", "local", "--rev", rev], &[], &log);
-            // The first takes the lock before the second starts.
-            std::thread::sleep(std::time::Duration::from_millis(if i == 0 { 1500 } else { 0 }));
+            // The first holds the stage's lock before the second starts.
+            if i == 0 {
+                let lock = crate::support::target_dir(&repo.path()).join("xtask/deploy-local.lock");
+                let limit = std::time::Duration::from_secs(120);
+                crate::support::wait_until("the first deploy to hold the lock", limit, || {
+                    crate::support::lock_held(&lock)
+                });
+            }
             deploy
         })
         .collect();

@@ -7,7 +7,34 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::{clone_workspace, docker_or_skip, local_ecr, local_stack, runtime, spawn_xtask, unique};
+use crate::support::{
+    clone_workspace, docker_or_skip, local_ecr, local_stack, process_running, runtime, spawn_xtask, stack_dir, unique,
+    wait_until,
+};
+
+/// Is an upload to `repository` under way at the local stack's registry: a blob upload of
+/// its with bytes in the registry's storage?
+fn uploading(repository: &str) -> bool {
+    fn walk(dir: &Path, repository: &str, depth: usize) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let uploads = path.join("repositories").join(repository).join("_uploads");
+            if let Ok(sessions) = std::fs::read_dir(&uploads) {
+                let data =
+                    |s: std::fs::DirEntry| std::fs::metadata(s.path().join("data")).map(|m| m.len()).unwrap_or(0);
+                if sessions.flatten().any(|s| data(s) > 0) {
+                    return true;
+                }
+            }
+            if depth > 0 && path.is_dir() && walk(&path, repository, depth - 1) {
+                return true;
+            }
+        }
+        false
+    }
+    walk(&stack_dir(), repository, 7)
+}
 
 fn sigterm(child: &Child) {
     // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
@@ -75,7 +102,8 @@ fn sigterm_during_a_build_stops_at_once_and_tags_nothing() {
     let stderr = logs.path().join("push.log");
     let mut push = spawn_xtask(&repo.path(), &["push"], &[], &stderr);
     wait_for(&stderr, "RUN test -f /srv/fast || sleep 120", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(500));
+    // The step's own process runs: the signal comes mid-step, not before it.
+    wait_until("the build step's `sleep 120`", Duration::from_secs(60), || process_running(&["sleep", "120"]));
     sigterm(&push);
     let (code, took) = exits_within(&mut push, Duration::from_secs(10));
     let log = std::fs::read_to_string(&stderr).unwrap();
@@ -109,7 +137,7 @@ fn interrupting_cdk(signal: libc::c_int, whole_group: bool, code: i32) {
         .args(["check", "--stage", "local"])
         .current_dir(repo.path())
         .env("CI", "true")
-        .env("XTASK_LOCAL_STACK", crate::support::stack_dir())
+        .env("XTASK_LOCAL_STACK", stack_dir())
         .stderr(std::fs::File::create(&stderr).unwrap());
     std::os::unix::process::CommandExt::process_group(&mut check, 0);
     let mut check = check.spawn().unwrap();
@@ -186,7 +214,8 @@ fn sigterm_during_the_upload_tags_nothing() {
     let stderr = logs.path().join("push.log");
     let mut push = spawn_xtask(&repo.path(), &["push"], &[], &stderr);
     wait_for(&stderr, "svc: built ", Duration::from_secs(120));
-    std::thread::sleep(Duration::from_millis(200));
+    // The layer's bytes are arriving at the registry: the signal comes mid-upload.
+    wait_until("the layer's upload to start", Duration::from_secs(60), || uploading(&repository));
     sigterm(&push);
     let (code, took) = exits_within(&mut push, Duration::from_secs(10));
     let log = std::fs::read_to_string(&stderr).unwrap();

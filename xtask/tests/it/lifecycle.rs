@@ -13,16 +13,36 @@ fn repository() -> (Fixture, String) {
     (Fixture::with_repository(&repository), repository)
 }
 
-/// Commits a change to the image's context and pushes it: new image bytes each time, a
-/// second after the last push (the emulated ECR keeps push times in whole seconds; the
-/// lifecycle rules order images by them).
+/// The emulated ECR keeps push times in whole seconds, and the lifecycle rules order images
+/// by them: each push of these tests starts in a later second than every one before it
+/// (the clock is the event waited for), and says when it ended.
+static LAST_PUSH: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn in_a_new_second() {
+    let last = *LAST_PUSH.lock().unwrap();
+    crate::support::wait_until("a second later than the last push", std::time::Duration::from_secs(3), || {
+        now_secs() > last
+    });
+}
+
+fn pushed() {
+    *LAST_PUSH.lock().unwrap() = now_secs();
+}
+
+/// Commits a change to the image's context and pushes it: new image bytes each time, in a
+/// second of its own.
 fn push_new(repo: &Fixture, what: &str, extra: &[&str]) -> String {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    in_a_new_second();
     repo.append("svc/data.txt", &format!("{what}\n"));
     let sha = repo.commit(what);
     let mut args = vec!["push"];
     args.extend_from_slice(extra);
     repo.xtask(&args).ok();
+    pushed();
     sha
 }
 
@@ -164,7 +184,7 @@ fn gc_spares_what_an_index_that_stays_references() {
     let child = push_new(&repo, "child", &[]);
     let child_digest = manifest_digest(&repository, &child).unwrap();
     // An index of the child, counted under main's rule, pushed after it.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    in_a_new_second();
     let index_digest = runtime().block_on(async {
         use crate::index::{OCI_INDEX, Registry, index};
         let single = xtask_release::clients::ecr::manifest(&local_ecr().await, &repository, &child).await.unwrap();
@@ -172,6 +192,7 @@ fn gc_spares_what_an_index_that_stays_references() {
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         Registry::connect().await.manifest(&repository, "main-index", OCI_INDEX, &index(vec![entry])).await.0
     });
+    pushed();
     push_new(&repo, "newer", &[]);
     push_new(&repo, "newest", &[]);
     let listed = |keep: &str| -> Vec<String> {

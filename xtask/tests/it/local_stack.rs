@@ -412,7 +412,10 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
     let (registry, sync) = (pid("registry"), pid("sync"));
     // SAFETY: kill(2) of the moto process this test's stack started.
     unsafe { libc::kill(pid("moto"), libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(300));
+    let moto = pid("moto");
+    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
+        crate::support::process_ended(moto)
+    });
     let status = xtask_here(&["local", "status"]).ok();
     assert!(status.contains("aws-api    not running"), "{status}");
     assert!(status.contains("`cargo xtask local up` starts what is down"), "{status}");

@@ -662,3 +662,55 @@ pub async fn ecr_manifest(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str
     let m = xtask_release::clients::ecr::manifest(ecr, repository, tag).await.unwrap();
     (m.body, m.media_type, m.digest)
 }
+
+/// Waits until `done` holds, polling it; fails the test, naming `what`, after `limit`.
+/// What a test synchronises on is an event it can see, never a guess at how long it takes.
+#[track_caller]
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Is the advisory lock (flock(2)) on `path` held by another process?
+pub fn lock_held(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    // SAFETY: flock(2) on a descriptor this function owns for the length of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        // SAFETY: as above; the probe gives the lock straight back.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Is a process whose command line is exactly `argv` running on this machine (in a
+/// container too: they share the host's process table)?
+pub fn process_running(argv: &[&str]) -> bool {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| cmdline == want))
+}
+
+/// Has the process `pid` ended (gone, or a zombie waiting to be reaped)?
+pub fn process_ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `pid (comm) S ...`: the state follows the command's closing parenthesis.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// A workspace's `target/` as xtask sees it (it honours CARGO_TARGET_DIR).
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
