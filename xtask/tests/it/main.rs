@@ -16,5 +16,6 @@ mod local_stack;
 mod plan;
 mod promote;
 mod push;
+mod readme;
 mod support;
 mod tag;
