@@ -12,7 +12,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xshell::cmd;
 
 use super::{
@@ -20,7 +20,7 @@ use super::{
     fixture::Fixture,
     measure::{self, Stdout},
 };
-use xtask_local_stack::base_images;
+use xtask_local_stack::{base_images, dockerd::PrivateDaemon};
 
 const LIMIT: Duration = Duration::from_secs(1200);
 
@@ -52,7 +52,8 @@ pub async fn cache_row(b: &Bench<'_>) -> Result<Row> {
     let mut round = 0;
     let mut push = |cache: bool| -> Result<f64> {
         round += 1;
-        let daemon = FreshDaemon::start(&b.dir)?;
+        // Short: its sockets live below it (a socket path holds at most 107 bytes).
+        let daemon = PrivateDaemon::unix(PathBuf::from(format!("/tmp/xtask-bench-dd-{}", std::process::id())))?;
         copy_base_images(&daemon)?;
         change(&fixture, &format!("{nonce} {round}"))?;
         let (sh, exe, host) = (&fixture.sh, &b.exe, &daemon.host);
@@ -116,7 +117,7 @@ fn ensure_bootstrapped(b: &Bench<'_>, fixture: &Fixture) -> Result<()> {
 }
 
 /// The local stack's stand-in base images, copied from the default daemon into `daemon`.
-fn copy_base_images(daemon: &FreshDaemon) -> Result<()> {
+fn copy_base_images(daemon: &PrivateDaemon) -> Result<()> {
     block_on(async {
         let from = xtask_release::clients::docker::connect().await?;
         let path = daemon.host.strip_prefix("unix://").expect("a unix socket");
@@ -140,57 +141,4 @@ where
             .join()
             .expect("the thread ran to its end")
     })
-}
-
-/// A Docker daemon with an empty data root, stopped (and its state removed) on drop.
-struct FreshDaemon {
-    child: std::process::Child,
-    dir: PathBuf,
-    host: String,
-}
-
-impl FreshDaemon {
-    fn start(bench_dir: &std::path::Path) -> Result<FreshDaemon> {
-        // Short: its sockets live below it (a socket path holds at most 107 bytes).
-        let dir = PathBuf::from(format!("/tmp/xtask-bench-dd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let host = format!("unix://{}/docker.sock", dir.display());
-        let log = std::fs::File::create(bench_dir.join("logs").join("fresh-dockerd.log"))?;
-        let child = std::process::Command::new("dockerd")
-            .args(["--host", &host, "--iptables=false", "--bridge=none"])
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start dockerd (it needs root)")?;
-        let daemon = FreshDaemon { child, dir, host };
-        let started = std::time::Instant::now();
-        loop {
-            let path = daemon.host.strip_prefix("unix://").expect("a unix socket");
-            // The socket appears once the daemon listens.
-            if let Ok(docker) = bollard::Docker::connect_with_unix(path, 5, bollard::API_DEFAULT_VERSION)
-                && block_on(async move { docker.ping().await }).is_ok()
-            {
-                return Ok(daemon);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("a fresh dockerd did not answer within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for FreshDaemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) with the pid of the daemon this process started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

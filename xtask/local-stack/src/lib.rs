@@ -25,6 +25,7 @@ pub mod base_images;
 pub mod chain;
 mod credentials;
 pub mod deploy;
+pub mod dockerd;
 mod front;
 mod moto;
 pub mod ports;

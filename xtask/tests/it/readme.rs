@@ -75,7 +75,8 @@ fn the_readmes_commands_run_as_written_on_a_fresh_clone() {
             .collect();
         let run = xtask_env(&repo.path(), &args, &env);
         run.ok();
-        if let Some(url) = run.stderr().lines().find_map(|l| l.strip_prefix("app: http://")?.split_whitespace().next()) {
+        if let Some(url) = run.stderr().lines().find_map(|l| l.strip_prefix("app: http://")?.split_whitespace().next())
+        {
             last_url = Some(format!("http://{url}"));
         }
         ran += 1;

@@ -376,11 +376,10 @@ pub fn bootstrap_local(repo: &Fixture) {
     }
 }
 
-/// A second Docker daemon on its own socket and data root, as on another CI runner;
-/// stopped (and its state removed) on drop. Needs root, as dockerd does.
+/// A second Docker daemon on its own socket and data root, as on another CI runner (the
+/// local stack's private dockerd); stopped (and its state removed) on drop. Needs root.
 pub struct SecondDaemon {
-    child: std::process::Child,
-    dir: PathBuf,
+    daemon: xtask_local_stack::dockerd::PrivateDaemon,
     pub host: String,
 }
 
@@ -388,9 +387,8 @@ impl SecondDaemon {
     pub fn start() -> SecondDaemon {
         // Short: the daemon's sockets live below it (a socket path holds at most 107 bytes).
         let dir = PathBuf::from(format!("/tmp/xtask-dd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let host = format!("unix://{}/docker.sock", dir.display());
-        SecondDaemon::spawn(dir, host, &[], &[])
+        let daemon = xtask_local_stack::dockerd::PrivateDaemon::unix(dir).unwrap_or_else(|err| panic!("{err:#}"));
+        SecondDaemon { host: daemon.host.clone(), daemon }
     }
 
     /// A daemon on a loopback TCP port that takes only TLS clients with a certificate of a
@@ -427,66 +425,14 @@ impl SecondDaemon {
             .iter()
             .map(|a| if a.ends_with(".pem") { dir.join(a).display().to_string() } else { a.to_string() })
             .collect();
-        let client = dir.join("client").display().to_string();
-        let check = [
-            "--tlsverify".to_string(),
-            "--tlscacert".into(),
-            format!("{client}/ca.pem"),
-            "--tlscert".into(),
-            format!("{client}/cert.pem"),
-            "--tlskey".into(),
-            format!("{client}/key.pem"),
-        ];
-        SecondDaemon::spawn(dir, host, &tls, &check)
+        let daemon =
+            xtask_local_stack::dockerd::PrivateDaemon::start(dir, host, &tls).unwrap_or_else(|err| panic!("{err:#}"));
+        SecondDaemon { host: daemon.host.clone(), daemon }
     }
 
     /// DOCKER_CERT_PATH for a daemon from `start_tls`.
     pub fn certs(&self) -> PathBuf {
-        self.dir.join("client")
-    }
-
-    fn spawn(dir: PathBuf, host: String, daemon_args: &[String], client_args: &[String]) -> SecondDaemon {
-        let child = Command::new("dockerd")
-            .args(daemon_args)
-            .args(["--host", &host, "--iptables=false", "--bridge=none"])
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .stdout(std::fs::File::create(dir.join("dockerd.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("dockerd.err")).unwrap())
-            .spawn()
-            .expect("cannot start a second dockerd (it needs root)");
-        let daemon = SecondDaemon { child, dir, host };
-        let sh = Shell::new().unwrap();
-        let host = &daemon.host;
-        let started = std::time::Instant::now();
-        while cmd!(sh, "docker {client_args...} --host {host} version")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run()
-            .is_err()
-        {
-            let log = std::fs::read_to_string(daemon.dir.join("dockerd.err")).unwrap_or_default();
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "the second dockerd did not answer:\n{log}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        daemon
-    }
-}
-
-impl Drop for SecondDaemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) with the pid of the daemon this helper started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.daemon.dir().join("client")
     }
 }
 
