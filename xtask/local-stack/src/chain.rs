@@ -33,19 +33,51 @@ pub struct ChainOptions<'a> {
     pub builder: BuilderChoice,
 }
 
-/// Starts the stack if it is not running, opens `stage` on it and bootstraps the stage if
-/// its settings changed since: what every command of a local stage needs first.
-pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, debian_mirror: &str) -> Result<LocalStage<'w>> {
+/// When a command of a local stage bootstraps it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// When the settings changed since the last bootstrap (or its repositories are gone):
+    /// `deploy`, which deploys the registry stack's settings too.
+    WhenSettingsChanged,
+    /// When the stage's repositories are missing: `promote`, which only needs them there.
+    WhenRepositoriesMissing,
+}
+
+/// Starts the stack if it is not running, opens `stage` on it and bootstraps the stage
+/// `when` it needs it: what a command of a local stage does first, so that a newcomer's
+/// `deploy --stage local`, then `promote --to local-prod`, work on a fresh stack.
+pub async fn ready<'w>(
+    ws: &'w Workspace,
+    stage: &'w Stage,
+    debian_mirror: &str,
+    when: Bootstrap,
+) -> Result<LocalStage<'w>> {
     Stack::new(ws).up(ws, debian_mirror).await?;
     let local = stage::open(ws, stage).await?;
-    if !local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await? {
+    let ready = || async {
+        match when {
+            Bootstrap::WhenSettingsChanged => local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await,
+            Bootstrap::WhenRepositoriesMissing => repositories_exist(&local).await,
+        }
+    };
+    if !ready().await? {
         let _one_at_a_time = bootstrap_lock(&local.stack).await?;
         // Another checkout may have bootstrapped it while this one waited.
-        if !local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await? {
+        if !ready().await? {
             bootstrap(&local, &BootstrapOptions { approve: true }).await?;
         }
     }
     Ok(local)
+}
+
+/// Are the stage's ECR repositories there?
+async fn repositories_exist(local: &LocalStage<'_>) -> Result<bool> {
+    for image in &local.ctx.ws.config.images {
+        if !xtask_release::clients::ecr::repository_exists(&local.ctx.ecr, &image.repository).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `bootstrap` of a local stage: the release library's, then the repository settings
@@ -76,7 +108,7 @@ pub async fn deploy(
     chain: &ChainOptions<'_>,
     options: &DeployOptions<'_>,
 ) -> Result<Report> {
-    let local = ready(ws, stage, chain.debian_mirror).await?;
+    let local = ready(ws, stage, chain.debian_mirror, Bootstrap::WhenSettingsChanged).await?;
     let source = match &stage.promote_from {
         Some(from) => Some(stage::open(ws, ws.config.stage(from)?).await?),
         None => None,

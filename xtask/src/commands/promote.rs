@@ -70,10 +70,12 @@ impl Args {
 }
 
 /// Opens a stage of the promotion; a local stage is made ready first (the stack started,
-/// the stage bootstrapped), as `deploy --stage local` makes it.
+/// the stage bootstrapped if its repositories are missing), as `deploy --stage local`
+/// makes its stage ready.
 async fn open<'w>(ws: &'w Workspace, stage: &'w Stage, profile: Option<&str>) -> Result<Opened<'w>> {
     if local::serves(stage) {
-        return Ok(Opened::Local(chain::ready(ws, stage, DEFAULT_MIRROR).await?));
+        let local = chain::ready(ws, stage, DEFAULT_MIRROR, chain::Bootstrap::WhenRepositoriesMissing).await?;
+        return Ok(Opened::Local(local));
     }
     stage_args::open(ws, stage, profile).await
 }

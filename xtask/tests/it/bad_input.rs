@@ -302,6 +302,7 @@ fn bad_input_gets_one_line_and_changes_nothing() {
     }
     local_stack();
     let mut failures = vec![];
+    let mut lines = vec![];
     for case in CASES {
         let repository = unique("it/bad");
         runtime().block_on(async { create_repository(&local_ecr().await, &repository, true).await });
@@ -311,6 +312,7 @@ fn bad_input_gets_one_line_and_changes_nothing() {
         let run = crate::support::xtask_env(&repo.path(), case.args, case.env);
         let (stdout, stderr) = (run.stdout(), run.stderr());
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        lines.push(format!("{}: exit {:?}\n  {}", case.name, run.output.status.code(), errors.join("\n  ")));
         let mut wrong = vec![];
         if run.output.status.code() != Some(case.code) {
             wrong.push(format!("exit {:?}, not {}", run.output.status.code(), case.code));
@@ -347,6 +349,7 @@ fn bad_input_gets_one_line_and_changes_nothing() {
     }
     eprintln!("bad inputs: {} tried, {} passed", CASES.len(), CASES.len() - failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    crate::support::assert_output("bad_input_error_lines", &lines.join("\n"));
 }
 
 /// Inputs that are not errors but must come out right: a symbolic link pointing outside the

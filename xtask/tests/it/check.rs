@@ -125,6 +125,7 @@ fn a_sound_pushed_commit_passes_every_image_check() {
     assert_eq!(json["ok"], false);
     assert!(!run.success());
     assert!(run.stderr().contains("not deployable: 1 of 6 checks failed (synth)"), "{}", run.stderr());
+    crate::support::assert_output("check_of_a_sound_pushed_commit", &run.stderr());
 }
 
 #[test]

@@ -142,7 +142,9 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     assert_eq!(plan["applied"], false);
     assert!(manifest_digest(&repository, &old).is_some(), "gc without --apply deletes nothing");
 
+    crate::support::assert_output("gc_with_a_deployed_image", &repo.xtask(&["gc", "--keep", "1"]).stderr());
     // images: newest first, the deployed one marked as what the local stage runs.
+    crate::support::assert_output("images_with_a_deployed_image", &repo.xtask(&["images"]).ok());
     let list = json(&repo.xtask(&["images", "--json"]));
     let images = list["repositories"][0]["images"].as_array().unwrap();
     let commits: Vec<&str> = images.iter().map(|i| i["commit"].as_str().unwrap()).collect();

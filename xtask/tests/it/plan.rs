@@ -46,6 +46,8 @@ fn plan_says_skip_retag_or_build_and_changes_nothing() {
     repo.commit("a context change");
     let json = plan(&repo);
     assert_eq!(json["images"][0]["action"], "build", "{json}");
+    let human = repo.xtask(&["plan", "--stage", "local", "--no-diff"]);
+    crate::support::assert_output("plan_of_a_context_change", &format!("{}{}", human.ok(), human.stderr()));
     let changed = json["images"][0]["changed"].to_string();
     assert!(changed.contains(&format!("context file svc/data.txt (since {})", &second[..12])), "{changed}");
     assert_eq!(json["build"], serde_json::json!(["svc"]), "{json}");

@@ -56,6 +56,10 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
     let again = promoted(&repo.xtask(&["promote", "--to", "local-prod", "--json"]).ok());
     assert_eq!(again["action"], "already-there", "{again}");
     assert_eq!(again["blobs_copied"], 0, "{again}");
+    crate::support::assert_output(
+        "promote_of_a_promoted_commit",
+        &repo.xtask(&["promote", "--to", "local-prod"]).stderr(),
+    );
 
     // The next commit's tag names an index (the image and an attestation manifest, as
     // BuildKit pushes with provenance): its platform manifests cross first, by digest, then

@@ -660,3 +660,27 @@ pub fn target_dir(root: &Path) -> PathBuf {
         None => root.join("target"),
     }
 }
+
+/// Asserts the human-facing `text` against the snapshot `name` (`tests/it/snapshots/`),
+/// with what differs from run to run replaced: SHAs, digests, times, ports, temporary paths,
+/// the tests' unique repository names, durations and sizes. A changed message shows as a
+/// snapshot diff to review (`cargo insta review`, or `INSTA_UPDATE=always` and `git diff`).
+#[track_caller]
+pub fn assert_output(name: &str, text: &str) {
+    let filters = vec![
+        (r"sha256:[0-9a-f]{64}", "[DIGEST]"),
+        (r"sha256:[0-9a-f]{7,63}(…|\.\.\.)?", "[DIGEST]"),
+        (r"\b[0-9a-f]{40}\b", "[SHA]"),
+        (r"\b[0-9a-f]{12}\b", "[SHORT-SHA]"),
+        (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+        (r"\b\d{8}T\d{6}Z", "[TIME]"),
+        (r"(127\.0\.0\.1|localhost):\d+", "$1:[PORT]"),
+        (r"/tmp/[^\s:)`'\]]+", "[TMP]"),
+        (r"\bit/([a-z-]+)-[0-9a-f]{8,}", "it/$1-[ID]"),
+        (r"\b\d+(\.\d+)?\s?(ms|s)\b", "[DURATION]"),
+        (r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "[SIZE]"),
+    ];
+    insta::with_settings!({ filters => filters, prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
