@@ -43,16 +43,16 @@ pub enum Bootstrap {
     WhenRepositoriesMissing,
 }
 
-/// Starts the stack if it is not running, opens `stage` on it and bootstraps the stage
-/// `when` it needs it: what a command of a local stage does first, so that a newcomer's
-/// `deploy --stage local`, then `promote --to local-prod`, work on a fresh stack.
-pub async fn ready<'w>(
-    ws: &'w Workspace,
-    stage: &'w Stage,
-    debian_mirror: &str,
-    when: Bootstrap,
-) -> Result<LocalStage<'w>> {
-    Stack::new(ws).up(ws, debian_mirror).await?;
+/// Starts the local stack if it is not running (`local up`): the first step of a local
+/// stage's commands.
+pub async fn start(ws: &Workspace, debian_mirror: &str) -> Result<()> {
+    Stack::new(ws).up(ws, debian_mirror).await.map(drop)
+}
+
+/// Opens `stage` on the running stack and bootstraps the stage `when` it needs it: what a
+/// command of a local stage does after [`start`], so that a newcomer's `deploy --stage
+/// local`, then `promote --to local-prod`, work on a fresh stack.
+pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, when: Bootstrap) -> Result<LocalStage<'w>> {
     let local = stage::open(ws, stage).await?;
     let ready = || async {
         match when {
@@ -108,7 +108,8 @@ pub async fn deploy(
     chain: &ChainOptions<'_>,
     options: &DeployOptions<'_>,
 ) -> Result<Report> {
-    let local = ready(ws, stage, chain.debian_mirror, Bootstrap::WhenSettingsChanged).await?;
+    start(ws, chain.debian_mirror).await?;
+    let local = ready(ws, stage, Bootstrap::WhenSettingsChanged).await?;
     let source = match &stage.promote_from {
         Some(from) => Some(stage::open(ws, ws.config.stage(from)?).await?),
         None => None,

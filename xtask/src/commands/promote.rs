@@ -59,6 +59,11 @@ impl Args {
         local::check_flags(source, self.from_profile.as_deref())?;
         ws.config.select_images(&self.images)?;
         let tag = Git::open(&ws.root)?.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
+        // Stages of one promotion live in the same place (the settings say so): the local
+        // stack is started once for both.
+        if local::serves(target) {
+            chain::start(ws, DEFAULT_MIRROR).await?;
+        }
         let source = open(ws, source, self.from_profile.as_deref()).await?;
         let target = open(ws, target, self.profile.as_deref()).await?;
         let report = promote::promote(&source, &target, &PromoteOptions { tag: &tag, images: &self.images }).await?;
@@ -69,12 +74,12 @@ impl Args {
     }
 }
 
-/// Opens a stage of the promotion; a local stage is made ready first (the stack started,
-/// the stage bootstrapped if its repositories are missing), as `deploy --stage local`
-/// makes its stage ready.
+/// Opens a stage of the promotion; a local stage (on the stack already started) is
+/// bootstrapped first if its repositories are missing, as `deploy --stage local` makes its
+/// stage ready.
 async fn open<'w>(ws: &'w Workspace, stage: &'w Stage, profile: Option<&str>) -> Result<Opened<'w>> {
     if local::serves(stage) {
-        let local = chain::ready(ws, stage, DEFAULT_MIRROR, chain::Bootstrap::WhenRepositoriesMissing).await?;
+        let local = chain::ready(ws, stage, chain::Bootstrap::WhenRepositoriesMissing).await?;
         return Ok(Opened::Local(local));
     }
     stage_args::open(ws, stage, profile).await
