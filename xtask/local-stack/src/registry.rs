@@ -21,16 +21,29 @@ pub fn start(ws: &Workspace, dir: &Path, ports: &RegistryPorts, auth: &RegistryA
     // Its storage stays across restarts, as the AWS API's recorded state does.
     std::fs::create_dir_all(dir.join("data")).with_context(|| format!("cannot create {}", dir.display()))?;
 
-    // The password goes through stdin (`-i`), never argv.
     let htpasswd = dir.join("htpasswd");
-    let user = &auth.username;
-    cmd!(sh, "htpasswd -iBc {htpasswd} {user}").stdin(&auth.password).quiet().ignore_stderr().run().context(
-        "cannot write the registry's htpasswd file; install apache2-utils (Debian: apt-get install apache2-utils)",
-    )?;
+    std::fs::write(&htpasswd, htpasswd_line(auth)?)
+        .with_context(|| format!("cannot write the registry's htpasswd file {}", htpasswd.display()))?;
 
     let config = dir.join("config.yml");
     std::fs::write(&config, config_yaml(dir, ports)).with_context(|| format!("cannot write {}", config.display()))?;
     process::spawn(cmd!(sh, "docker-registry serve {config}"), log)
+}
+
+/// The bcrypt cost of the htpasswd entry: 2^5 rounds, what `htpasswd -B` uses by default.
+/// Enough for a registry that listens on loopback only and whose password is the
+/// emulator's dummy token (`<account>-auth-token`, handed out to anyone who asks); and
+/// the registry checks it on every request, so a higher cost would slow every push.
+const HTPASSWD_COST: u32 = 5;
+
+/// The registry's htpasswd file for `auth`: `<user>:<bcrypt hash>`, one line. The crate
+/// writes `$2b$` hashes, which distribution (golang.org/x/crypto/bcrypt) reads as it
+/// reads `$2a$` and `$2y$`; both truncate a password at 72 bytes alike.
+fn htpasswd_line(auth: &RegistryAuth) -> Result<String> {
+    // Without the crate's `std` feature its error is no `std::error::Error`: keep its text.
+    let hash = bcrypt::hash(&auth.password, HTPASSWD_COST)
+        .map_err(|err| anyhow::anyhow!("cannot hash the registry's password: {err}"))?;
+    Ok(format!("{}:{hash}\n", auth.username))
 }
 
 fn config_yaml(dir: &Path, ports: &RegistryPorts) -> String {
@@ -68,4 +81,24 @@ notifications:
         htpasswd = dir.join("htpasswd").display(),
         sync = ports.sync,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_htpasswd_line_is_the_user_and_a_bcrypt_hash_of_the_password() {
+        let auth = RegistryAuth {
+            username: "AWS".into(),
+            password: "123456789012-auth-token".into(),
+            host: "127.0.0.1:5000".into(),
+            plain_http: true,
+        };
+        let line = htpasswd_line(&auth).unwrap();
+        let hash = line.strip_prefix("AWS:").and_then(|rest| rest.strip_suffix('\n')).expect(&line);
+        assert!(hash.starts_with("$2b$05$"), "{hash}");
+        assert!(bcrypt::verify("123456789012-auth-token", hash).unwrap());
+        assert!(!bcrypt::verify("another-token", hash).unwrap());
+    }
 }
