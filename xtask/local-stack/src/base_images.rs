@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use xshell::cmd;
 
+use crate::prerequisites;
 use xtask_release::{
     clients::docker::{
         self,
@@ -43,6 +44,12 @@ pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str) -
     Ok(())
 }
 
+/// Must [`ensure`] make the Debian base image (with debootstrap)? The Rust one is built
+/// from it by the daemon and needs nothing more from this machine.
+pub async fn must_make_debian(docker: &Docker) -> bool {
+    !exists(docker, DEBIAN).await
+}
+
 /// Each base image and whether the daemon has it.
 pub async fn present() -> Vec<(&'static str, bool)> {
     let Ok(docker) = docker::connect().await else {
@@ -71,15 +78,18 @@ async fn exists(docker: &Docker, image: &str) -> bool {
 
 async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str, progress: &Progress) -> Result<()> {
     let sh = &ws.sh;
-    cmd!(sh, "debootstrap --version").quiet().ignore_stdout().run().context(
-        "debootstrap is missing; install Debian's package (apt-get install debootstrap) to make the local base images",
-    )?;
+    // Root first: a user's PATH often leaves out /usr/sbin, where debootstrap is, and
+    // "missing" would be the wrong advice to someone who has it.
     let uid = cmd!(sh, "id -u").quiet().read()?;
     if uid.trim() != "0" {
         bail!(
             "debootstrap needs root to make {DEBIAN}; run `cargo xtask local up` once as root (later runs reuse the image)"
         );
     }
+    // Where the prerequisites check found it (`local up` checked before starting anything).
+    let debootstrap = prerequisites::locate(sh, "debootstrap").context(
+        "debootstrap is missing; install Debian's package (apt-get install debootstrap) to make the local base images",
+    )?;
     let rootfs = dir.join("bookworm-minbase");
     if rootfs.exists() {
         std::fs::remove_dir_all(&rootfs).with_context(|| format!("cannot clear {}", rootfs.display()))?;
@@ -88,7 +98,8 @@ async fn make_debian(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str, 
     let task = progress.task(DEBIAN);
     task.step(format!("debootstrap --variant=minbase bookworm from {mirror}"));
     let log = dir.join("debootstrap.log");
-    let out = cmd!(sh, "debootstrap --variant=minbase bookworm {rootfs} {mirror}").quiet().ignore_status().output()?;
+    let out =
+        cmd!(sh, "{debootstrap} --variant=minbase bookworm {rootfs} {mirror}").quiet().ignore_status().output()?;
     std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
     if !out.status.success() {
         task.abandon();

@@ -29,6 +29,7 @@ pub mod dockerd;
 mod front;
 mod moto;
 pub mod ports;
+pub mod prerequisites;
 pub mod process;
 mod registry;
 mod repository_settings;

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use xshell::cmd;
 
 use super::process::{self, Started};
+use crate::prerequisites;
 use xtask_release::{clients::http, domain::workspace::Workspace};
 
 /// The moto release the local stack is verified against.
@@ -94,10 +95,22 @@ fn changes_state(line: &str) -> bool {
     !["Describe", "List", "Get", "BatchGet", "BatchCheck"].iter().any(|read| action.starts_with(read))
 }
 
+/// Must [`start`] install moto into a virtualenv (with python3)? Not when `moto_server`
+/// is in the stack's virtualenv (`dir/venv`) or on PATH.
+pub fn must_install(ws: &Workspace, dir: &Path) -> bool {
+    let path = ws.sh.var_os("PATH").unwrap_or_default();
+    !venv_server(dir).exists() && prerequisites::find_program("moto_server", &path).is_none()
+}
+
+/// The `moto_server` of the stack's virtualenv.
+fn venv_server(dir: &Path) -> PathBuf {
+    dir.join("venv/bin/moto_server")
+}
+
 fn find_or_install(ws: &Workspace, dir: &Path) -> Result<PathBuf> {
     let sh = &ws.sh;
     let venv = dir.join("venv");
-    let in_venv = venv.join("bin/moto_server");
+    let in_venv = venv_server(dir);
     if in_venv.exists() {
         return Ok(in_venv);
     }

@@ -16,6 +16,7 @@ use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::
 use crate::{
     base_images, moto,
     ports::{self, Ports, RegistryPorts},
+    prerequisites,
     process::{self, Started},
     registry, service, settings, sync,
 };
@@ -117,6 +118,12 @@ impl Stack {
         let docker = xtask_release::clients::docker::connect().await?;
         let _one_at_a_time = self.lock().await?;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        // Everything it needs from the machine, at once, before anything starts.
+        let work = prerequisites::Work {
+            debian_image: base_images::must_make_debian(&docker).await,
+            moto: moto::must_install(ws, &self.dir),
+        };
+        prerequisites::ensure(&ws.sh, work, &self.file("apt-get.log"))?;
         let wanted: Vec<&str> =
             ws.config.stages.values().filter(|s| settings::serves(s)).filter_map(ports::other_account).collect();
         // The ports the stack had, so that its parts and their data are found again.
