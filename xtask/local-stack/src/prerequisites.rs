@@ -75,12 +75,27 @@ pub fn needed(work: Work) -> Vec<Prerequisite> {
 /// once, in the order of `needed`.
 pub fn missing(needed: &[Prerequisite], path: &OsStr) -> Vec<&'static str> {
     let mut missing = vec![];
-    for prerequisite in needed {
-        if !is_present(prerequisite.check, path) && !missing.contains(&prerequisite.package) {
+    for prerequisite in not_found(needed, path) {
+        if !missing.contains(&prerequisite.package) {
             missing.push(prerequisite.package);
         }
     }
     missing
+}
+
+/// What of `needed` is not found on `path`.
+fn not_found(needed: &[Prerequisite], path: &OsStr) -> Vec<Prerequisite> {
+    needed.iter().copied().filter(|prerequisite| !is_present(prerequisite.check, path)).collect()
+}
+
+impl Check {
+    /// What is looked for, for messages.
+    fn describe(self) -> String {
+        match self {
+            Check::Program(name) => format!("`{name}`"),
+            Check::PythonVenv => "python3 that can make a virtualenv (`python3 -m venv`)".to_string(),
+        }
+    }
 }
 
 fn is_present(check: Check, path: &OsStr) -> bool {
@@ -213,12 +228,12 @@ pub fn ensure(sh: &Shell, work: Work, log: &Path) -> Result<()> {
         Remedy::Fail(line) => bail!("{line}"),
         Remedy::Install(packages) => {
             install(sh, &packages, log)?;
-            let still = self::missing(&needed, &path);
+            let still: Vec<String> = not_found(&needed, &path).iter().map(|p| p.check.describe()).collect();
             if !still.is_empty() {
                 bail!(
-                    "apt-get installed {}, yet {} still not found (looked on {}); install it by hand or fix PATH",
+                    "apt-get installed {}, yet the local stack still finds no {} on {}; put it on PATH",
                     packages.join(" "),
-                    still.join(", "),
+                    still.join(", no "),
                     path.to_string_lossy()
                 );
             }
