@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use xtask_release::domain::config::{Config, ImplicitStage, Stage, invalid_in};
+use xtask_release::domain::config::{Config, ImplicitStage, Stage, deserialize_at, invalid_in};
 
 /// The name of the stage that runs on this machine's local stack.
 pub const LOCAL_STAGE: &str = "local";
@@ -37,12 +37,7 @@ pub struct Ports {
 
 /// The ports `[workspace.metadata.xtask.local]` sets; the error names the key.
 pub fn ports(config: &Config) -> Result<Ports> {
-    serde_path_to_error::deserialize(toml::Value::Table(config.local.clone())).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner().to_string();
-        let inner = inner.lines().next().unwrap_or_default().trim().to_string();
-        anyhow::anyhow!("local.{path}: {inner}")
-    })
+    deserialize_at("local", toml::Value::Table(config.local.clone()))
 }
 
 /// The local stack's rules of the settings, with the settings' own error context.

@@ -176,6 +176,22 @@ struct Raw {
     local: toml::Table,
 }
 
+/// A part of the settings, read from `value`, found at `at` (`""` for the whole table);
+/// the error names the key: `images[0].port: invalid type: string "80", expected u16`.
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(at: &str, value: toml::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = match (at, err.path().to_string()) {
+            (at, path) if path == "." => at.to_string(),
+            ("", path) => path,
+            (at, path) => format!("{at}.{path}"),
+        };
+        // toml appends "\nin `images`" to its own message: the path above says it better.
+        let inner = err.into_inner().to_string();
+        let inner = inner.lines().next().unwrap_or_default().trim();
+        if path.is_empty() { anyhow::anyhow!("{inner}") } else { anyhow::anyhow!("{path}: {inner}") }
+    })
+}
+
 /// The context of every settings error: where they are.
 pub fn invalid_in(root: &Path) -> String {
     format!("invalid [workspace.metadata.xtask] in {}", root.join("Cargo.toml").display())
@@ -198,14 +214,7 @@ impl Config {
         let Some(table) = manifest.get("workspace").and_then(|w| w.get("metadata")).and_then(|m| m.get("xtask")) else {
             bail!("the table is missing; add it to the workspace Cargo.toml (see README)");
         };
-        // The error names the key: `images[0].port: invalid type: string "80", expected u16`.
-        let raw: Raw = serde_path_to_error::deserialize(table.clone()).map_err(|err| {
-            let path = err.path().to_string();
-            // toml appends "\nin `images`" to its own message: the path above says it better.
-            let inner = err.into_inner().to_string();
-            let inner = inner.lines().next().unwrap_or_default().trim();
-            if path == "." { anyhow::anyhow!("{inner}") } else { anyhow::anyhow!("{path}: {inner}") }
-        })?;
+        let raw: Raw = deserialize_at("", table.clone())?;
         let mut stages = raw.stages;
         for stage in implicit {
             let settings = stages.entry(stage.name.to_string()).or_default();
