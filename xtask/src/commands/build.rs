@@ -12,6 +12,7 @@ use xtask_release::{
     domain::workspace::Workspace,
     support::progress::Progress,
     workflows::push::build_spec,
+    workflows::work_tree,
 };
 
 /// Build images through the Docker Engine API, tagged `<repository>:<commit sha>`;
@@ -37,7 +38,7 @@ impl Args {
         let stage = ws.config.stage(&self.stage)?;
         let images = ws.config.select_images(&self.images)?;
         let git = Git::open(&ws.root)?;
-        let tag = git.work_tree_tag(self.allow_dirty)?;
+        let tag = work_tree::tag(&ws.config, &git, self.allow_dirty)?;
         let docker = docker::connect().await?;
         let progress = Progress::detect();
         let source = git.source_url();

@@ -16,6 +16,7 @@ use xtask_release::{
     stage::{Access, StageContext},
     support::lock::Lock,
     workflows::deploy::{self, DeployOptions},
+    workflows::work_tree,
 };
 
 use crate::commands::{
@@ -86,7 +87,7 @@ impl Args {
         let (tag, work_tree) = match &self.rev {
             Some(rev) => (git.resolve(rev)?, None),
             None => {
-                let tag = git.work_tree_tag(self.allow_dirty)?;
+                let tag = work_tree::tag(&ws.config, &git, self.allow_dirty)?;
                 (tag.to_string(), Some(tag))
             }
         };

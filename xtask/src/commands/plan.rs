@@ -9,6 +9,7 @@ use xtask_release::{
     clients::git::Git,
     domain::workspace::Workspace,
     workflows::plan::{self, Action, PlanOptions, Report},
+    workflows::work_tree,
 };
 
 /// Show what `push` and `deploy` would do for a commit, and change nothing.
@@ -43,7 +44,7 @@ impl Args {
         let stage = self.stage.check(ws)?;
         let git = Git::open(&ws.root)?;
         let commit = git.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
-        let work_tree = git.work_tree_tag(false).ok().filter(|tag| tag.commit == commit);
+        let work_tree = work_tree::tag(&ws.config, &git, false).ok().filter(|tag| tag.commit == commit);
         let ctx = self.stage.open(ws, stage).await?;
         let options = PlanOptions { commit: &commit, work_tree: work_tree.as_ref(), diff: !self.no_diff };
         let report = plan::plan(&ctx, &options).await?;

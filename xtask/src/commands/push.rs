@@ -10,6 +10,7 @@ use xtask_release::{
     clients::git::Git,
     domain::workspace::Workspace,
     workflows::push::{self, Channel, PushOptions},
+    workflows::work_tree,
 };
 
 /// Build each image through the Docker Engine API, tag it with the commit's full SHA,
@@ -67,7 +68,7 @@ impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let git = Git::open(&ws.root)?;
-        let tag = git.work_tree_tag(self.allow_dirty)?;
+        let tag = work_tree::tag(&ws.config, &git, self.allow_dirty)?;
         let channel = match self.channel {
             ChannelChoice::Main => Channel::Main,
             ChannelChoice::Pr => Channel::Pr,

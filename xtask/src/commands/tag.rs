@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::commands::output;
-use xtask_release::{clients::git::Git, domain::workspace::Workspace};
+use xtask_release::{clients::git::Git, domain::workspace::Workspace, workflows::work_tree};
 
 /// Print the image tag for REV: the commit's full 40-hex SHA and nothing else,
 /// so scripts can use `$(cargo xtask tag)`.
 ///
 /// Without --rev the tag is for the work tree at HEAD, which must be clean:
-/// modified, staged or untracked (not ignored) files are listed and refused.
+/// modified, staged or untracked (not ignored) files, and files a build context would send
+/// that the commit does not hold (git-ignored ones too), are listed and refused.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Commit to tag (SHA, branch, tag, `HEAD~1`, ...). The work tree does not matter then.
@@ -28,7 +29,7 @@ impl Args {
         let git = Git::open(&ws.root)?;
         let tag = match &self.rev {
             Some(rev) => git.resolve(rev)?,
-            None => git.work_tree_tag(self.allow_dirty)?.to_string(),
+            None => work_tree::tag(&ws.config, &git, self.allow_dirty)?.to_string(),
         };
         output::text(&format!("{tag}\n"))?;
         Ok(ExitCode::SUCCESS)

@@ -48,6 +48,33 @@ fn dirty_tree_is_refused_with_the_paths() {
 }
 
 #[test]
+fn an_ignored_file_a_build_context_sends_makes_the_tree_dirty() {
+    // `*.ignored` is git-ignored: `git status` is clean, but svc's context would send it.
+    let repo = Fixture::new();
+    repo.write("svc/.env.ignored", "TOKEN=not-in-the-commit\n");
+    let run = repo.xtask(&["tag"]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(2), "{err}");
+    assert!(err.contains("not in the commit, sent by a build context: svc/.env.ignored"), "{err}");
+    assert!(err.contains(".dockerignore"), "names the fix: {err}");
+    assert!(err.contains("--allow-dirty"), "names the other fix: {err}");
+    // The build is refused before any daemon is asked.
+    let err = repo.xtask_env(&["build"], &[("DOCKER_HOST", "unix:///nonexistent.sock")]).fails();
+    assert!(err.contains("svc/.env.ignored"), "{err}");
+
+    // --allow-dirty: a dirty tag whose hash covers the file.
+    let dirty = repo.xtask(&["tag", "--allow-dirty"]).ok().trim().to_string();
+    assert!(dirty.starts_with(&format!("{}-dirty-", repo.head())), "{dirty}");
+    repo.write("svc/.env.ignored", "TOKEN=another\n");
+    assert_ne!(repo.xtask(&["tag", "--allow-dirty"]).ok().trim(), dirty);
+
+    // Excluded by the context's .dockerignore: not sent, so the commit's tag again.
+    repo.write("svc/.dockerignore", "*.ignored\n");
+    repo.commit("exclude it from the context");
+    assert_eq!(repo.xtask(&["tag"]).ok().trim(), repo.head());
+}
+
+#[test]
 fn staged_changes_are_dirty_too() {
     let repo = Fixture::new();
     repo.write("svc/new.txt", "new\n");

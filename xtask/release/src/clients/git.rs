@@ -86,24 +86,58 @@ impl Git {
 
     /// The tag for an image built from the work tree at HEAD.
     ///
+    /// `stray`: files (relative to the work tree) that a build context sends and HEAD does
+    /// not hold, git-ignored ones among them ([`Self::not_in_head`]): an image tagged with the
+    /// commit must hold the commit's files and no others, so they make the tree dirty too.
     /// A dirty tree is refused unless `allow_dirty`, in which case the tag gets a
     /// suffix derived from the dirty content so it can never equal a clean commit's tag.
-    pub fn work_tree_tag(&self, allow_dirty: bool) -> Result<ImageTag> {
+    pub fn work_tree_tag(&self, allow_dirty: bool, stray: &[String]) -> Result<ImageTag> {
         let commit = self.resolve("HEAD")?;
-        let dirty = self.dirty_paths()?;
+        let mut dirty = self.dirty_paths()?;
+        for path in stray {
+            if !dirty.iter().any(|(dirty, _)| dirty == path) {
+                dirty.push((path.clone(), "not in the commit, sent by a build context"));
+            }
+        }
         if dirty.is_empty() {
             return Ok(ImageTag { commit, dirty: None });
         }
         if !allow_dirty {
             let list: Vec<String> = dirty.iter().map(|(path, what)| format!("  {what}: {path}")).collect();
+            let fix = if stray.is_empty() {
+                "commit or stash them"
+            } else {
+                "commit or stash them, exclude the files a build context must not send in its .dockerignore"
+            };
             bail!(
-                "the work tree has changes that are not in commit {}; commit or stash them (or pass --allow-dirty for a local-only tag):\n{}",
+                "the work tree has changes that are not in commit {}; {fix} (or pass --allow-dirty for a local-only tag):\n{}",
                 &commit[..12],
                 list.join("\n")
             );
         }
         let hash = self.dirty_hash(&dirty)?;
         Ok(ImageTag { commit, dirty: Some(hash) })
+    }
+
+    /// Those of `paths` (absolute, or relative to the work tree) that HEAD's tree does not
+    /// hold, relative to the work tree: untracked files, git-ignored ones among them.
+    pub fn not_in_head(&self, paths: &[std::path::PathBuf]) -> Result<Vec<String>> {
+        let workdir = self.repo.workdir().context("a bare repository has no work tree to build from")?;
+        let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+        let tree = match self.repo.head() {
+            Ok(head) => Some(head.peel_to_tree().context("cannot read the tree of HEAD")?),
+            Err(err) if err.code() == ErrorCode::UnbornBranch => None,
+            Err(err) => return Err(err).context("cannot read HEAD"),
+        };
+        let mut missing = vec![];
+        for path in paths {
+            let rel = path.strip_prefix(&workdir).unwrap_or(path);
+            if tree.as_ref().is_none_or(|tree| tree.get_path(rel).is_err()) {
+                missing.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        missing.sort();
+        Ok(missing)
     }
 
     /// 8 hex of a hash over the dirty paths and their current content.

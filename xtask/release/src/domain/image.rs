@@ -72,16 +72,18 @@ impl<'a> Plan<'a> {
     /// other build arguments, the target and the platform. It reads the whole context, so
     /// it is made only when asked.
     pub fn source_key(&self) -> Result<String> {
-        source_key(&self.context, &self.keyed_args, self.image)
+        source_key(&self.context, &self.context.digest()?, &self.keyed_args, self.image)
     }
 
     /// What the image would be built from now: its source key, its base images as they
     /// resolve now (see `resolve_bases`), and the inputs tag the two make.
     pub async fn inputs(&self, docker: &Docker) -> Result<Inputs> {
-        let source_key = self.source_key()?;
+        let (context_key, files) = self.context.digest_and_files()?;
+        let source_key = source_key(&self.context, &context_key, &self.keyed_args, self.image)?;
         let bases = resolve_bases(docker, &self.base_images()?).await?;
         let tag = inputs_tag(&inputs_key(&source_key, &bases));
-        Ok(Inputs { source_key, bases, tag })
+        let sent = files.iter().map(|rel| self.context.root().join(rel)).collect();
+        Ok(Inputs { source_key, bases, tag, sent })
     }
 
     /// The images the Dockerfile's `FROM` lines name, after build arguments.
@@ -126,6 +128,8 @@ pub struct Inputs {
     pub bases: Vec<Base>,
     /// `inputs-<key>`: the ECR tag of an image built from these inputs.
     pub tag: String,
+    /// The files and links of the context the source key covers (absolute paths).
+    pub sent: Vec<std::path::PathBuf>,
 }
 
 /// What `references` resolve to now, as the build would use them: an image the daemon has
@@ -198,7 +202,12 @@ pub fn inputs_tag(key: &str) -> String {
     format!("{INPUTS_TAG_PREFIX}{key}")
 }
 
-fn source_key(context: &BuildContext, build_args: &BTreeMap<String, String>, image: &Image) -> Result<String> {
+fn source_key(
+    context: &BuildContext,
+    context_key: &str,
+    build_args: &BTreeMap<String, String>,
+    image: &Image,
+) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut field = |name: &str, value: &str| {
         hasher.update(name.as_bytes());
@@ -206,7 +215,7 @@ fn source_key(context: &BuildContext, build_args: &BTreeMap<String, String>, ima
         hasher.update(value.as_bytes());
         hasher.update([0]);
     };
-    field("context", &context.digest()?);
+    field("context", context_key);
     field("dockerfile", context.dockerfile_name());
     for (key, value) in build_args {
         field(&format!("arg:{key}"), value);

@@ -49,7 +49,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
         }
         None => {
             let commit = git.resolve("HEAD")?;
-            let clean = match git.work_tree_tag(false) {
+            let clean = match super::work_tree::tag(&ws.config, &git, false) {
                 Ok(_) => Check::pass("tree", format!("clean at {commit}")),
                 Err(err) => Check::fail("tree", format!("{err:#}")),
             };

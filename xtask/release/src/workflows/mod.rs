@@ -12,3 +12,4 @@ pub mod push;
 pub mod retag;
 pub mod untag;
 pub mod verify;
+pub mod work_tree;

@@ -203,7 +203,20 @@ impl Session<'_> {
         //    exists: add this commit's tag to it.
         let docker = self.ctx.docker().await?;
         let inputs = plan.inputs(docker).await?;
-        let image::Inputs { source_key, bases, tag: inputs_tag } = &inputs;
+        let image::Inputs { source_key, bases, tag: inputs_tag, sent } = &inputs;
+        // The files just keyed are what the build sends: under a commit's tag, each must be
+        // the commit's (the tag was taken before this read; a file may have appeared since).
+        if !plan.tag.is_dirty() {
+            let stray = Git::open(&self.ctx.ws.root)?.not_in_head(sent)?;
+            if !stray.is_empty() {
+                bail!(
+                    "image `{}`: its build context sends files that commit {} does not hold:\n  {}\nexclude them in the context's .dockerignore, or pass --allow-dirty for a local-only dirty tag",
+                    image.name,
+                    &plan.tag.commit[..12],
+                    stray.join("\n  ")
+                );
+            }
+        }
         if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, inputs_tag).await?.is_some() {
             let manifest = ecr::manifest(ecr, &image.repository, inputs_tag).await?;
             ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(

@@ -202,11 +202,32 @@ impl BuildContext {
         Ok(entries)
     }
 
+    /// The files and links the context sends (not its directories), `/`-separated and
+    /// relative to the context directory, in the order they are sent. Reads no content.
+    pub fn sent_files(&self) -> anyhow::Result<Vec<String>> {
+        let mut files = Vec::new();
+        walk::walk(&self.inner.root, &self.inner.matcher, &mut |node| {
+            if node.kind != EntryKind::Dir {
+                files.push(node.rel);
+            }
+            Ok(())
+        })
+        .with_context(|| format!("cannot list the build context {}", self.inner.root.display()))?;
+        Ok(files)
+    }
+
     /// A SHA-256 content key (lowercase hex) of what is sent: each entry's path, kind and
     /// permission bits, a file's bytes, a link's target, and the Dockerfile's name (and
     /// content, when it comes from outside the directory). Times and owners do not count, so
     /// two checkouts of the same tree have the same key.
     pub fn digest(&self) -> anyhow::Result<String> {
+        Ok(self.digest_and_files()?.0)
+    }
+
+    /// [`Self::digest`] and [`Self::sent_files`] from one read of the context: the files
+    /// listed are exactly those whose content the key covers.
+    pub fn digest_and_files(&self) -> anyhow::Result<(String, Vec<String>)> {
+        let mut files = Vec::new();
         let mut hasher = Sha256::new();
         hasher.update(b"xtask build context v1\0");
         match &self.inner.dockerfile {
@@ -228,6 +249,9 @@ impl BuildContext {
             });
             put_bytes(&mut hasher, node.rel.as_bytes());
             hasher.update(node.mode.to_be_bytes());
+            if node.kind != EntryKind::Dir {
+                files.push(node.rel.clone());
+            }
             match node.kind {
                 EntryKind::File => {
                     hasher.update(node.size.to_be_bytes());
@@ -251,7 +275,7 @@ impl BuildContext {
         .with_context(|| {
             format!("cannot compute the content key of the build context {}", self.inner.root.display())
         })?;
-        Ok(format!("{:x}", hasher.finalize()))
+        Ok((format!("{:x}", hasher.finalize()), files))
     }
 
     /// The context as a tar archive, produced while it is polled, in bounded memory. An item
