@@ -92,8 +92,7 @@ impl Args {
             }
         };
         // One deploy of a stage at a time from this workspace: a second waits for the first.
-        let lock = ws.target_dir().join("xtask").join(format!("deploy-{}.lock", stage.name));
-        let _one_at_a_time = Lock::acquire(&lock, &format!("another deploy of stage `{}`", stage.name)).await?;
+        let _one_at_a_time = Lock::stage(&ws.target_dir(), &stage.name, "another deploy, gc or untag").await?;
         let source = match local {
             true => None,
             false => stage_args::open_source(ws, stage).await?,

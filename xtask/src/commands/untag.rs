@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::commands::{image_ref, stage_args::StageArgs};
 use xtask_release::{
     domain::workspace::Workspace,
+    support::lock::Lock,
     workflows::untag::{self, Untagged},
 };
 
@@ -34,6 +35,8 @@ impl Args {
         let (image, tag) = image_ref::parse(ws, &self.tag)?;
         untag::check_tag(&tag)?;
         let stage = self.stage.check(ws)?;
+        // Not while a deploy of this workspace rolls an image out.
+        let _lock = Lock::stage(&ws.target_dir(), &stage.name, "a deploy, gc or untag").await?;
         let ctx = self.stage.open(ws, stage).await?;
         let repository = &image.repository;
         match untag::untag(&ctx, image, &tag, self.delete_image).await? {

@@ -197,7 +197,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let logs: Vec<String> =
         (0..2).map(|i| std::fs::read_to_string(logs.path().join(format!("deploy-{i}.log"))).unwrap()).collect();
     assert_eq!(codes, [Some(0), Some(0)], "{logs:?}");
-    assert!(logs[1].contains("waiting for another deploy of stage `local`"), "{}", logs[1]);
+    assert!(logs[1].contains("waiting for another deploy, gc or untag of stage `local`"), "{}", logs[1]);
     assert_eq!(service_images(), vec![format!("{REPOSITORY_URI}:{first}")], "the later deploy is the one that stands");
 
     // Pinned: the single manifest's digest, then an index's (in this test: the deploys of
@@ -240,6 +240,16 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert!(err.contains("exited with code 1"), "{err}");
     assert!(err.contains(&format!("roll back with `cargo xtask deploy --stage local --rev {fourth}`")), "{err}");
     assert_eq!(version_at(&serving)["image_tag"], fourth.as_str(), "the previous version still serves");
+    // Its images were protected before the rollout began and stay so whatever the outcome:
+    // the lifecycle rules and gc keep an image with a deployed tag.
+    let (tags, digest) = runtime().block_on(async {
+        let ecr = crate::support::local_ecr().await;
+        let detail = xtask_release::clients::ecr::image_by_tag(&ecr, "hello/app", &broken).await.unwrap().unwrap();
+        (detail.image_tags().to_vec(), detail.image_digest().unwrap().to_string())
+    });
+    assert!(tags.iter().any(|t| t.starts_with("deployed-local.")), "{tags:?}");
+    let plan = repo.xtask(&["gc", "--keep", "1", "--json"]).ok();
+    assert!(!plan.contains(&digest), "gc never lists an image being deployed: {plan}");
 }
 
 #[test]

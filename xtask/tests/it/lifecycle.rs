@@ -178,6 +178,55 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
 }
 
 #[test]
+fn gc_deletes_nothing_that_gained_a_tag_since_its_listing() {
+    if !docker_or_skip("gc_deletes_nothing_that_gained_a_tag_since_its_listing") {
+        return;
+    }
+    let (repo, repository) = repository();
+    let oldest = push_new(&repo, "oldest", &[]);
+    let old = push_new(&repo, "old", &[]);
+    let older = push_new(&repo, "older", &[]);
+    push_new(&repo, "newest", &[]);
+    let digests: Vec<String> =
+        [&oldest, &old, &older].iter().map(|c| manifest_digest(&repository, c).unwrap()).collect();
+
+    // The listing a reviewer saw: the three older images go.
+    let listed = repo.xtask(&["gc", "--keep", "1", "--json"]).ok();
+    let plan = repo.path().join("target/gc-plan.json");
+    std::fs::create_dir_all(plan.parent().unwrap()).unwrap();
+    std::fs::write(&plan, &listed).unwrap();
+    for digest in &digests {
+        assert!(listed.contains(digest.as_str()), "{listed}");
+    }
+    // Between the listing and the delete: a retag onto one image, a deploy's tag onto
+    // another, and the third deleted by someone else.
+    repo.xtask(&["retag", &format!("svc:{old}"), "release-1"]).ok();
+    repo.xtask(&["retag", &format!("svc:{older}"), "deployed-local.20261202T000000Z"]).ok();
+    for tag in tags_of(&repository, &oldest) {
+        repo.xtask(&["untag", &format!("svc:{tag}"), "--delete-image"]).ok();
+    }
+    assert!(manifest_digest(&repository, &oldest).is_none());
+
+    let run = repo.xtask(&["gc", "--apply", "--plan", plan.to_str().unwrap(), "--json"]);
+    let applied = json(&run);
+    let results = &applied["results"][0];
+    assert_eq!(results["deleted"], serde_json::json!([]), "{applied}");
+    assert_eq!(results["gone"], serde_json::json!([digests[0]]), "an image already gone counts as done: {applied}");
+    let skipped: Vec<&str> =
+        results["skipped"].as_array().unwrap().iter().map(|s| s["digest"].as_str().unwrap()).collect();
+    assert_eq!(skipped, vec![digests[2].as_str(), digests[1].as_str()], "newest first, as listed: {applied}");
+    assert!(run.stderr().contains("tagged release-1 since the listing"), "{}", run.stderr());
+    assert!(manifest_digest(&repository, &old).is_some(), "the retagged image stays");
+    assert!(manifest_digest(&repository, &older).is_some(), "the image being deployed stays");
+
+    // A plan of another stage is refused before anything is deleted.
+    std::fs::write(&plan, listed.replace("\"stage\":\"local\"", "\"stage\":\"dev\"")).unwrap();
+    let err = repo.xtask(&["gc", "--apply", "--plan", plan.to_str().unwrap()]).fails();
+    assert!(err.contains("is for stage `dev`, not `local`"), "{err}");
+    assert!(manifest_digest(&repository, &old).is_some());
+}
+
+#[test]
 fn gc_spares_what_an_index_that_stays_references() {
     if !docker_or_skip("gc_spares_what_an_index_that_stays_references") {
         return;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use aws_sdk_ecr::{
     Client,
-    types::{ImageDetail, ImageIdentifier, Repository},
+    types::{ImageDetail, ImageFailureCode, ImageIdentifier, Repository},
 };
 use base64::Engine;
 
@@ -106,6 +106,16 @@ pub async fn image_by_tag(client: &Client, repository: &str, tag: &str) -> Resul
     }
 }
 
+/// The image with `digest`, or `None` when ECR has no such image.
+pub async fn image_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Option<ImageDetail>> {
+    let id = ImageIdentifier::builder().image_digest(digest).build();
+    match client.describe_images().repository_name(repository).image_ids(id).send().await {
+        Ok(out) => Ok(out.image_details().first().cloned()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
+        Err(err) => Err(err).sdk_context(|| format!("cannot look up image {digest} in ECR repository `{repository}`")),
+    }
+}
+
 /// Every media type an image's manifest may have: a single image (Docker, OCI) or an
 /// index of them (a Docker manifest list, an OCI index).
 pub const MANIFEST_TYPES: [&str; 4] = [
@@ -202,6 +212,36 @@ pub async fn delete(client: &Client, repository: &str, ids: Vec<ImageIdentifier>
 /// Removes one tag (the image keeps its other tags).
 pub async fn delete_tag(client: &Client, repository: &str, tag: &str) -> Result<()> {
     delete(client, repository, vec![ImageIdentifier::builder().image_tag(tag).build()]).await
+}
+
+/// Deletes the image `digest` by removing exactly `tags` (by digest when it has none): a
+/// tag added since they were read keeps the image, where a delete by digest would drop it
+/// with every tag. `Ok(false)` when ECR no longer has the image or one of the tags on it.
+pub async fn delete_by_tags(client: &Client, repository: &str, digest: &str, tags: &[String]) -> Result<bool> {
+    let ids: Vec<ImageIdentifier> = if tags.is_empty() {
+        vec![ImageIdentifier::builder().image_digest(digest).build()]
+    } else {
+        tags.iter().map(|tag| ImageIdentifier::builder().image_digest(digest).image_tag(tag).build()).collect()
+    };
+    let out = client
+        .batch_delete_image()
+        .repository_name(repository)
+        .set_image_ids(Some(ids))
+        .send()
+        .await
+        .sdk_context(|| format!("cannot delete image {digest} of ECR repository `{repository}`"))?;
+    let mut gone = true;
+    for failure in out.failures() {
+        match failure.failure_code() {
+            Some(ImageFailureCode::ImageNotFound | ImageFailureCode::ImageTagDoesNotMatchDigest) => gone = false,
+            code => bail!(
+                "ECR did not delete {digest} from `{repository}`: {} ({})",
+                failure.failure_reason().unwrap_or("no reason given"),
+                code.map(|c| c.as_str()).unwrap_or("no code")
+            ),
+        }
+    }
+    Ok(gone)
 }
 
 /// Is this manifest media type an index (a manifest list)?

@@ -296,9 +296,61 @@ pub fn stale_deployed_tags(images: &[Facts<'_>], stage: &str, keep: usize, excep
     stale
 }
 
+/// The `main-<commit>` tags to remove so that the main rule counts main's images by when
+/// their commits became main's, not by when they were pushed: only the images of `recent`
+/// (main's newest `keep-images` commits, the head among them) keep one, so the rule (count
+/// `keep-images`) never has more images than it keeps, and an old image that a revert made
+/// main's head again does not expire by its old push time. A tag goes only when `older`
+/// says its commit is behind the head (a newer head pushed by another job keeps its tag),
+/// and never an image's last tag.
+pub fn stale_main_tags(images: &[Facts<'_>], recent: &BTreeSet<&str>, older: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut stale = vec![];
+    for image in images {
+        let doomed: Vec<&String> = image
+            .tags
+            .iter()
+            .filter(|t| t.strip_prefix(MAIN_PREFIX).is_some_and(|commit| !recent.contains(commit) && older(commit)))
+            .collect();
+        if doomed.len() < image.tags.len() {
+            stale.extend(doomed.into_iter().cloned());
+        }
+    }
+    stale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn main_counts_by_when_a_commit_became_mains_not_by_push_time() {
+        // Three commits pushed in order a, b, c; then d reverts to a's content, so a's
+        // image (the oldest push) is retagged for d and is main's head.
+        let settings = Settings { stages: vec![], rollback_window: 2, keep_main: 2, keep_pr: 2 };
+        let policy = policy(&settings);
+        let mut images = vec![tags(&["a", "main-a", "d", "main-d"]), tags(&["b", "main-b"]), tags(&["c", "main-c"])];
+        fn facts(images: &[Vec<String>]) -> Vec<Facts<'_>> {
+            images.iter().zip([1, 2, 3]).map(|(tags, pushed_at)| Facts { tags, pushed_at }).collect()
+        }
+        // By push time alone, main's head would expire at once.
+        assert_eq!(evaluate(&policy, &facts(&images))[0], Some(1), "the main rule expires the head");
+
+        // Main's newest two commits are d and c: b's and a's own main tags go.
+        let recent = BTreeSet::from(["d", "c"]);
+        let stale = stale_main_tags(&facts(&images), &recent, &|commit| commit != "e");
+        assert_eq!(stale, vec!["main-a".to_string(), "main-b".to_string()]);
+        for image in &mut images {
+            image.retain(|t| !stale.contains(t));
+        }
+        let expired = evaluate(&policy, &facts(&images));
+        assert_eq!(expired, vec![None, None, None], "the head is kept, and b is left to the catch-all rule");
+
+        // A newer head pushed by another job (not behind this one) keeps its tag, and an
+        // image's last tag never goes.
+        let others = [tags(&["e", "main-e"]), tags(&["main-f"])];
+        let facts: Vec<Facts<'_>> = others.iter().map(|tags| Facts { tags, pushed_at: 4 }).collect();
+        assert!(stale_main_tags(&facts, &recent, &|commit| commit != "e").is_empty());
+    }
 
     fn settings() -> Settings {
         Settings { stages: vec!["dev".into(), "prod".into()], rollback_window: 2, keep_main: 3, keep_pr: 2 }

@@ -16,6 +16,15 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// The lock of stage `stage` in the workspace whose target directory is `target`: what
+    /// a deploy holds while it runs, and what deletes of the stage's images (`gc --apply`,
+    /// `untag --delete-image`) take too, so none of them runs while a deploy of this
+    /// workspace rolls an image out.
+    pub async fn stage(target: &Path, stage: &str, who: &str) -> Result<Lock> {
+        let path = target.join("xtask").join(format!("deploy-{stage}.lock"));
+        Lock::acquire(&path, &format!("{who} of stage `{stage}`")).await
+    }
+
     /// Takes the lock at `path`, waiting (without blocking the runtime) while `what`
     /// holds it.
     pub async fn acquire(path: &Path, what: &str) -> Result<Lock> {

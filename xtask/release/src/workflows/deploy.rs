@@ -66,8 +66,8 @@ pub struct Prepared {
     pub stack: String,
 }
 
-/// Checks, deploys with `cdk deploy`, proves the rollout through ECS, then records the
-/// deployed tags: the path of a stage in AWS. Each step is a function of its own, so a
+/// Checks and protects the images (the deployed tags), deploys with `cdk deploy`, proves
+/// the rollout through ECS: the path of a stage in AWS. Each step is a function of its own, so a
 /// stage served some other way runs the same steps around its own.
 pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Result<Report> {
     let prepared = prepare(ctx, options).await?;
@@ -79,6 +79,7 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
 
 /// Checks that every image of `options.tag` is in ECR (and, for a stage with `promote-from`,
 /// is the very image promoted); a missing image is a [`Verdict`], before anything changes.
+/// Then tags the images `deployed-<stage>.<time>`, so nothing deletes them mid-rollout.
 pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Result<Prepared> {
     let config = &ctx.ws.config;
     let tag = options.tag;
@@ -119,6 +120,15 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
         let reference = if options.pin_digest { format!("{uri}@{digest}") } else { format!("{uri}:{tag}") };
         expected.insert(image.name.clone(), reference);
     }
+    // Protect the images before anything rolls them out: the stage's lifecycle rule and gc
+    // keep an image with a `deployed-<stage>.` tag, and it stays whatever the outcome,
+    // until a later deploy of the stage prunes it out of the rollback window.
+    deployed_tags::record(ctx, tag).await.with_context(|| {
+        format!(
+            "cannot tag the images of {tag} `{}<time>`, which protects them from the lifecycle policy and gc while they roll out; nothing was deployed: run the deploy again",
+            crate::domain::retention::deployed_prefix(&ctx.stage.name)
+        )
+    })?;
     Ok(Prepared { tag: tag.to_string(), digests, expected, before, stack: config.service_stack(ctx.stage) })
 }
 
@@ -165,8 +175,8 @@ pub async fn rollout(
     }
 }
 
-/// After a proven rollout: says where each service answers, tags the deployed images
-/// `deployed-<stage>.<time>` (what the lifecycle rules keep) and reports.
+/// After a proven rollout: says where each service answers and reports (`prepare` tagged
+/// the images `deployed-<stage>.<time>` before the rollout).
 pub async fn finish(ctx: &StageContext<'_>, prepared: Prepared, states: Vec<ServiceState>) -> Result<Report> {
     let (service, tag) = (&prepared.stack, &prepared.tag);
     for state in &states {
@@ -175,13 +185,6 @@ pub async fn finish(ctx: &StageContext<'_>, prepared: Prepared, states: Vec<Serv
         }
     }
     eprintln!("deployed {service} at {tag}: every service runs it");
-    // The stage's lifecycle rule keeps what it runs and its rollback window by these tags.
-    deployed_tags::record(ctx, tag).await.with_context(|| {
-        format!(
-            "deployed {service} at {tag}, but could not tag its images `{}<time>`, so the lifecycle policy does not protect them; run the deploy again",
-            crate::domain::retention::deployed_prefix(&ctx.stage.name)
-        )
-    })?;
     Ok(Report {
         stage: ctx.stage.name.clone(),
         commit: tag.clone(),

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use anyhow::Result;
-use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::{
     clients::ecr,
@@ -22,7 +21,7 @@ use crate::{
 /// pushed before the index that references them.
 pub const UNTAGGED_GRACE_MILLIS: i64 = 24 * 3600 * 1000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Doomed {
     pub digest: String,
     pub tags: Vec<String>,
@@ -30,7 +29,7 @@ pub struct Doomed {
 }
 
 /// What gc would delete from one repository.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepositoryPlan {
     pub repository: String,
     /// How many images the repository holds.
@@ -57,13 +56,50 @@ pub async fn list(ctx: &StageContext<'_>, keep: Option<u32>) -> Result<Vec<Repos
     Ok(plans)
 }
 
-/// Deletes what `plan` lists, by digest.
-pub async fn delete(ctx: &StageContext<'_>, plan: &RepositoryPlan) -> Result<()> {
-    if plan.delete.is_empty() {
-        return Ok(());
+/// What [`delete`] did with each image of a plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Applied {
+    /// Deleted now.
+    pub deleted: Vec<String>,
+    /// Already gone (another gc, a lifecycle rule): counted as done.
+    pub gone: Vec<String>,
+    /// Left alone, with the reason: their tags changed since the listing.
+    pub skipped: Vec<Doomed>,
+}
+
+/// Deletes what `plan` lists, each image only as it was listed: its tags are read again
+/// right before, and one whose tags changed since (a retag, a deploy's tag) is skipped; it
+/// is deleted by removing exactly the listed tags (see [`ecr::delete_by_tags`]), so a tag
+/// added after that read still keeps it. An image ECR no longer has counts as done.
+pub async fn delete(ctx: &StageContext<'_>, plan: &RepositoryPlan) -> Result<Applied> {
+    let mut applied = Applied::default();
+    for doomed in &plan.delete {
+        let Some(now) = ecr::image_by_digest(&ctx.ecr, &plan.repository, &doomed.digest).await? else {
+            applied.gone.push(doomed.digest.clone());
+            continue;
+        };
+        let mut tags: Vec<String> = now.image_tags().to_vec();
+        tags.sort();
+        let mut listed = doomed.tags.clone();
+        listed.sort();
+        if tags != listed {
+            let added: Vec<&String> = tags.iter().filter(|t| !listed.contains(t)).collect();
+            let reason = if added.is_empty() {
+                "its tags changed since the listing; left for the next gc".to_string()
+            } else {
+                let added: Vec<&str> = added.iter().map(|t| t.as_str()).collect();
+                format!("tagged {} since the listing; left for the next gc", added.join(", "))
+            };
+            applied.skipped.push(Doomed { digest: doomed.digest.clone(), tags, reason });
+            continue;
+        }
+        if ecr::delete_by_tags(&ctx.ecr, &plan.repository, &doomed.digest, &doomed.tags).await? {
+            applied.deleted.push(doomed.digest.clone());
+        } else {
+            applied.gone.push(doomed.digest.clone());
+        }
     }
-    let ids = plan.delete.iter().map(|d| ImageIdentifier::builder().image_digest(&d.digest).build()).collect();
-    ecr::delete(&ctx.ecr, &plan.repository, ids).await
+    Ok(applied)
 }
 
 /// The images of `inventory` to delete, newest first; `now` in milliseconds since the epoch.

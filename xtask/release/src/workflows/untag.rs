@@ -65,10 +65,15 @@ pub async fn untag(ctx: &StageContext<'_>, image: &Image, tag: &str, delete_imag
     }
     let digest = found.digest.clone();
     if found.tags.len() == 1 {
-        // By digest: what ECR does with a last tag, said explicitly.
-        let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest).build();
-        ecr::delete(&ctx.ecr, repository, vec![id]).await?;
-        return Ok(Untagged::Deleted { digest });
+        // By the tag, never by the digest: a tag added since the listing (a retag, a deploy)
+        // keeps the image.
+        if !ecr::delete_by_tags(&ctx.ecr, repository, &digest, std::slice::from_ref(&found.tags[0])).await? {
+            bail!(Verdict(format!("{repository}:{tag} no longer names {digest}; nothing was removed")));
+        }
+        return Ok(match ecr::image_by_digest(&ctx.ecr, repository, &digest).await? {
+            None => Untagged::Deleted { digest },
+            Some(kept) => Untagged::Removed { digest, left: kept.image_tags().len() },
+        });
     }
     ecr::delete_tag(&ctx.ecr, repository, tag).await?;
     Ok(Untagged::Removed { digest, left: found.tags.len() - 1 })
