@@ -8,4 +8,5 @@ pub mod ecr;
 pub mod ecs;
 pub mod git;
 pub mod http;
+pub mod kms;
 pub mod registry_api;

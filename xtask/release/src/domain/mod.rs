@@ -7,6 +7,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod image;
 pub mod inventory;
+pub mod provenance;
 pub mod resolved;
 pub mod retention;
 pub mod workspace;
