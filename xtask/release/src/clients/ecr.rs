@@ -99,21 +99,27 @@ pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Resul
 /// The image tagged `tag`, if there is one.
 pub async fn image_by_tag(client: &Client, repository: &str, tag: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_tag(tag).build();
+    image_by(client, repository, id, || format!("cannot look up tag {tag} in ECR repository `{repository}`")).await
+}
+
+/// The image `id` names, or `None` when ECR has no such image; `what` is the error's context.
+async fn image_by(
+    client: &Client,
+    repository: &str,
+    id: ImageIdentifier,
+    what: impl FnOnce() -> String,
+) -> Result<Option<ImageDetail>> {
     match client.describe_images().repository_name(repository).image_ids(id).send().await {
         Ok(out) => Ok(out.image_details().first().cloned()),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
-        Err(err) => Err(err).sdk_context(|| format!("cannot look up tag {tag} in ECR repository `{repository}`")),
+        Err(err) => Err(err).sdk_context(what),
     }
 }
 
 /// The image with `digest`, or `None` when ECR has no such image.
 pub async fn image_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_digest(digest).build();
-    match client.describe_images().repository_name(repository).image_ids(id).send().await {
-        Ok(out) => Ok(out.image_details().first().cloned()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
-        Err(err) => Err(err).sdk_context(|| format!("cannot look up image {digest} in ECR repository `{repository}`")),
-    }
+    image_by(client, repository, id, || format!("cannot look up image {digest} in ECR repository `{repository}`")).await
 }
 
 /// Every media type an image's manifest may have: a single image (Docker, OCI) or an
@@ -211,7 +217,12 @@ pub async fn delete(client: &Client, repository: &str, ids: Vec<ImageIdentifier>
 
 /// Removes one tag (the image keeps its other tags).
 pub async fn delete_tag(client: &Client, repository: &str, tag: &str) -> Result<()> {
-    delete(client, repository, vec![ImageIdentifier::builder().image_tag(tag).build()]).await
+    delete_tags(client, repository, &[tag.to_string()]).await
+}
+
+/// Removes `tags`, each from whichever image it names.
+pub async fn delete_tags(client: &Client, repository: &str, tags: &[String]) -> Result<()> {
+    delete(client, repository, tags.iter().map(|tag| ImageIdentifier::builder().image_tag(tag).build()).collect()).await
 }
 
 /// Deletes the image `digest` by removing exactly `tags` (by digest when it has none): a

@@ -4,7 +4,6 @@
 //! window, then never has more images than it keeps, whatever order they were pushed in.
 
 use anyhow::{Context, Result};
-use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::{
     clients::ecr::{self, Tagged},
@@ -62,8 +61,7 @@ async fn prune(
     if stale.is_empty() {
         return Ok(());
     }
-    let ids = stale.iter().map(|t| ImageIdentifier::builder().image_tag(t).build()).collect();
-    ecr::delete(client, repository, ids)
+    ecr::delete_tags(client, repository, &stale)
         .await
         .with_context(|| format!("cannot drop the deployed tags of stage `{stage}` that are no longer needed"))?;
     eprintln!("{repository}: dropped {}", stale.join(", "));

@@ -153,8 +153,7 @@ async fn drop_stale_main_tags(ctx: &StageContext<'_>, repository: &str, head: &s
     if stale.is_empty() {
         return Ok(());
     }
-    let ids = stale.iter().map(|t| aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(t).build()).collect();
-    ecr::delete(&ctx.ecr, repository, ids).await.with_context(|| {
+    ecr::delete_tags(&ctx.ecr, repository, &stale).await.with_context(|| {
         format!("cannot drop the main tags of `{repository}` older than main's newest {keep} commits")
     })?;
     eprintln!("{repository}: dropped {} (older than main's newest {keep} commits)", stale.join(", "));
