@@ -20,7 +20,9 @@ use aws_config::BehaviorVersion;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use clap::Parser;
 use xtask_release::{
-    clients::{aws::SdkResultExt, ecr::RegistryAuth, kms, registry_api::RawManifest, registry_api::Registry},
+    clients::{
+        aws::SdkResultExt, ecr::RegistryAuth, kms, registry_api, registry_api::RawManifest, registry_api::Registry,
+    },
     domain::{image::rfc3339, provenance},
 };
 
@@ -91,7 +93,7 @@ async fn main() -> Result<()> {
         .manifest(&args.repository, &args.digest)
         .await?
         .with_context(|| format!("{}/{}@{} is not in the registry", args.registry, args.repository, args.digest))?;
-    let subject = provenance::Descriptor::of(&image.media_type, &image.body);
+    let subject = registry_api::Descriptor::of(&image.media_type, &image.body);
     ensure!(subject.digest == args.digest, "the registry served a manifest whose digest is {}", subject.digest);
 
     let started = rfc3339(now());
@@ -124,7 +126,7 @@ async fn main() -> Result<()> {
     let attached = registry.attach_referrer(&args.repository, &args.digest, &referrer).await?;
 
     println!("signed with KMS key {key_id}");
-    println!("bundle {} ({} bytes)", provenance::digest_of(&bundle), bundle.len());
+    println!("bundle {} ({} bytes)", registry_api::digest_of(&bundle), bundle.len());
     println!("referrer manifest {} ({manifest_size} bytes)", attached.digest);
     match &attached.fallback_tag {
         Some(tag) => println!("listed under the fallback tag {tag} (the registry has no referrers API)"),

@@ -44,10 +44,11 @@ pub struct ImageConfig {
     pub platform: String,
 }
 
-/// A manifest as a referrers index lists it.
+/// An OCI content descriptor, as an index lists a manifest (a referrers list among them)
+/// and a manifest its config, layers and subject.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Referrer {
+pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -55,6 +56,19 @@ pub struct Referrer {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// The descriptor of `bytes` as content of `media_type`.
+    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest_of(bytes),
+            size: bytes.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+        }
+    }
 }
 
 /// Where a registry keeps the list of an image's referrers.
@@ -69,7 +83,7 @@ pub enum ReferrersFrom {
 
 #[derive(Debug, Clone)]
 pub struct Referrers {
-    pub manifests: Vec<Referrer>,
+    pub manifests: Vec<Descriptor>,
     pub from: ReferrersFrom,
 }
 
@@ -87,15 +101,15 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 #[derive(Deserialize)]
 struct Manifest {
     #[serde(default)]
-    config: Option<Descriptor>,
+    config: Option<RawDescriptor>,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    layers: Vec<RawDescriptor>,
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    manifests: Vec<RawDescriptor>,
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
+struct RawDescriptor {
     digest: String,
     #[serde(default)]
     size: u64,
@@ -179,7 +193,7 @@ impl Registry {
         repository: &str,
         manifest: &RawManifest,
     ) -> Result<(String, Option<String>)> {
-        let digest = sha256_digest(&manifest.body);
+        let digest = digest_of(&manifest.body);
         let url = format!("{}/v2/{repository}/manifests/{digest}", self.base);
         let response = self
             .client
@@ -200,16 +214,11 @@ impl Registry {
     /// Uploads `body` as a blob unless the repository already holds it; returns its digest.
     /// Sent as one chunk (POST, PATCH, PUT), as [`Registry::copy_blob`] does.
     pub async fn push_blob(&self, repository: &str, body: bytes::Bytes) -> Result<String> {
-        let digest = sha256_digest(&body);
+        let digest = digest_of(&body);
         if self.has_blob(repository, &digest).await? {
             return Ok(digest);
         }
-        let start = format!("{}/v2/{repository}/blobs/uploads/", self.base);
-        let response = self.client.send(hyper::Method::POST, &start, &[], bytes::Bytes::new()).await?;
-        if response.status != hyper::StatusCode::ACCEPTED {
-            bail!("POST {start}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
-        }
-        let location = self.location(&response.headers, &start)?;
+        let location = self.start_upload(repository).await?;
         let length = body.len().to_string();
         let headers = [("content-type", "application/octet-stream"), ("content-length", length.as_str())];
         let patched = self.client.send(hyper::Method::PATCH, &location, &headers, body).await?;
@@ -222,17 +231,7 @@ impl Registry {
             );
         }
         let location = self.location(&patched.headers, &location)?;
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let finish = format!("{location}{separator}digest={digest}");
-        let response = self.client.send(hyper::Method::PUT, &finish, &[], bytes::Bytes::new()).await?;
-        if response.status != hyper::StatusCode::CREATED {
-            bail!(
-                "PUT {} (completing blob {digest}): {} {}",
-                finish.split('?').next().unwrap_or_default(),
-                response.status,
-                String::from_utf8_lossy(&response.body).trim()
-            );
-        }
+        self.finish_upload(&location, &digest).await?;
         Ok(digest)
     }
 
@@ -289,7 +288,7 @@ impl Registry {
         repository: &str,
         digest: &str,
         artifact_type: Option<&str>,
-    ) -> Result<Option<Vec<Referrer>>> {
+    ) -> Result<Option<Vec<Descriptor>>> {
         let query = match artifact_type {
             Some(t) => format!("?{}", serde_urlencoded::to_string([("artifactType", t)])?),
             None => String::new(),
@@ -315,7 +314,7 @@ impl Registry {
     }
 
     /// The index under the fallback tag of `digest` (raw, if any) and its entries.
-    async fn fallback_index(&self, repository: &str, digest: &str) -> Result<(Option<bytes::Bytes>, Vec<Referrer>)> {
+    async fn fallback_index(&self, repository: &str, digest: &str) -> Result<(Option<bytes::Bytes>, Vec<Descriptor>)> {
         let url = format!("{}/v2/{repository}/manifests/{}", self.base, fallback_tag(digest));
         let response = self.client.get(&url, &[("accept", OCI_INDEX)]).await?;
         if response.status == hyper::StatusCode::NOT_FOUND {
@@ -339,27 +338,18 @@ impl Registry {
         }
     }
 
-    /// Streams the blob `digest` (of `size` bytes) from `source` into this registry: the
-    /// body goes through a chunk at a time, whatever its size. The registry checks the
-    /// digest of what arrived.
-    pub async fn copy_blob(&self, source: &Registry, repository: &str, digest: &str, size: u64) -> Result<()> {
-        let body = source.open_blob(repository, digest).await?;
+    /// Opens a blob upload in `repository`; returns where to send the content.
+    async fn start_upload(&self, repository: &str) -> Result<String> {
         let start = format!("{}/v2/{repository}/blobs/uploads/", self.base);
         let response = self.client.send(hyper::Method::POST, &start, &[], bytes::Bytes::new()).await?;
         if response.status != hyper::StatusCode::ACCEPTED {
             bail!("POST {start}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
         }
-        let location = self.location(&response.headers, &start)?;
-        let uploader = self.client.clone().with_timeout(BLOB_TIMEOUT);
-        let length = size.to_string();
-        let headers = [("content-type", "application/octet-stream"), ("content-length", length.as_str())];
-        let patched = uploader.stream(hyper::Method::PATCH, &location, &headers, body).await?;
-        let status = patched.status();
-        let location = self.location(patched.headers(), &location)?;
-        let detail = patched.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        if status != hyper::StatusCode::ACCEPTED {
-            bail!("PATCH {location}: {status} {}", String::from_utf8_lossy(&detail).trim());
-        }
+        self.location(&response.headers, &start)
+    }
+
+    /// Completes the upload at `location` as the blob `digest` (the registry checks it).
+    async fn finish_upload(&self, location: &str, digest: &str) -> Result<()> {
         let separator = if location.contains('?') { '&' } else { '?' };
         let finish = format!("{location}{separator}digest={digest}");
         let response = self.client.send(hyper::Method::PUT, &finish, &[], bytes::Bytes::new()).await?;
@@ -371,6 +361,26 @@ impl Registry {
                 String::from_utf8_lossy(&response.body).trim()
             );
         }
+        Ok(())
+    }
+
+    /// Streams the blob `digest` (of `size` bytes) from `source` into this registry: the
+    /// body goes through a chunk at a time, whatever its size. The registry checks the
+    /// digest of what arrived.
+    pub async fn copy_blob(&self, source: &Registry, repository: &str, digest: &str, size: u64) -> Result<()> {
+        let body = source.open_blob(repository, digest).await?;
+        let location = self.start_upload(repository).await?;
+        let uploader = self.client.clone().with_timeout(BLOB_TIMEOUT);
+        let length = size.to_string();
+        let headers = [("content-type", "application/octet-stream"), ("content-length", length.as_str())];
+        let patched = uploader.stream(hyper::Method::PATCH, &location, &headers, body).await?;
+        let status = patched.status();
+        let location = self.location(patched.headers(), &location)?;
+        let detail = patched.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if status != hyper::StatusCode::ACCEPTED {
+            bail!("PATCH {location}: {status} {}", String::from_utf8_lossy(&detail).trim());
+        }
+        self.finish_upload(&location, digest).await?;
         Ok(())
     }
 
@@ -444,7 +454,7 @@ impl Registry {
 }
 
 /// `sha256:<hex>` of `bytes`.
-fn sha256_digest(bytes: &[u8]) -> String {
+pub fn digest_of(bytes: &[u8]) -> String {
     let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
@@ -455,11 +465,11 @@ pub fn fallback_tag(digest: &str) -> String {
 }
 
 /// The entries of an image index (a referrers list).
-fn parse_index(body: &[u8]) -> Result<Vec<Referrer>> {
+fn parse_index(body: &[u8]) -> Result<Vec<Descriptor>> {
     #[derive(Deserialize)]
     struct Index {
         #[serde(default)]
-        manifests: Vec<Referrer>,
+        manifests: Vec<Descriptor>,
     }
     let index: Index = serde_json::from_slice(body).context("the referrers list is not an image index")?;
     Ok(index.manifests)
@@ -467,7 +477,7 @@ fn parse_index(body: &[u8]) -> Result<Vec<Referrer>> {
 
 /// How `manifest` is listed among its subject's referrers: its descriptor, its
 /// `artifactType` (or, without one, its config's media type) and its annotations.
-fn referrer_entry(manifest: &RawManifest) -> Result<Referrer> {
+fn referrer_entry(manifest: &RawManifest) -> Result<Descriptor> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Fields {
@@ -486,9 +496,9 @@ fn referrer_entry(manifest: &RawManifest) -> Result<Referrer> {
     if fields.subject.is_none() {
         bail!("the referrer manifest has no `subject`: it would refer to nothing");
     }
-    Ok(Referrer {
+    Ok(Descriptor {
         media_type: manifest.media_type.clone(),
-        digest: sha256_digest(&manifest.body),
+        digest: digest_of(&manifest.body),
         size: manifest.body.len() as u64,
         artifact_type: fields.artifact_type.or(fields.config.map(|c| c.media_type)),
         annotations: fields.annotations,
@@ -497,7 +507,7 @@ fn referrer_entry(manifest: &RawManifest) -> Result<Referrer> {
 
 /// The fallback index `existing` (or a new one) with `entry` added; `None` when it already
 /// lists it. Entries and fields already there are kept as they are.
-fn with_referrer(existing: Option<bytes::Bytes>, entry: &Referrer) -> Result<Option<Vec<u8>>> {
+fn with_referrer(existing: Option<bytes::Bytes>, entry: &Descriptor) -> Result<Option<Vec<u8>>> {
     let mut index: serde_json::Value = match existing {
         Some(body) => serde_json::from_slice(&body).context("the fallback tag's index is not valid JSON")?,
         None => serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [] }),
@@ -562,7 +572,7 @@ mod tests {
             r#","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","annotations":{"a":"b"}"#,
         );
         let entry = referrer_entry(&with).unwrap();
-        assert_eq!(entry.digest, sha256_digest(&with.body));
+        assert_eq!(entry.digest, digest_of(&with.body));
         assert_eq!(entry.size, with.body.len() as u64);
         assert_eq!(entry.artifact_type.as_deref(), Some("application/vnd.dev.sigstore.bundle.v0.3+json"));
         assert_eq!(entry.annotations, BTreeMap::from([("a".to_string(), "b".to_string())]));
@@ -666,7 +676,7 @@ mod tests {
         let parts: Vec<&str> = path.trim_start_matches("/v2/r/").splitn(2, '/').collect();
         match (method.as_str(), parts.as_slice()) {
             ("PUT", ["manifests", reference]) => {
-                let digest = sha256_digest(&body);
+                let digest = digest_of(&body);
                 let subject = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["subject"]["digest"].clone();
                 state.manifests.insert(digest.clone(), (content_type.clone(), body.clone()));
                 state.manifests.insert(reference.to_string(), (content_type, body));

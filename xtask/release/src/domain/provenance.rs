@@ -21,6 +21,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clients::registry_api::Descriptor;
+
 /// `_type` of the statements written here.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// `_type` cosign 3.1.1 itself writes for `cosign attest`; read as well.
@@ -395,39 +397,6 @@ fn sha256_hex(digest: &str) -> Result<&str> {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn digest_of(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-/// An OCI content descriptor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Descriptor {
-    /// The descriptor of `bytes` as content of `media_type`.
-    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest: digest_of(bytes),
-            size: bytes.len() as u64,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-        }
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ReferrerManifest<'a> {
@@ -486,6 +455,7 @@ pub fn public_key_der(pem: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use crate::clients::registry_api::digest_of;
     use aws_lc_rs::{
         encoding::AsDer,
         rand::SystemRandom,
