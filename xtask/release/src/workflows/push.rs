@@ -130,33 +130,35 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
         .try_collect()
         .await?;
     if options.channel == Channel::Main {
-        for image in &done {
-            drop_stale_main_tags(ctx, &image.repository, &tag.commit).await?;
-        }
+        let repositories: Vec<&str> = done.iter().map(|image| image.repository.as_str()).collect();
+        drop_stale_main_tags(ctx, &repositories, &tag.commit).await?;
     }
     Ok(Report { commit: tag.to_string(), stage: ctx.stage.name.clone(), images: done })
 }
 
-/// Keeps `main-` tags on the images of main's newest `keep-images` commits only, counted
-/// from `head` along main's first parents (see `retention::stale_main_tags`).
-async fn drop_stale_main_tags(ctx: &StageContext<'_>, repository: &str, head: &str) -> Result<()> {
+/// Keeps `main-` tags on the images of main's newest `keep-images` commits only, in each of
+/// `repositories`, counted from `head` along main's first parents (see
+/// `retention::stale_main_tags`).
+async fn drop_stale_main_tags(ctx: &StageContext<'_>, repositories: &[&str], head: &str) -> Result<()> {
     let git = Git::open(&ctx.ws.root)?;
     let keep = ctx.ws.config.keep_images as usize;
     let mut recent = vec![head.to_string()];
     recent.extend(git.first_parents(head, keep.saturating_sub(1))?);
     let recent: std::collections::BTreeSet<&str> = recent.iter().map(String::as_str).collect();
-    let details = ecr::images(&ctx.ecr, repository).await?;
-    let tags: Vec<Vec<String>> = details.iter().map(|d| d.image_tags().to_vec()).collect();
-    let facts: Vec<retention::Facts> = tags.iter().map(|tags| retention::Facts { tags, pushed_at: 0 }).collect();
     let older = |commit: &str| git.has_commit(commit) && git.is_ancestor(commit, head).unwrap_or(false);
-    let stale = retention::stale_main_tags(&facts, &recent, &older);
-    if stale.is_empty() {
-        return Ok(());
+    for repository in repositories {
+        let details = ecr::images(&ctx.ecr, repository).await?;
+        let tags: Vec<Vec<String>> = details.iter().map(|d| d.image_tags().to_vec()).collect();
+        let facts: Vec<retention::Facts> = tags.iter().map(|tags| retention::Facts { tags, pushed_at: 0 }).collect();
+        let stale = retention::stale_main_tags(&facts, &recent, &older);
+        if stale.is_empty() {
+            continue;
+        }
+        ecr::delete_tags(&ctx.ecr, repository, &stale).await.with_context(|| {
+            format!("cannot drop the main tags of `{repository}` older than main's newest {keep} commits")
+        })?;
+        eprintln!("{repository}: dropped {} (older than main's newest {keep} commits)", stale.join(", "));
     }
-    ecr::delete_tags(&ctx.ecr, repository, &stale).await.with_context(|| {
-        format!("cannot drop the main tags of `{repository}` older than main's newest {keep} commits")
-    })?;
-    eprintln!("{repository}: dropped {} (older than main's newest {keep} commits)", stale.join(", "));
     Ok(())
 }
 
