@@ -96,8 +96,13 @@ impl Client {
     }
 }
 
-/// Does anything answer HTTP at `url` (any status)?
+/// Does anything answer HTTP at `url` (any status)? A server that is down refuses the
+/// connection at once; the wait is for one that is up but busy (a loaded machine's
+/// single-process AWS API can take seconds), which is slow, not down.
 pub async fn answers(url: &str) -> bool {
     let client = Client::new(None);
-    tokio::time::timeout(Duration::from_secs(2), client.get(url, &[])).await.is_ok_and(|r| r.is_ok())
+    tokio::time::timeout(ANSWER_TIMEOUT, client.get(url, &[])).await.is_ok_and(|r| r.is_ok())
 }
+
+/// How long [`answers`] waits for a server that accepted the connection.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
