@@ -157,7 +157,7 @@ fn a_closed_stdout_is_not_an_error() {
 fn config_prints_the_settings_the_cdk_app_reads() {
     let repo = Fixture::new();
     let json: serde_json::Value = serde_json::from_str(&repo.xtask(&["config"]).ok()).unwrap();
-    assert_eq!(json["schema"], 2);
+    assert_eq!(json["schema"], 3);
     assert_eq!(json["project"], "fixture");
     assert_eq!(json["rollbackWindow"], 10);
     let rules = json["lifecyclePolicy"]["rules"].as_array().unwrap();

@@ -39,6 +39,9 @@ pub struct Config {
     /// `[workspace.metadata.xtask.local]`: the settings of whoever serves the stages marked
     /// `local-stack` (and the implicit ones), handed to it unread.
     pub local: toml::Table,
+    /// `owner/name` of the GitHub repository whose workflow releases (`github-repository`):
+    /// the CDK app's CI stack trusts its OIDC tokens, by branch and environment.
+    pub github_repository: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +100,48 @@ pub struct Stage {
     /// true`), in its own `account`: plain data here, read by whoever serves it.
     #[serde(default)]
     pub local_stack: bool,
+    /// The KMS key that signs the build provenance of images pushed here from the main
+    /// branch (`signing-key`: a key id, ARN or alias); `alias/<project>-<stage>-main` unless
+    /// set. A stage with `promote-from` signs nothing: it runs what its source signed.
+    #[serde(default)]
+    pub signing_key: Option<String>,
+    /// The KMS key that signs the provenance of pull-request images (`pr-signing-key`);
+    /// `alias/<project>-<stage>-pr` unless set. No stage trusts it unless it says so.
+    #[serde(default)]
+    pub pr_signing_key: Option<String>,
+    /// Whose provenance this stage accepts (`trusted-keys`): KMS keys (id, ARN or alias,
+    /// read with GetPublicKey) or public keys as PEM files committed to the repository
+    /// (`*.pem`, relative to the workspace root; no KMS call). Unless set: the stage's own
+    /// main signing key, or for a stage with `promote-from`, its source stage's.
+    #[serde(default)]
+    pub trusted_keys: Option<Vec<String>>,
+}
+
+/// The keys a stage that builds its images signs their provenance with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// Signs what is pushed from the main branch.
+    pub main: String,
+    /// Signs what is pushed from anywhere else (pull requests, dirty work trees).
+    pub pr: String,
+}
+
+/// A key whose signatures a stage trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedKey {
+    /// A KMS key, read with GetPublicKey through the named stage's credentials.
+    Kms { key: String, stage: String },
+    /// A public key in a PEM file of the repository.
+    Pem(PathBuf),
+}
+
+impl std::fmt::Display for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrustedKey::Kms { key, .. } => write!(f, "KMS key {key}"),
+            TrustedKey::Pem(path) => write!(f, "public key {}", path.display()),
+        }
+    }
 }
 
 /// The platforms an image can be built for: what ECS on Fargate runs.
@@ -174,6 +219,8 @@ struct Raw {
     stages: BTreeMap<String, Stage>,
     #[serde(default)]
     local: toml::Table,
+    #[serde(default)]
+    github_repository: Option<String>,
 }
 
 /// A part of the settings, read from `value`, found at `at` (`""` for the whole table);
@@ -235,6 +282,7 @@ impl Config {
             images: raw.images,
             stages,
             local: raw.local,
+            github_repository: raw.github_repository,
         };
         config.validate()?;
         Ok(config)
@@ -323,9 +371,78 @@ impl Config {
                         "stages.{name}.promote-from: `{source}` must be a stage that builds its images (one without promote-from)"
                     );
                 }
+                for (key, set) in [("signing-key", &stage.signing_key), ("pr-signing-key", &stage.pr_signing_key)] {
+                    if set.is_some() {
+                        bail!(
+                            "stages.{name}.{key}: a stage with promote-from signs nothing (it runs what `{source}` signed); remove the key"
+                        );
+                    }
+                }
+            }
+            let keys = [&stage.signing_key, &stage.pr_signing_key].into_iter().flatten();
+            for (key, value) in ["signing-key", "pr-signing-key"].iter().zip(keys) {
+                if value.trim().is_empty() || value.contains(char::is_whitespace) {
+                    bail!("stages.{name}.{key}: `{value}` is not a KMS key id, ARN or alias such as \"alias/{}-{name}-main\"", self.project);
+                }
+            }
+            for (i, key) in stage.trusted_keys.iter().flatten().enumerate() {
+                let at = format!("stages.{name}.trusted-keys[{i}]");
+                if key.trim().is_empty() || key.contains(char::is_whitespace) {
+                    bail!("{at}: `{key}` is neither a KMS key id, ARN or alias nor a .pem file");
+                }
+                if key.ends_with(".pem")
+                    && Path::new(key).components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    bail!("{at}: `{key}` must be a path inside the workspace, relative to its root");
+                }
+            }
+        }
+        if let Some(repository) = &self.github_repository {
+            let parts: Vec<&str> = repository.split('/').collect();
+            let part_ok = |p: &&str| is_name(p, |c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if parts.len() != 2 || !parts.iter().all(part_ok) {
+                bail!("github-repository: `{repository}` is not a GitHub repository such as \"owner/name\"");
             }
         }
         Ok(())
+    }
+
+    /// The keys that sign the provenance of images pushed to `stage`; none for a stage with
+    /// `promote-from`.
+    pub fn signing_keys(&self, stage: &Stage) -> Option<SigningKeys> {
+        if stage.promote_from.is_some() {
+            return None;
+        }
+        let default = |kind: &str| format!("alias/{}-{}-{kind}", self.project, stage.name);
+        Some(SigningKeys {
+            main: stage.signing_key.clone().unwrap_or_else(|| default("main")),
+            pr: stage.pr_signing_key.clone().unwrap_or_else(|| default("pr")),
+        })
+    }
+
+    /// The keys whose provenance `stage` accepts: its `trusted-keys`, or else the main
+    /// signing key of the stage that builds what it runs (itself, or its `promote-from`).
+    pub fn trusted_keys(&self, stage: &Stage) -> Vec<TrustedKey> {
+        if let Some(keys) = &stage.trusted_keys {
+            return keys
+                .iter()
+                .map(|key| match key.ends_with(".pem") {
+                    true => TrustedKey::Pem(PathBuf::from(key)),
+                    false => TrustedKey::Kms { key: key.clone(), stage: stage.name.clone() },
+                })
+                .collect();
+        }
+        let builder = stage.promote_from.as_deref().and_then(|from| self.stages.get(from)).unwrap_or(stage);
+        self.signing_keys(builder)
+            .map(|keys| TrustedKey::Kms { key: keys.main, stage: builder.name.clone() })
+            .into_iter()
+            .collect()
+    }
+
+    /// The repository an image's pull-request pushes go to: `pr/<repository>`, writable by
+    /// the pull-request role, never read by main's pushes.
+    pub fn pr_repository(image: &Image) -> String {
+        format!("pr/{}", image.repository)
     }
 
     pub fn stage(&self, name: &str) -> Result<&Stage> {
@@ -442,6 +559,30 @@ port = 8080
     }
 
     #[test]
+    fn a_stage_trusts_the_main_key_of_the_stage_that_builds_what_it_runs() {
+        let toml = format!(
+            "{MINIMAL}[workspace.metadata.xtask.stages.dev]\n[workspace.metadata.xtask.stages.prod]\npromote-from = \"dev\"\n\
+             [workspace.metadata.xtask.stages.qa]\ntrusted-keys = [\"keys/release.pem\", \"alias/other\"]\n"
+        );
+        let config = Config::parse(Path::new("/w"), &toml, &IMPLICIT).unwrap();
+        let (dev, prod, qa) = (config.stage("dev").unwrap(), config.stage("prod").unwrap(), config.stage("qa").unwrap());
+        let keys = config.signing_keys(dev).unwrap();
+        assert_eq!((keys.main.as_str(), keys.pr.as_str()), ("alias/p-dev-main", "alias/p-dev-pr"));
+        assert_eq!(config.signing_keys(prod), None);
+        let dev_main = TrustedKey::Kms { key: "alias/p-dev-main".into(), stage: "dev".into() };
+        assert_eq!(config.trusted_keys(dev), [dev_main.clone()]);
+        // Prod signs nothing and trusts dev's main key, never its pull-request key.
+        assert_eq!(config.trusted_keys(prod), [dev_main]);
+        assert_eq!(
+            config.trusted_keys(qa),
+            [
+                TrustedKey::Pem("keys/release.pem".into()),
+                TrustedKey::Kms { key: "alias/other".into(), stage: "qa".into() }
+            ]
+        );
+    }
+
+    #[test]
     fn mistakes_are_refused_with_the_keys_path() {
         let stage = "[workspace.metadata.xtask.stages.dev]\n";
         let cases = [
@@ -537,6 +678,21 @@ port = 8080
                 "promotion from itself",
                 format!("{MINIMAL}{stage}promote-from = \"dev\"\n"),
                 "stages.dev.promote-from: `dev` must be a stage that builds its images",
+            ),
+            (
+                "a signing key on a promote-to stage",
+                format!("{MINIMAL}{stage}promote-from = \"here\"\nsigning-key = \"alias/k\"\n"),
+                "stages.dev.signing-key: a stage with promote-from signs nothing",
+            ),
+            (
+                "a trusted key outside the workspace",
+                format!("{MINIMAL}{stage}trusted-keys = [\"../k.pem\"]\n"),
+                "stages.dev.trusted-keys[0]: `../k.pem` must be a path inside the workspace",
+            ),
+            (
+                "a bad GitHub repository",
+                MINIMAL.replace("project = \"p\"", "project = \"p\"\ngithub-repository = \"a/b/c\""),
+                "github-repository: `a/b/c` is not a GitHub repository",
             ),
             ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
         ];
