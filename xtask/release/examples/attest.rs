@@ -109,6 +109,7 @@ async fn main() -> Result<()> {
         platforms: vec!["linux/amd64".to_string()],
         builder_id: args.builder_id.clone(),
         run_url: None,
+        reused_from: None,
         started_on: started.clone(),
         finished_on: rfc3339(now()),
     };

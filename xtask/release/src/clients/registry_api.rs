@@ -438,6 +438,15 @@ impl Registry {
         })
     }
 
+    /// A small blob (a provenance bundle, a config), read whole; its bytes must have its digest.
+    pub async fn blob(&self, repository: &str, digest: &str) -> Result<bytes::Bytes> {
+        let body = self.get(&format!("/v2/{repository}/blobs/{digest}")).await?;
+        if digest_of(&body) != digest {
+            bail!("the registry served blob {digest} of {repository} with other bytes");
+        }
+        Ok(body)
+    }
+
     /// GET with the registry's credentials (a redirect is followed as `redirect` says).
     async fn get(&self, path: &str) -> Result<bytes::Bytes> {
         let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";

@@ -382,7 +382,10 @@ impl Config {
             let keys = [&stage.signing_key, &stage.pr_signing_key].into_iter().flatten();
             for (key, value) in ["signing-key", "pr-signing-key"].iter().zip(keys) {
                 if value.trim().is_empty() || value.contains(char::is_whitespace) {
-                    bail!("stages.{name}.{key}: `{value}` is not a KMS key id, ARN or alias such as \"alias/{}-{name}-main\"", self.project);
+                    bail!(
+                        "stages.{name}.{key}: `{value}` is not a KMS key id, ARN or alias such as \"alias/{}-{name}-main\"",
+                        self.project
+                    );
                 }
             }
             for (i, key) in stage.trusted_keys.iter().flatten().enumerate() {
@@ -565,12 +568,13 @@ port = 8080
              [workspace.metadata.xtask.stages.qa]\ntrusted-keys = [\"keys/release.pem\", \"alias/other\"]\n"
         );
         let config = Config::parse(Path::new("/w"), &toml, &IMPLICIT).unwrap();
-        let (dev, prod, qa) = (config.stage("dev").unwrap(), config.stage("prod").unwrap(), config.stage("qa").unwrap());
+        let (dev, prod, qa) =
+            (config.stage("dev").unwrap(), config.stage("prod").unwrap(), config.stage("qa").unwrap());
         let keys = config.signing_keys(dev).unwrap();
         assert_eq!((keys.main.as_str(), keys.pr.as_str()), ("alias/p-dev-main", "alias/p-dev-pr"));
         assert_eq!(config.signing_keys(prod), None);
         let dev_main = TrustedKey::Kms { key: "alias/p-dev-main".into(), stage: "dev".into() };
-        assert_eq!(config.trusted_keys(dev), [dev_main.clone()]);
+        assert_eq!(config.trusted_keys(dev), std::slice::from_ref(&dev_main));
         // Prod signs nothing and trusts dev's main key, never its pull-request key.
         assert_eq!(config.trusted_keys(prod), [dev_main]);
         assert_eq!(

@@ -63,6 +63,11 @@ impl<'a> Plan<'a> {
     }
 
     /// The local name the build gets: `<repository>:<tag>`.
+    /// The build arguments the inputs key covers: all but the commit.
+    pub fn keyed_args(&self) -> &BTreeMap<String, String> {
+        &self.keyed_args
+    }
+
     pub fn local_name(&self) -> String {
         format!("{}:{}", self.image.repository, self.tag)
     }

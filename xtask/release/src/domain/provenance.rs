@@ -71,6 +71,8 @@ pub struct Build {
     pub builder_id: String,
     /// The CI run's URL, when a CI job built it.
     pub run_url: Option<String>,
+    /// The commit whose build made the image, when this commit reuses it (same inputs key).
+    pub reused_from: Option<String>,
     /// RFC 3339, UTC.
     pub started_on: String,
     pub finished_on: String,
@@ -130,6 +132,10 @@ pub struct ExternalParameters {
 #[serde(rename_all = "camelCase")]
 pub struct InternalParameters {
     pub inputs_key: String,
+    /// The commit whose build made these bytes, when this commit reused that image (its
+    /// inputs key being the same): the builder checked that commit's provenance first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,7 +187,10 @@ impl Statement {
                         build_args: build.build_args.clone(),
                         platforms: build.platforms.clone(),
                     },
-                    internal_parameters: InternalParameters { inputs_key: build.inputs_key.clone() },
+                    internal_parameters: InternalParameters {
+                        inputs_key: build.inputs_key.clone(),
+                        reused_from: build.reused_from.clone(),
+                    },
                     resolved_dependencies: vec![ResourceDescriptor {
                         uri: format!("git+{}", build.repository_url),
                         digest: BTreeMap::from([("gitCommit".to_string(), build.commit.clone())]),
@@ -479,6 +488,7 @@ mod tests {
             platforms: vec!["linux/amd64".to_string()],
             builder_id: "arn:aws:iam::123456789012:role/ci".to_string(),
             run_url: Some("https://ci.example.com/hello/runs/7".to_string()),
+            reused_from: None,
             started_on: "2026-12-02T10:00:00Z".to_string(),
             finished_on: "2026-12-02T10:05:00Z".to_string(),
         }

@@ -60,13 +60,15 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
     };
 
     let registry = Registry::new(ctx.registry().await?)?;
+    let trust = super::attest::Trust::for_check(ctx, options.source).await;
     let hint = ctx.bootstrap_hint();
     let source = git.source_url();
     for image in &ws.config.images {
         // 2. Presence, revision label and platform.
         let (present, found) = presence(&ctx.ecr, image, &commit).await?;
         checks.push(present);
-        if let Some((_digest, tags)) = found {
+        if let Some((digest, tags)) = &found {
+            let (digest, tags) = (digest.as_str(), tags.clone());
             let name = format!("revision {}", image.name);
             // The source key can be recomputed only from a work tree at this commit; a
             // failure to recompute it is a failed check, never a reason to trust the record.
@@ -84,6 +86,8 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
                 (None, Ok(config)) => identity(&git, image, config, &commit, &tags, None),
             };
             checks.push(Check::from_result(&name, result));
+            // Signed provenance: the bytes were built from this commit's inputs by a trusted builder.
+            checks.push(provenance(&registry, image, digest, &commit, &trust).await);
             // Base images that moved since the build: a warning, with the command that rebuilds.
             if let Ok(config) = &config
                 && let Some(check) = base_images(ctx, image, config).await
@@ -115,6 +119,27 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
         Err(err) => Check::fail("synth", format!("{err:#}")),
     });
     Ok((commit, checks))
+}
+
+/// `provenance <image>`: a statement about the image's digest, naming `commit`, signed by
+/// a key the stage trusts.
+async fn provenance(
+    registry: &Registry,
+    image: &Image,
+    digest: &str,
+    commit: &str,
+    trust: &Result<super::attest::Trust>,
+) -> Check {
+    let name = format!("provenance {}", image.name);
+    let trust = match trust {
+        Ok(trust) => trust,
+        Err(err) => return Check::fail(&name, format!("{err:#}")),
+    };
+    match super::attest::find(registry, &image.repository, digest, Some(commit), trust).await {
+        Ok(Ok(verified)) => Check::pass(&name, format!("signed by {} for {}", verified.signer, verified.builder)),
+        Ok(Err(unproven)) => Check::fail(&name, format!("{unproven}; push the commit with `cargo xtask push`")),
+        Err(err) => Check::fail(&name, format!("cannot read the provenance: {err:#}")),
+    }
 }
 
 /// One named verdict on the commit, with a detail a person can act on.

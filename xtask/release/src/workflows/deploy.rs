@@ -11,11 +11,12 @@ use crate::{
         cdk::{Cdk, ImageContext},
         ecr,
         git::Git,
+        registry_api::Registry,
     },
     stage::{EcsRollouts, Rollouts, StageContext},
     support::exit::Verdict,
     workflows::{
-        check, deployed_tags,
+        attest, check, deployed_tags,
         verify::{self, ServiceState},
     },
 };
@@ -108,6 +109,24 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
             bail!(Verdict(format!("refusing to deploy: {}", check.detail)));
         }
         eprintln!("{}: {}", check.name, check.detail);
+    }
+    // Only bytes a trusted builder signed for this commit roll out: a name proves nothing.
+    let trust = attest::Trust::of(ctx, options.source).await?;
+    let registry = Registry::new(ctx.registry().await?)?;
+    for (image, (_, digest)) in config.images.iter().zip(&digests) {
+        match attest::find(&registry, &image.repository, digest, Some(tag), &trust).await? {
+            Ok(verified) => {
+                eprintln!("{}: provenance signed by {} for {}", image.name, verified.signer, verified.builder)
+            }
+            Err(unproven) => bail!(Verdict(format!(
+                "refusing to deploy: {unproven}; stage `{}` runs only images its trusted release path signed: push the commit with `cargo xtask push`{}",
+                ctx.stage.name,
+                match &ctx.stage.promote_from {
+                    Some(from) => format!(" to stage `{from}` and promote it"),
+                    None => String::new(),
+                }
+            ))),
+        }
     }
 
     // What the stage runs now: the commit a failed deploy names for the rollback.

@@ -1,6 +1,7 @@
 //! What the commands do, one workflow each: they take an opened stage
 //! ([`crate::stage::StageContext`]) and call the domain and the clients.
 
+pub mod attest;
 pub mod bootstrap;
 pub mod check;
 pub mod deploy;

@@ -17,7 +17,11 @@ use crate::{
     domain::image::INPUTS_TAG_PREFIX,
     domain::retention,
     stage::StageContext,
-    support::progress::{Progress, Task},
+    support::{
+        exit::Verdict,
+        progress::{Progress, Task},
+    },
+    workflows::attest::{self, Trust, Verified},
 };
 
 pub struct PromoteOptions<'a> {
@@ -48,6 +52,10 @@ pub struct ImageReport {
     pub blobs_present: usize,
     /// Tags the image has in the target now, of those promotion adds.
     pub tags: Vec<String>,
+    /// The referrer holding the signed provenance that was verified and copied along.
+    pub provenance: String,
+    /// The trusted key that signed it.
+    pub signer: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -102,13 +110,27 @@ pub async fn promote(
         let manifest = ecr::manifest(&source.ecr, &image.repository, tag).await?;
         sources.push((manifest, found.image_tags().to_vec()));
     }
+    // Only what the target trusts crosses: a statement about the very bytes, naming the
+    // commit, signed by a key of the target's trust (the source's main key unless set).
     let from = Registry::new(source.registry().await?)?;
+    let trust = Trust::of(target, Some(source)).await?;
+    let mut proofs = vec![];
+    for (image, (manifest, _)) in images.iter().zip(&sources) {
+        match attest::find(&from, &image.repository, &manifest.digest, Some(tag), &trust).await? {
+            Ok(verified) => proofs.push(verified),
+            Err(unproven) => bail!(Verdict(format!(
+                "refusing to promote {}:{tag} to stage `{}`: in stage `{}`, {unproven}; only an image its release path pushed and signed is promoted",
+                image.repository, target.stage.name, source.stage.name
+            ))),
+        }
+    }
     let to = Registry::new(target.registry().await?)?;
     let progress = Progress::detect();
     let mut reports = vec![];
-    for (image, (manifest, source_tags)) in images.into_iter().zip(sources) {
+    for ((image, (manifest, source_tags)), proof) in images.into_iter().zip(sources).zip(proofs) {
         let task = progress.task(&image.name);
-        let report = promote_image(source, target, (&from, &to), image, (&manifest, &source_tags), tag, &task).await;
+        let images = (&manifest, source_tags.as_slice(), &proof);
+        let report = promote_image(source, target, (&from, &to), image, images, tag, &task).await;
         match report {
             Ok(report) => reports.push(report),
             Err(err) => {
@@ -130,7 +152,7 @@ async fn promote_image(
     target: &StageContext<'_>,
     (from, to): (&Registry, &Registry),
     image: &Image,
-    (manifest, source_tags): (&ecr::Manifest, &[String]),
+    (manifest, source_tags, proof): (&ecr::Manifest, &[String], &Verified),
     tag: &str,
     task: &Task,
 ) -> Result<ImageReport> {
@@ -169,6 +191,10 @@ async fn promote_image(
             Tagged::Taken(_) => {}
         }
     }
+    // The provenance goes along, same bytes, so the target's deploy verifies it there.
+    if to.manifest(repository, &proof.referrer).await?.is_none() {
+        attest::copy(from, to, repository, digest, &proof.referrer).await?;
+    }
     // Confirmed in the target's ECR, as `push` confirms what it pushed.
     let confirmed = ecr::image_by_tag(&target.ecr, repository, tag).await?;
     if confirmed.as_ref().and_then(|d| d.image_digest()) != Some(digest.as_str()) {
@@ -197,6 +223,8 @@ async fn promote_image(
         bytes_copied: counts.bytes,
         blobs_present: counts.present,
         tags,
+        provenance: proof.referrer.clone(),
+        signer: proof.signer.clone(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use tokio::sync::OnceCell;
 
 use crate::{
     clients::docker::{
@@ -15,10 +16,12 @@ use crate::{
     },
     clients::ecr::{self, RegistryAuth, Tagged},
     clients::git::{Git, ImageTag},
+    clients::registry_api::Registry,
     domain::image::{self, Plan},
-    domain::retention,
+    domain::{provenance, retention},
     stage::StageContext,
-    support::progress::Progress,
+    support::{exit::Verdict, progress::Progress},
+    workflows::attest::{self, Key, Signer, Trust},
 };
 
 /// What to push.
@@ -88,6 +91,9 @@ pub struct ImageReport {
     pub action: Action,
     /// `main-<tag>` or `pr-<tag>`: the lifecycle rule that counts the image.
     pub channel_tag: String,
+    /// The referrer holding the signed provenance this push attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -117,10 +123,18 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
         bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
     }
     let source = Git::open(&ws.root)?.source_url();
-    let session = Session { ctx, progress: Progress::detect(), options };
+    let plans_source = source.clone();
+    let session = Session {
+        ctx,
+        progress: Progress::detect(),
+        options,
+        source,
+        signer: OnceCell::new(),
+        registry: OnceCell::new(),
+    };
     let mut plans = vec![];
     for image in images {
-        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &source)?);
+        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &plans_source)?);
     }
     // Images go through the daemon side by side, `jobs` at a time; the report keeps the
     // configured order. The first failure ends the command (the others are dropped mid-way,
@@ -176,6 +190,12 @@ struct Session<'a> {
     ctx: &'a StageContext<'a>,
     progress: Progress,
     options: &'a PushOptions<'a>,
+    /// Where the commit can be fetched (the provenance's source).
+    source: String,
+    /// The stage's signer of this channel, opened on first use.
+    signer: OnceCell<Signer>,
+    /// The registry's HTTP API, opened on first use.
+    registry: OnceCell<Registry>,
 }
 
 impl Session<'_> {
@@ -222,11 +242,22 @@ impl Session<'_> {
             digest,
             action,
             channel_tag: String::new(),
+            provenance: None,
         };
 
         // 1. The commit is already there: nothing to do.
+        //    Only if this stage's release path put it there: its provenance names the commit.
         if let Some(existing) = ecr::image_by_tag(ecr, &image.repository, &tag).await? {
             let digest = existing.image_digest().context("ECR listed an image without a digest")?;
+            let trust = self.reuse_trust().await?;
+            if let Err(unproven) =
+                attest::find(self.registry().await?, &image.repository, digest, Some(&tag), &trust).await?
+            {
+                bail!(Verdict(format!(
+                    "{}:{tag} is in ECR, but {unproven}: something other than this stage's push wrote the tag; delete the image (`cargo xtask untag --stage {} --delete-image {}:{tag}`) and push again",
+                    image.repository, self.ctx.stage.name, image.name
+                )));
+            }
             return Ok(report(digest.to_string(), Action::Skipped));
         }
 
@@ -248,15 +279,24 @@ impl Session<'_> {
                 );
             }
         }
-        if !self.options.rebuild && ecr::image_by_tag(ecr, &image.repository, inputs_tag).await?.is_some() {
+        let started = attest::now();
+        let inputs_key = inputs_tag.strip_prefix(image::INPUTS_TAG_PREFIX).unwrap_or(inputs_tag);
+        if !self.options.rebuild
+            && let Some(reused) = self.reusable(&image.repository, inputs_tag, inputs_key).await?
+        {
             let manifest = ecr::manifest(ecr, &image.repository, inputs_tag).await?;
-            ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
-                &image.repository,
-                &tag,
-                &manifest.digest,
-            )?;
-            let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
-            return Ok(report(digest, Action::Retagged));
+            if manifest.digest == reused.1 {
+                ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
+                    &image.repository,
+                    &tag,
+                    &manifest.digest,
+                )?;
+                let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
+                let mut done = report(digest.clone(), Action::Retagged);
+                let build = self.build_facts(plan, &digest, inputs_key, &started, Some(reused.0));
+                done.provenance = Some(self.attest(&image.name, build).await?);
+                return Ok(done);
+            }
         }
 
         // 3. Build, recording the inputs on the image (and reading the build cache ECR has
@@ -282,6 +322,9 @@ impl Session<'_> {
                 Err(err) => return Err(err),
             };
         let digest = self.confirm(&image.repository, &tag, &pushed.digest).await?;
+        let mut done = report(digest.clone(), Action::Built);
+        let build = self.build_facts(plan, &digest, inputs_key, &started, None);
+        done.provenance = Some(self.attest(&image.name, build).await?);
 
         // Record the inputs key on the image, for the next commit with the same inputs.
         let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
@@ -301,7 +344,96 @@ impl Session<'_> {
         {
             self.progress.println(format!("warning: {}: the build cache was not pushed: {err:#}", image.name));
         }
-        Ok(report(digest, Action::Built))
+        Ok(done)
+    }
+
+    /// The registry's HTTP API, with the stage's credentials.
+    async fn registry(&self) -> Result<&Registry> {
+        self.registry.get_or_try_init(|| async { Registry::new(self.ctx.registry().await?) }).await
+    }
+
+    async fn signer(&self) -> Result<&Signer> {
+        self.signer.get_or_try_init(|| Signer::open(self.ctx, self.options.channel)).await
+    }
+
+    /// Whose provenance lets this push reuse an image or accept one already tagged: the
+    /// stage's main key; on the pull-request channel its pull-request key as well. Never a
+    /// key the main channel does not sign with: what a pull request wrote is never main's.
+    async fn reuse_trust(&self) -> Result<Trust> {
+        let keys = self.ctx.ws.config.signing_keys(self.ctx.stage).context("a stage that pushes signs its images")?;
+        let kms = aws_sdk_kms::Client::new(&self.ctx.access.sdk);
+        let mut names = vec![keys.main];
+        if self.options.channel == Channel::Pr {
+            names.push(keys.pr);
+        }
+        let mut trust = Trust { keys: vec![] };
+        for name in names {
+            let der = match name == self.signer().await?.key() {
+                true => self.signer().await?.public_key().to_vec(),
+                false => crate::clients::kms::public_key(&kms, &name).await?,
+            };
+            trust.keys.push(Key { name: format!("KMS key {name}"), der });
+        }
+        Ok(trust)
+    }
+
+    /// The image under `inputs_tag`, if a trusted provenance says it was built from these
+    /// inputs: `(the commit it names, its digest)`. Otherwise says why it is not reused.
+    async fn reusable(&self, repository: &str, inputs_tag: &str, inputs_key: &str) -> Result<Option<(String, String)>> {
+        let Some(found) = ecr::image_by_tag(&self.ctx.ecr, repository, inputs_tag).await? else { return Ok(None) };
+        let digest = found.image_digest().context("ECR listed an image without a digest")?;
+        let trust = self.reuse_trust().await?;
+        match attest::find(self.registry().await?, repository, digest, None, &trust).await? {
+            Ok(verified) if verified.inputs_key == inputs_key => Ok(Some((verified.commit, digest.to_string()))),
+            Ok(verified) => {
+                self.progress.println(format!(
+                    "note: {repository}:{inputs_tag}: its provenance names other inputs ({}); building instead",
+                    verified.inputs_key
+                ));
+                Ok(None)
+            }
+            Err(unproven) => {
+                self.progress
+                    .println(format!("note: {repository}:{inputs_tag} is not reused: {unproven}; building instead"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// What the provenance of `plan`'s image at `digest` says.
+    fn build_facts(
+        &self,
+        plan: &Plan<'_>,
+        digest: &str,
+        inputs_key: &str,
+        started: &str,
+        reused_from: Option<String>,
+    ) -> provenance::Build {
+        let image = plan.image;
+        provenance::Build {
+            image_digest: digest.to_string(),
+            image_repository: image.repository.clone(),
+            commit: plan.tag.to_string(),
+            repository_url: self.source.clone(),
+            inputs_key: inputs_key.to_string(),
+            dockerfile: image.dockerfile.display().to_string(),
+            target: image.target.clone(),
+            build_args: plan.keyed_args().clone(),
+            platforms: vec![image.platform.to_string()],
+            builder_id: String::new(),
+            run_url: None,
+            reused_from,
+            started_on: started.to_string(),
+            finished_on: attest::now(),
+        }
+    }
+
+    /// Signs and attaches `build`'s provenance; returns the referrer's digest.
+    async fn attest(&self, name: &str, build: provenance::Build) -> Result<String> {
+        let signer = self.signer().await?;
+        let referrer = signer.attest(self.registry().await?, build).await?;
+        self.progress.println(format!("{name}: signed its provenance with {} ({referrer})", signer.key()));
+        Ok(referrer)
     }
 
     /// The image's build cache in ECR (`cache-stage`), when BuildKit builds it.
@@ -357,8 +489,7 @@ impl Session<'_> {
     ) -> Result<String> {
         let (image, tag) = (plan.image, plan.tag.to_string());
         let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
-        let registry = crate::clients::registry_api::Registry::new(self.ctx.registry().await?)?;
-        let config = registry.image_config(&image.repository, &manifest, image.platform.as_str()).await?;
+        let config = self.registry().await?.image_config(&image.repository, &manifest, image.platform.as_str()).await?;
         let theirs = |key: &str| config.labels.get(key).map(String::as_str).unwrap_or_default();
         let ours = plan.input_labels(source_key, bases);
         let same = theirs("org.opencontainers.image.revision") == plan.tag.commit
