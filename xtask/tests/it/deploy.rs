@@ -155,7 +155,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert_eq!(json["ok"], true, "{}", out.stderr());
     let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     let per_image = |name: &str, repository: &str| {
-        ["image", "revision", "base", "scan"]
+        ["image", "revision", "provenance", "base", "scan"]
             .map(|check| format!("{check} {name}"))
             .into_iter()
             .chain([format!("repository {repository}")])
@@ -173,6 +173,19 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     let json: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     let failed = failed_checks(&json);
     assert_eq!(failed, ["image app", "image worker"], "{}", out.stderr());
+
+    // An image under a commit's tag that no trusted push signed (copied by hand, as a person
+    // with push access could): refused before cdk runs.
+    repo.append("README.md", "\nCopied by hand.\n");
+    let by_hand = repo.commit("copied by hand");
+    for image in ["hello/app", "hello/worker"] {
+        crate::provenance::copy_by_hand(&format!("{image}:{first}"), &format!("{image}:{by_hand}"));
+    }
+    let run = repo.xtask(&["deploy", "--stage", "local", "--rev", &by_hand]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "a refused deploy is a verdict: {err}");
+    assert!(err.contains("refusing to deploy: hello/app@sha256:") && err.contains("no signed provenance"), "{err}");
+    assert!(!err.contains("$ cdk"), "cdk must not run:\n{err}");
 
     // Two deploys of the stage at once: the second waits for the first; both succeed.
     let logs = repo.sh.create_temp_dir().unwrap();
@@ -220,7 +233,10 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         let image = serde_json::json!({ "mediaType": single.media_type, "digest": single.digest, "size": single.body.len(),
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         let attestation = registry.attestation("hello/app", &single.digest).await;
-        registry.manifest("hello/app", &fourth, OCI_INDEX, &index(vec![image, attestation])).await.0
+        let index_digest = registry.manifest("hello/app", &fourth, OCI_INDEX, &index(vec![image, attestation])).await.0;
+        // Made by hand, so signed by hand: deploy runs only what a trusted key signed.
+        crate::provenance::sign_by_hand("hello", "hello/app", &index_digest, &fourth).await;
+        index_digest
     });
     let run = repo.xtask(&["deploy", "--stage", "local", "--pin-digest"]);
     run.ok();

@@ -15,6 +15,7 @@ mod lifecycle;
 mod local_stack;
 mod plan;
 mod promote;
+mod provenance;
 mod push;
 mod readme;
 mod support;

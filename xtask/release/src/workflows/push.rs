@@ -249,7 +249,7 @@ impl Session<'_> {
         //    Only if this stage's release path put it there: its provenance names the commit.
         if let Some(existing) = ecr::image_by_tag(ecr, &image.repository, &tag).await? {
             let digest = existing.image_digest().context("ECR listed an image without a digest")?;
-            let trust = self.reuse_trust().await?;
+            let trust = self.reuse_trust(self.options.channel == Channel::Pr).await?;
             if let Err(unproven) =
                 attest::find(self.registry().await?, &image.repository, digest, Some(&tag), &trust).await?
             {
@@ -281,22 +281,33 @@ impl Session<'_> {
         }
         let started = attest::now();
         let inputs_key = inputs_tag.strip_prefix(image::INPUTS_TAG_PREFIX).unwrap_or(inputs_tag);
-        if !self.options.rebuild
-            && let Some(reused) = self.reusable(&image.repository, inputs_tag, inputs_key).await?
-        {
-            let manifest = ecr::manifest(ecr, &image.repository, inputs_tag).await?;
-            if manifest.digest == reused.1 {
-                ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
-                    &image.repository,
-                    &tag,
-                    &manifest.digest,
-                )?;
-                let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
-                let mut done = report(digest.clone(), Action::Retagged);
-                let build = self.build_facts(plan, &digest, inputs_key, &started, Some(reused.0));
-                done.provenance = Some(self.attest(&image.name, build).await?);
-                return Ok(done);
-            }
+        // Main's images carry `inputs-<key>`, a pull request's `inputs-pr-<key>`: the two
+        // never contend for a tag. Main reuses only what main's key signed; a pull request
+        // reuses main's image first, else one of its own line.
+        let own_inputs_tag = match self.options.channel {
+            Channel::Main => inputs_tag.clone(),
+            Channel::Pr => image::pr_inputs_tag(inputs_key),
+        };
+        let candidates = match self.options.channel {
+            Channel::Main => vec![(inputs_tag.clone(), false)],
+            Channel::Pr => vec![(inputs_tag.clone(), false), (own_inputs_tag.clone(), true)],
+        };
+        for (candidate, with_pr_key) in candidates.iter().filter(|_| !self.options.rebuild) {
+            let Some((commit, digest)) = self.reusable(&image.repository, candidate, inputs_key, *with_pr_key).await?
+            else {
+                continue;
+            };
+            let manifest = ecr::manifest_by_digest(ecr, &image.repository, &digest).await?;
+            ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
+                &image.repository,
+                &tag,
+                &manifest.digest,
+            )?;
+            let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
+            let mut done = report(digest.clone(), Action::Retagged);
+            let build = self.build_facts(plan, &digest, inputs_key, &started, Some(commit));
+            done.provenance = Some(self.attest(&image.name, build).await?);
+            return Ok(done);
         }
 
         // 3. Build, recording the inputs on the image (and reading the build cache ECR has
@@ -328,7 +339,7 @@ impl Session<'_> {
 
         // Record the inputs key on the image, for the next commit with the same inputs.
         let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
-        match ecr::put_tag(ecr, &image.repository, &manifest, inputs_tag).await? {
+        match ecr::put_tag(ecr, &image.repository, &manifest, &own_inputs_tag).await? {
             Tagged::Added | Tagged::AlreadyThere => {}
             // Another job built an equivalent image first; its inputs tag serves as well.
             Tagged::Taken(other) => self.progress.println(format!(
@@ -357,13 +368,13 @@ impl Session<'_> {
     }
 
     /// Whose provenance lets this push reuse an image or accept one already tagged: the
-    /// stage's main key; on the pull-request channel its pull-request key as well. Never a
-    /// key the main channel does not sign with: what a pull request wrote is never main's.
-    async fn reuse_trust(&self) -> Result<Trust> {
+    /// stage's main key, and its pull-request key when `with_pr_key` (never on the main
+    /// channel: what a pull request wrote is never main's).
+    async fn reuse_trust(&self, with_pr_key: bool) -> Result<Trust> {
         let keys = self.ctx.ws.config.signing_keys(self.ctx.stage).context("a stage that pushes signs its images")?;
         let kms = aws_sdk_kms::Client::new(&self.ctx.access.sdk);
         let mut names = vec![keys.main];
-        if self.options.channel == Channel::Pr {
+        if with_pr_key {
             names.push(keys.pr);
         }
         let mut trust = Trust { keys: vec![] };
@@ -379,10 +390,16 @@ impl Session<'_> {
 
     /// The image under `inputs_tag`, if a trusted provenance says it was built from these
     /// inputs: `(the commit it names, its digest)`. Otherwise says why it is not reused.
-    async fn reusable(&self, repository: &str, inputs_tag: &str, inputs_key: &str) -> Result<Option<(String, String)>> {
+    async fn reusable(
+        &self,
+        repository: &str,
+        inputs_tag: &str,
+        inputs_key: &str,
+        with_pr_key: bool,
+    ) -> Result<Option<(String, String)>> {
         let Some(found) = ecr::image_by_tag(&self.ctx.ecr, repository, inputs_tag).await? else { return Ok(None) };
         let digest = found.image_digest().context("ECR listed an image without a digest")?;
-        let trust = self.reuse_trust().await?;
+        let trust = self.reuse_trust(with_pr_key).await?;
         match attest::find(self.registry().await?, repository, digest, None, &trust).await? {
             Ok(verified) if verified.inputs_key == inputs_key => Ok(Some((verified.commit, digest.to_string()))),
             Ok(verified) => {

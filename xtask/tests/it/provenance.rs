@@ -1,0 +1,250 @@
+//! Signed provenance: what `push` attaches verifies with cosign (an independent verifier)
+//! and the stage's public key; an image under a commit's tag that no trusted push signed
+//! (copied by hand) is refused by `check`, `promote` and `push`; what a pull request signed
+//! is never reused by main's push.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::support::{PROD_ACCOUNT, docker_or_skip, local_ports, local_stack, promotion_fixture, runtime, unique};
+
+/// The local stack's KMS in `account` (moto's own when `None`).
+pub async fn local_kms_in(account: Option<&str>) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&local_ports().await.sdk_config_in("us-east-1", account).await)
+}
+
+/// The public half of `alias` in `account`, as cosign's `--key` PEM file in `dir`.
+pub fn public_key_pem(dir: &Path, account: Option<&str>, alias: &str) -> PathBuf {
+    let der = runtime().block_on(async {
+        xtask_release::clients::kms::public_key(&local_kms_in(account).await, alias).await.unwrap()
+    });
+    let path = dir.join(format!("{}.pem", alias.replace('/', "-")));
+    std::fs::write(&path, xtask_release::domain::provenance::public_key_pem(&der)).unwrap();
+    path
+}
+
+/// The registry host and its credentials in `account`, as `push` gets them.
+fn registry_of(account: Option<&str>) -> (String, xtask_release::clients::ecr::RegistryAuth) {
+    runtime().block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(&local_ports().await.sdk_config_in("us-east-1", account).await);
+        let auth = xtask_release::clients::ecr::authorization(&ecr).await.unwrap();
+        let ports = local_ports().await;
+        let host = match account {
+            Some(account) => ports.registry_of(Some(account)).unwrap().registry_host(),
+            None => ports.registry_host(),
+        };
+        (host, auth)
+    })
+}
+
+/// A docker config (cosign and skopeo read it) in `dir` with the credentials of `account`'s registry.
+fn docker_config(dir: &Path, account: Option<&str>) -> String {
+    let (host, auth) = registry_of(account);
+    let config =
+        serde_json::json!({ "auths": { &host: { "auth": auth.basic_header().trim_start_matches("Basic ") } } });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    host
+}
+
+/// `cosign verify-attestation` of `repository@digest` in `account`'s registry with the
+/// public key `key`: (success, what it said).
+pub fn cosign_verify(account: Option<&str>, repository: &str, digest: &str, key: &Path) -> (bool, String) {
+    let sh = Shell::new().unwrap();
+    let config = sh.create_temp_dir().unwrap();
+    let host = docker_config(config.path(), account);
+    let image = format!("{host}/{repository}@{digest}");
+    let out = cmd!(
+        sh,
+        "cosign verify-attestation --key {key} --type slsaprovenance1 --insecure-ignore-tlog=true --allow-http-registry {image}"
+    )
+    .env("DOCKER_CONFIG", config.path())
+    .quiet()
+    .ignore_status()
+    .output()
+    .expect("cosign runs (Debian's cosign package; .ci/run installs it)");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Copies `from` to `to` (tags of the local registry) with skopeo, as a person with push
+/// access could: the manifest re-encoded as OCI, so another digest, and nothing signed.
+pub fn copy_by_hand(from: &str, to: &str) {
+    let sh = Shell::new().unwrap();
+    let config = sh.create_temp_dir().unwrap();
+    let host = docker_config(config.path(), None);
+    let auth = config.path().join("config.json");
+    let (from, to) = (format!("docker://{host}/{from}"), format!("docker://{host}/{to}"));
+    cmd!(
+        sh,
+        "skopeo copy --quiet --format oci --authfile {auth} --src-tls-verify=false --dest-tls-verify=false {from} {to}"
+    )
+    .run()
+    .unwrap();
+}
+
+/// Is the program on PATH? CI installs every one the tests use; elsewhere a test says
+/// what it skips.
+fn tool_or_skip(program: &str, test: &str) -> bool {
+    let found = Shell::new().unwrap().cmd(program).arg("--help").quiet().ignore_stdout().ignore_stderr().run().is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{program} is missing: CI must install it (see .ci/run)");
+        eprintln!("skipping {test}: {program} is not installed");
+    }
+    found
+}
+
+/// The commits the statements cosign verified name (it prints each DSSE envelope as a JSON line).
+fn verified_commits(cosign_output: &str) -> Vec<String> {
+    use base64::Engine;
+    let envelopes = cosign_output.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+    envelopes
+        .filter_map(|e| base64::engine::general_purpose::STANDARD.decode(e["payload"].as_str()?).ok())
+        .filter_map(|p| serde_json::from_slice::<Value>(&p).ok())
+        .filter_map(|s| Some(s["predicate"]["buildDefinition"]["externalParameters"]["commit"].as_str()?.to_string()))
+        .collect()
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn cosign_verifies_what_push_signed_and_nothing_unsigned_is_checked_promoted_or_pushed_over() {
+    let test = "cosign_verifies_what_push_signed_and_nothing_unsigned_is_checked_promoted_or_pushed_over";
+    if !docker_or_skip(test) || !tool_or_skip("cosign", test) || !tool_or_skip("skopeo", test) {
+        return;
+    }
+    local_stack();
+    let repository = unique("provenance/svc");
+    let repo = promotion_fixture(&repository);
+    let first = repo.head();
+    let keys = repo.sh.create_temp_dir().unwrap();
+
+    // push signs with the stage's main key and attaches the statement to the image.
+    let pushed = json(&repo.xtask(&["push", "--stage", "local", "--json"]).ok());
+    let image = &pushed["images"][0];
+    let (digest, referrer) = (image["digest"].as_str().unwrap(), image["provenance"].as_str().unwrap());
+    assert!(referrer.starts_with("sha256:"), "{pushed}");
+    let main_key = public_key_pem(keys.path(), None, "alias/fixture-local-main");
+    let (ok, said) = cosign_verify(None, &repository, digest, &main_key);
+    assert!(ok, "cosign refused what push signed: {said}");
+    assert_eq!(verified_commits(&said), [first.clone()], "the statement names the commit: {said}");
+    // The pull-request key did not sign it: cosign refuses it with that key.
+    let pr_key = public_key_pem(keys.path(), None, "alias/fixture-local-pr");
+    let (ok, said) = cosign_verify(None, &repository, digest, &pr_key);
+    assert!(!ok, "cosign accepted another key: {said}");
+
+    // The next commit's tag, written by hand (skopeo re-encodes the image: another digest,
+    // no provenance). check fails it, promote and push refuse it.
+    repo.append("README.md", "\nA change outside the image's context.\n");
+    let second = repo.commit("second");
+    copy_by_hand(&format!("{repository}:{first}"), &format!("{repository}:{second}"));
+    let out = repo.xtask(&["check", "--stage", "local", "--rev", &second, "--json", "--scan-timeout", "1"]);
+    let checks = json(&out.stdout());
+    let provenance = checks["checks"].as_array().unwrap().iter().find(|c| c["name"] == "provenance svc").unwrap();
+    assert_eq!(provenance["ok"], false, "{checks}");
+    assert!(provenance["detail"].as_str().unwrap().contains("no signed provenance"), "{provenance}");
+    let run = repo.xtask(&["promote", "--to", "local-prod", "--rev", &second]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "{err}");
+    assert!(err.contains("refusing to promote") && err.contains("no signed provenance"), "{err}");
+    let run = repo.xtask(&["push", "--stage", "local"]);
+    let err = run.fails();
+    assert_eq!(run.output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{repository}:{second} is in ECR, but")), "{err}");
+    assert!(err.contains("--delete-image"), "{err}");
+
+    // The signed commit is promoted with its provenance, same bytes: the target's registry
+    // serves it, cosign verifies it there, and local-prod's check trusts it.
+    let promoted = json(&repo.xtask(&["promote", "--to", "local-prod", "--rev", &first, "--json"]).ok());
+    assert_eq!(promoted["images"][0]["provenance"], referrer, "{promoted}");
+    let (ok, said) = cosign_verify(Some(PROD_ACCOUNT), &repository, digest, &main_key);
+    assert!(ok, "cosign refused the promoted provenance: {said}");
+    let out = repo.xtask(&["check", "--stage", "local-prod", "--rev", &first, "--json", "--scan-timeout", "1"]);
+    let checks = json(&out.stdout());
+    let provenance = checks["checks"].as_array().unwrap().iter().find(|c| c["name"] == "provenance svc").unwrap();
+    assert_eq!(provenance["ok"], true, "{checks}");
+    assert!(provenance["detail"].as_str().unwrap().contains("alias/fixture-local-main"), "{provenance}");
+}
+
+#[test]
+fn main_never_reuses_an_image_only_a_pull_request_signed() {
+    if !docker_or_skip("main_never_reuses_an_image_only_a_pull_request_signed") {
+        return;
+    }
+    local_stack();
+    let repository = unique("provenance/svc");
+    let repo = promotion_fixture(&repository);
+    let tags_of = |digest: &str| {
+        runtime().block_on(async {
+            let ecr = crate::support::local_ecr().await;
+            let found = xtask_release::clients::ecr::image_by_digest(&ecr, &repository, digest).await.unwrap();
+            found.unwrap().image_tags().to_vec()
+        })
+    };
+    // A pull request's work (here a dirty tree: the pull-request channel, signed with the
+    // pull-request key) marks its image `inputs-pr-<key>`, never main's `inputs-<key>`.
+    repo.write("svc/data.txt", &format!("{}\n", unique("content")));
+    let pr = json(&repo.xtask(&["push", "--stage", "local", "--allow-dirty", "--json"]).ok());
+    assert_eq!(pr["images"][0]["action"], "built", "{pr}");
+    let pr_digest = pr["images"][0]["digest"].as_str().unwrap().to_string();
+    let pr_tags = tags_of(&pr_digest);
+    let key = pr_tags.iter().find_map(|t| t.strip_prefix("inputs-pr-")).unwrap_or_else(|| panic!("{pr_tags:?}"));
+    assert!(!pr_tags.contains(&format!("inputs-{key}")), "{pr_tags:?}");
+
+    // Someone with push access puts main's inputs tag on the pull request's image first.
+    runtime().block_on(async {
+        let ecr = crate::support::local_ecr().await;
+        let manifest = xtask_release::clients::ecr::manifest_by_digest(&ecr, &repository, &pr_digest).await.unwrap();
+        let main_tag = format!("inputs-{key}");
+        xtask_release::clients::ecr::put_tag(&ecr, &repository, &manifest, &main_tag).await.unwrap();
+    });
+    // The same content committed on main: its inputs tag names an image main's key never
+    // signed, so main builds its own instead of taking it.
+    let commit = repo.commit("the same content on main");
+    let run = repo.xtask(&["push", "--stage", "local", "--json"]);
+    let main = json(&run.ok());
+    assert_eq!((main["commit"].as_str(), main["images"][0]["action"].as_str()), (Some(commit.as_str()), Some("built")));
+    assert_ne!(main["images"][0]["digest"], pr_digest.as_str());
+    assert!(run.stderr().contains(&format!("{repository}:inputs-{key} is not reused")), "{}", run.stderr());
+}
+
+/// Signs `repository@digest` as a push of `commit` on the local stage would (its main
+/// key) and attaches it: for tests that make an image by hand and need it deployable.
+pub async fn sign_by_hand(project: &str, repository: &str, digest: &str, commit: &str) {
+    use xtask_release::{clients::kms, domain::provenance};
+    let kms_client = local_kms_in(None).await;
+    let key = format!("alias/{project}-local-main");
+    let (host, mut auth) = {
+        let ports = local_ports().await;
+        let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config_in("us-east-1", None).await);
+        (ports.registry_host(), xtask_release::clients::ecr::authorization(&ecr).await.unwrap())
+    };
+    auth.host = host;
+    auth.plain_http = true;
+    let registry = xtask_release::clients::registry_api::Registry::new(&auth).unwrap();
+    let build = provenance::Build {
+        image_digest: digest.to_string(),
+        image_repository: repository.to_string(),
+        commit: commit.to_string(),
+        builder_id: "a test's own signature".to_string(),
+        started_on: xtask_release::workflows::attest::now(),
+        finished_on: xtask_release::workflows::attest::now(),
+        ..Default::default()
+    };
+    let payload = provenance::Statement::of(&build).unwrap().payload();
+    let signature = kms::sign(&kms_client, &key, &provenance::pae(provenance::PAYLOAD_TYPE, &payload)).await.unwrap();
+    let public_key = kms::public_key(&kms_client, &key).await.unwrap();
+    let bundle = provenance::bundle(&payload, &signature, &public_key);
+    let subject = registry.manifest(repository, digest).await.unwrap().unwrap();
+    let subject = xtask_release::clients::registry_api::Descriptor::of(&subject.media_type, &subject.body);
+    registry.push_blob(repository, provenance::EMPTY_CONFIG.into()).await.unwrap();
+    registry.push_blob(repository, bundle.clone().into()).await.unwrap();
+    let manifest = provenance::referrer_manifest(&subject, &bundle, &build.finished_on);
+    let referrer = xtask_release::clients::registry_api::RawManifest {
+        body: manifest.into(),
+        media_type: provenance::OCI_MANIFEST.to_string(),
+    };
+    registry.attach_referrer(repository, digest, &referrer).await.unwrap();
+}
