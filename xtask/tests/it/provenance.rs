@@ -129,7 +129,7 @@ fn cosign_verifies_what_push_signed_and_nothing_unsigned_is_checked_promoted_or_
     let main_key = public_key_pem(keys.path(), None, "alias/fixture-local-main");
     let (ok, said) = cosign_verify(None, &repository, digest, &main_key);
     assert!(ok, "cosign refused what push signed: {said}");
-    assert_eq!(verified_commits(&said), [first.clone()], "the statement names the commit: {said}");
+    assert_eq!(verified_commits(&said), std::slice::from_ref(&first), "the statement names the commit: {said}");
     // The pull-request key did not sign it: cosign refuses it with that key.
     let pr_key = public_key_pem(keys.path(), None, "alias/fixture-local-pr");
     let (ok, said) = cosign_verify(None, &repository, digest, &pr_key);
