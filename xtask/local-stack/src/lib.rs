@@ -15,7 +15,8 @@
 //!   registry into an ECR image with the same tag and digest, and makes tags added
 //!   through ECR `PutImage` pullable from the registry;
 //! - base images for the services' Dockerfiles, made here when public images cannot be pulled;
-//! - the service runner: the deployed containers, run on this machine's Docker daemon.
+//! - the service runner: the deployed containers, run on this machine's Docker daemon;
+//! - the KMS keys that sign provenance, which moto's CloudFormation cannot make ([`signing_keys`]).
 //!
 //! Ports, pids, logs and data live in the stack's directory (`target/local/` unless
 //! `--local-stack`/`XTASK_LOCAL_STACK` names another): the ports are picked free when the
@@ -36,6 +37,7 @@ mod repository_settings;
 pub mod service;
 pub mod settings;
 pub mod sidecar;
+pub mod signing_keys;
 pub mod stack;
 pub mod stage;
 pub mod sync;
