@@ -10,7 +10,8 @@
 //! - `moto_server`: the AWS API (ECR, CloudFormation, S3, SSM, STS, IAM, ECS);
 //! - `docker-registry` (CNCF distribution) with htpasswd auth whose user and password
 //!   are exactly what the emulated ECR's `GetAuthorizationToken` hands out;
-//! - a front door before it that keeps ECR's promises the registry lacks ([`front`]);
+//! - a front door before it that keeps ECR's promises the registry lacks ([`front`]),
+//!   the referrers API among them;
 //! - a sync process (`cargo xtask local sync`) that turns each manifest push to the
 //!   registry into an ECR image with the same tag and digest, and makes tags added
 //!   through ECR `PutImage` pullable from the registry;
@@ -32,6 +33,7 @@ mod moto;
 pub mod ports;
 pub mod prerequisites;
 pub mod process;
+mod referrers;
 mod registry;
 mod repository_settings;
 pub mod service;
