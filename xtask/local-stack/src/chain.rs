@@ -57,7 +57,7 @@ pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, when: Bootstrap) -> 
     let ready = || async {
         match when {
             Bootstrap::WhenSettingsChanged => local.stack.is_bootstrapped(ws, stage, &local.ctx.ecr).await,
-            Bootstrap::WhenRepositoriesMissing => repositories_exist(&local).await,
+            Bootstrap::WhenRepositoriesMissing => stage::repositories_exist(&local).await,
         }
     };
     if !ready().await? {
@@ -70,25 +70,17 @@ pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, when: Bootstrap) -> 
     Ok(local)
 }
 
-/// Are the stage's ECR repositories there?
-async fn repositories_exist(local: &LocalStage<'_>) -> Result<bool> {
-    for image in &local.ctx.ws.config.images {
-        if !xtask_release::clients::ecr::repository_exists(&local.ctx.ecr, &image.repository).await? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// `bootstrap` of a local stage: the release library's, then the repository settings
-/// moto's CloudFormation drops (scan on push, lifecycle policy), from the registry stack's
-/// template; recorded so the chain bootstraps again only when the settings change.
+/// `bootstrap` of a local stage: the release library's, then what moto's CloudFormation
+/// drops or makes otherwise: the repository settings (scan on push, lifecycle policy), from
+/// the registry stack's template, and the signing keys (after the stack, which makes their
+/// aliases); recorded so the chain bootstraps again only when the settings change.
 pub async fn bootstrap(local: &LocalStage<'_>, options: &BootstrapOptions) -> Result<()> {
     let ctx = &local.ctx;
     let cdk = Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk)?;
     let stack = bootstrap::deploy_stacks(ctx, &cdk, options).await?;
     let template = cdk.synth(&stack, None).await?;
     crate::repository_settings::apply(&ctx.ecr, &template).await?;
+    crate::signing_keys::ensure_for(local).await?;
     bootstrap::done(ctx, &stack);
     local.stack.mark_bootstrapped(ctx.ws, ctx.stage)
 }

@@ -6,7 +6,12 @@
 //!   is the very image the tag names (`TAG_INVALID`);
 //! - a manifest pushed to a tag is recorded in the emulated ECR before the push returns,
 //!   one push per tag at a time, so two racing pushes end with one truth in both;
-//! - a tag added through ECR's API is put to the registry when a client first asks for it.
+//! - a tag added through ECR's API is put to the registry when a client first asks for it;
+//! - the referrers API (OCI distribution spec 1.1): a manifest pushed by digest with a
+//!   `subject` is recorded in ECR as an untagged image and added to its subject's list
+//!   before the push returns, and the answer says so (`OCI-Subject`), so clients write no
+//!   fallback tag; `GET /v2/<name>/referrers/<digest>` lists them, filtered by
+//!   `artifactType` when asked. Where the lists live: [`crate::referrers`].
 //!
 //! Bodies stream through; only manifests (small) are read whole.
 
@@ -24,7 +29,10 @@ use hyper_util::{
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::sync::Sync;
+use crate::{
+    referrers::{self, Lists},
+    sync::Sync,
+};
 use xtask_release::clients::ecr;
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -35,6 +43,8 @@ pub struct Front {
     client: Client<HttpConnector, Body>,
     /// One lock per `repository:tag`: manifest pushes to a tag are serialized.
     tags: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// The referrers lists, kept in the registry.
+    lists: Lists,
 }
 
 /// Why the front refuses a request, as ECR answers it.
@@ -46,9 +56,11 @@ struct Refusal {
 
 impl Front {
     pub fn new(sync: Arc<Sync>, backend_port: u16) -> Front {
+        let backend = format!("http://127.0.0.1:{backend_port}");
         Front {
+            lists: Lists::new(sync.registry_client(), backend.clone()),
             sync,
-            backend: format!("http://127.0.0.1:{backend_port}"),
+            backend,
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             tags: Mutex::new(HashMap::new()),
         }
@@ -82,6 +94,8 @@ impl Front {
             (&Method::PUT, "manifests") if !reference.starts_with("sha256:") => {
                 self.put_manifest(req, &name, &reference).await
             }
+            (&Method::PUT, "manifests") => self.put_manifest_by_digest(req, &name).await,
+            (&Method::GET, "referrers") => self.referrers(req, &name, &reference).await,
             (&Method::GET | &Method::HEAD, "manifests") if !reference.starts_with("sha256:") => {
                 self.get_manifest(req, &name, &reference).await
             }
@@ -129,6 +143,74 @@ impl Front {
             self.sync.record(name, tag, &manifest).await.map_err(|e| internal(format!("{e:#}")))?;
         }
         Ok(stored)
+    }
+
+    /// A manifest pushed by digest: stored; when it names a `subject`, recorded in ECR as an
+    /// untagged image and added to the subject's referrers, then answered with
+    /// `OCI-Subject`, as a registry with the referrers API answers.
+    async fn put_manifest_by_digest(&self, req: Request<Incoming>, name: &str) -> Result<Response<Body>, Refusal> {
+        self.repository(name).await?;
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.map_err(|err| internal(format!("cannot read the manifest: {err}")))?.to_bytes();
+        let media_type =
+            parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let mut stored = self.forward(Request::from_parts(parts, full(body.clone()))).await?;
+        let Some(referrer) = referrers::referrer_of(&body, &media_type).filter(|_| stored.status().is_success()) else {
+            return Ok(stored);
+        };
+        let text = String::from_utf8(body.to_vec()).map_err(|_| internal("a manifest that is not UTF-8".into()))?;
+        let manifest = ecr::Manifest { body: text, media_type, digest: referrer.entry.digest.clone() };
+        self.sync.record_untagged(name, &manifest).await.map_err(|e| internal(format!("{e:#}")))?;
+        self.lists.add(name, &referrer).await.map_err(|e| {
+            internal(format!(
+                "cannot list {} as a referrer of {name}@{}: {e:#}",
+                referrer.entry.digest, referrer.subject
+            ))
+        })?;
+        let subject =
+            referrer.subject.parse().map_err(|_| internal(format!("a bad subject digest {}", referrer.subject)))?;
+        stored.headers_mut().insert("oci-subject", subject);
+        Ok(stored)
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>[?artifactType=…]`: the subject's referrers as an
+    /// image index, empty when it has none. Read from the registry with the client's own
+    /// credentials, so the registry's refusal of a client without them is the answer.
+    async fn referrers(&self, req: Request<Incoming>, name: &str, digest: &str) -> Result<Response<Body>, Refusal> {
+        self.repository(name).await?;
+        if !referrers::is_subject_digest(digest) {
+            return Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                code: "DIGEST_INVALID",
+                message: format!("'{digest}' is not a sha256 digest"),
+            });
+        }
+        let artifact_type = req
+            .uri()
+            .query()
+            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "artifactType").map(|(_, v)| v));
+        let mut read = Request::get(referrers::list_path(name, digest)).header("accept", referrers::OCI_INDEX);
+        if let Some(authorization) = req.headers().get("authorization") {
+            read = read.header("authorization", authorization);
+        }
+        let read = read.body(full(Bytes::new())).map_err(|err| internal(format!("a bad request: {err}")))?;
+        let stored = self.forward(read).await?;
+        let entries = match stored.status() {
+            StatusCode::NOT_FOUND => vec![],
+            status if status.is_success() => {
+                let body = stored.into_body().collect().await.map_err(|e| internal(format!("{e}")))?.to_bytes();
+                referrers::entries(&body).map_err(|e| internal(format!("{e:#}")))?
+            }
+            _ => return Ok(stored),
+        };
+        let mut response = Response::new(full(referrers::index(entries, artifact_type.as_deref())));
+        let headers = response.headers_mut();
+        headers.insert("content-type", referrers::OCI_INDEX.parse().expect("a valid header"));
+        if artifact_type.is_some() {
+            headers.insert("oci-filters-applied", "artifactType".parse().expect("a valid header"));
+        }
+        Ok(response)
     }
 
     /// A manifest asked for by tag: one ECR has but the registry lacks (added through ECR's
@@ -180,11 +262,16 @@ impl Front {
     }
 }
 
-/// `/v2/<name>/<kind>/<reference>` as (name, kind, reference); kind is `manifests`, `blobs`
-/// or `blobs/uploads` (empty for other paths).
+/// `/v2/<name>/<kind>/<reference>` as (name, kind, reference); kind is `manifests`, `blobs`,
+/// `blobs/uploads` or `referrers` (empty for other paths).
 fn parse(path: &str) -> (String, &'static str, String) {
     let Some(rest) = path.strip_prefix("/v2/") else { return (String::new(), "", String::new()) };
-    for (marker, kind) in [("/blobs/uploads", "blobs/uploads"), ("/manifests/", "manifests"), ("/blobs/", "blobs")] {
+    for (marker, kind) in [
+        ("/blobs/uploads", "blobs/uploads"),
+        ("/manifests/", "manifests"),
+        ("/blobs/", "blobs"),
+        ("/referrers/", "referrers"),
+    ] {
         if let Some((name, reference)) = rest.rsplit_once(marker) {
             return (name.to_string(), kind, reference.trim_start_matches('/').to_string());
         }
@@ -212,6 +299,7 @@ mod tests {
         assert_eq!(p("/v2/a/blobs/uploads/"), ("a".into(), "blobs/uploads", "".into()));
         assert_eq!(p("/v2/a/blobs/uploads/uuid"), ("a".into(), "blobs/uploads", "uuid".into()));
         assert_eq!(p("/v2/a/blobs/sha256:x"), ("a".into(), "blobs", "sha256:x".into()));
+        assert_eq!(p("/v2/a/b/referrers/sha256:x"), ("a/b".into(), "referrers", "sha256:x".into()));
         assert_eq!(p("/v2/"), ("".into(), "", "".into()));
     }
 }

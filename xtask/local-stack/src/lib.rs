@@ -10,12 +10,14 @@
 //! - `moto_server`: the AWS API (ECR, CloudFormation, S3, SSM, STS, IAM, ECS);
 //! - `docker-registry` (CNCF distribution) with htpasswd auth whose user and password
 //!   are exactly what the emulated ECR's `GetAuthorizationToken` hands out;
-//! - a front door before it that keeps ECR's promises the registry lacks ([`front`]);
+//! - a front door before it that keeps ECR's promises the registry lacks ([`front`]),
+//!   the referrers API among them;
 //! - a sync process (`cargo xtask local sync`) that turns each manifest push to the
 //!   registry into an ECR image with the same tag and digest, and makes tags added
 //!   through ECR `PutImage` pullable from the registry;
 //! - base images for the services' Dockerfiles, made here when public images cannot be pulled;
-//! - the service runner: the deployed containers, run on this machine's Docker daemon.
+//! - the service runner: the deployed containers, run on this machine's Docker daemon;
+//! - the KMS keys that sign provenance, which moto's CloudFormation cannot make ([`signing_keys`]).
 //!
 //! Ports, pids, logs and data live in the stack's directory (`target/local/` unless
 //! `--local-stack`/`XTASK_LOCAL_STACK` names another): the ports are picked free when the
@@ -31,11 +33,13 @@ mod moto;
 pub mod ports;
 pub mod prerequisites;
 pub mod process;
+mod referrers;
 mod registry;
 mod repository_settings;
 pub mod service;
 pub mod settings;
 pub mod sidecar;
+pub mod signing_keys;
 pub mod stack;
 pub mod stage;
 pub mod sync;

@@ -9,7 +9,9 @@
 //! - builds run their steps on the host's network (the stack's daemons have no bridge);
 //! - images of a dirty work tree are accepted;
 //! - a stage with an account of its own acts in it through a role assumed there, and
-//!   pushes to that account's registry.
+//!   pushes to that account's registry;
+//! - its signing keys are made by the stack ([`crate::signing_keys`]), since moto's
+//!   CloudFormation makes no signing key.
 
 use anyhow::{Result, bail};
 use xtask_release::{
@@ -52,11 +54,29 @@ pub struct LocalStage<'w> {
 
 /// Opens `stage` on the running local stack; fails, saying how to start it, when it is not
 /// running or does not serve the stage's account yet.
+///
+/// A stage whose repositories exist can be pushed to, so it gets its signing keys here
+/// (made once, then checked). One without is bootstrapped before anything is pushed, and
+/// the bootstrap makes them after its stack has made their aliases (never before).
 pub async fn open<'w>(ws: &'w Workspace, stage: &'w Stage) -> Result<LocalStage<'w>> {
     let stack = Stack::new(ws);
     let ports = stack.attach().await?;
     let access = access(&stack, &ports, stage).await?;
-    Ok(LocalStage { ctx: StageContext::open(ws, stage, access)?, stack, ports })
+    let local = LocalStage { ctx: StageContext::open(ws, stage, access)?, stack, ports };
+    if !crate::signing_keys::aliases(&ws.config, stage).is_empty() && repositories_exist(&local).await? {
+        crate::signing_keys::ensure_for(&local).await?;
+    }
+    Ok(local)
+}
+
+/// Are the stage's ECR repositories there?
+pub async fn repositories_exist(local: &LocalStage<'_>) -> Result<bool> {
+    for image in &local.ctx.ws.config.images {
+        if !xtask_release::clients::ecr::repository_exists(&local.ctx.ecr, &image.repository).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// How `stage` is reached on the stack running at `ports`.

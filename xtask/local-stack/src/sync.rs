@@ -127,8 +127,11 @@ impl Sync {
         for event in envelope.events {
             let target = event.target;
             let Some(tag) = target.tag.filter(|t| !t.is_empty()) else { continue };
-            // Other pushes (blobs) are not images.
-            if event.action != "push" || !ecr::MANIFEST_TYPES.contains(&target.media_type.as_str()) {
+            // Other pushes (blobs) are not images; nor are the referrers lists the front keeps.
+            if event.action != "push"
+                || !ecr::MANIFEST_TYPES.contains(&target.media_type.as_str())
+                || crate::referrers::is_list(&tag, &target.media_type)
+            {
                 continue;
             }
             let key = format!("{}:{tag}", target.repository);
@@ -180,6 +183,33 @@ impl Sync {
         }
         self.synced.lock().await.insert(key);
         Ok(())
+    }
+
+    /// Records `manifest` in ECR as an untagged image (a referrer, pushed by digest), as ECR
+    /// lists one; no-op when it is there.
+    pub async fn record_untagged(&self, repository: &str, manifest: &ecr::Manifest) -> Result<()> {
+        let put = self
+            .ecr
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(&manifest.body)
+            .image_manifest_media_type(&manifest.media_type)
+            .image_digest(&manifest.digest)
+            .send()
+            .await;
+        match put {
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_image_already_exists_exception()) => Ok(()),
+            other => {
+                other.sdk_context(|| format!("cannot record {repository}@{} in ECR", manifest.digest))?;
+                eprintln!("sync: {repository}@{} → ECR (untagged)", manifest.digest);
+                Ok(())
+            }
+        }
+    }
+
+    /// A client of the registry itself (behind the front), with the credentials ECR hands out.
+    pub fn registry_client(&self) -> http::Client {
+        self.registry.clone()
     }
 
     async fn registry_manifest(&self, repository: &str, reference: &str) -> Result<String> {

@@ -12,6 +12,7 @@ mod dockerignore;
 mod index;
 mod interrupt;
 mod lifecycle;
+mod local_provenance;
 mod local_stack;
 mod plan;
 mod promote;

@@ -320,7 +320,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 /// Calls a query-protocol AWS API (XML answers) of the local stack directly.
-async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) -> String {
+pub async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) -> String {
     let url = format!("{}/", local_ports().await.moto_url());
     let scope = format!(
         "AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"

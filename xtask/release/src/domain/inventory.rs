@@ -27,7 +27,8 @@ pub struct Image {
 pub struct Inventory {
     /// Newest first.
     pub images: Vec<Image>,
-    /// Each manifest an index in the repository references, and the indexes that do.
+    /// Each manifest an index in the repository references, and the indexes that do; each
+    /// referrer, and the image it is about (its `subject`).
     pub referenced_by: BTreeMap<String, Vec<String>>,
 }
 
@@ -91,6 +92,17 @@ impl Inventory {
                 if let Some(digest) = child["digest"].as_str() {
                     referenced_by.entry(digest.to_string()).or_default().push(index.digest.clone());
                 }
+            }
+        }
+        // A referrer (signed provenance: an untagged manifest whose `subject` is an image)
+        // belongs to its subject as an index's platform manifest belongs to the index: it
+        // stays while the image stays, and goes with it.
+        for untagged in images.iter().filter(|i| i.tags.is_empty() && !i.media_type.as_deref().is_some_and(ecr::is_index)) {
+            let manifest = ecr::manifest_by_digest(client, repository, &untagged.digest).await?;
+            let body: serde_json::Value = serde_json::from_str(&manifest.body)
+                .with_context(|| format!("the manifest {repository}@{} is not JSON", untagged.digest))?;
+            if let Some(subject) = body["subject"]["digest"].as_str() {
+                referenced_by.entry(untagged.digest.clone()).or_default().push(subject.to_string());
             }
         }
         Ok(Inventory { images, referenced_by })

@@ -141,8 +141,14 @@ pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Ve
         if !image.tags.is_empty() || doomed.contains(&i) || staying_reference(&image.digest, &doomed) {
             continue;
         }
-        if let Some(indexes) = inventory.referenced_by.get(&image.digest) {
-            reasons[i] = format!("untagged platform manifest of deleted index {}", indexes.join(", "));
+        if let Some(parents) = inventory.referenced_by.get(&image.digest) {
+            let index = |digest: &String| {
+                images.iter().any(|i| &i.digest == digest && i.media_type.as_deref().is_some_and(ecr::is_index))
+            };
+            reasons[i] = match parents.iter().all(index) {
+                true => format!("untagged platform manifest of deleted index {}", parents.join(", ")),
+                false => format!("referrer (signed provenance) of deleted image {}", parents.join(", ")),
+            };
         } else if now - image.pushed_at >= UNTAGGED_GRACE_MILLIS {
             reasons[i] = "untagged, referenced by no index, older than a day".to_string();
         } else {
@@ -192,6 +198,9 @@ mod tests {
             image("orphan", &[], 5 * day),
             image("fresh-orphan", &[], 11 * day - 1),
         ];
+        for index in images.iter_mut().filter(|i| i.digest.ends_with("index")) {
+            index.media_type = Some("application/vnd.oci.image.index.v1+json".to_string());
+        }
         images.sort_by_key(|i| std::cmp::Reverse(i.pushed_at));
         let referenced_by = BTreeMap::from([
             ("child".to_string(), vec!["index".to_string()]),
@@ -203,5 +212,25 @@ mod tests {
         assert_eq!(digests, vec!["old-index", "old-child", "pr-older", "orphan"], "{plan:#?}");
         assert!(plan[0].reason.contains("past lifecycle rule 2"), "{}", plan[0].reason);
         assert!(plan[1].reason.contains("deleted index old-index"), "{}", plan[1].reason);
+    }
+
+    #[test]
+    fn a_referrer_stays_with_its_image_and_goes_with_it() {
+        let day = UNTAGGED_GRACE_MILLIS;
+        let images = vec![
+            image("kept", &["b", "main-b"], 10 * day),
+            image("kept-provenance", &[], 10 * day),
+            image("expired", &["a", "main-a"], 9 * day),
+            image("expired-provenance", &[], 9 * day),
+        ];
+        let referenced_by = BTreeMap::from([
+            ("kept-provenance".to_string(), vec!["kept".to_string()]),
+            ("expired-provenance".to_string(), vec!["expired".to_string()]),
+        ]);
+        let inventory = Inventory { images, referenced_by };
+        let plan = plan(&inventory, &policy(), 2, 20 * day);
+        let digests: Vec<&str> = plan.iter().map(|d| d.digest.as_str()).collect();
+        assert_eq!(digests, vec!["expired", "expired-provenance"], "{plan:#?}");
+        assert!(plan[1].reason.contains("signed provenance) of deleted image expired"), "{}", plan[1].reason);
     }
 }
