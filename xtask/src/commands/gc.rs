@@ -75,12 +75,16 @@ impl Args {
         let mut results = vec![];
         for plan in &plans {
             match self.plan {
-                Some(_) => eprintln!("{}: {verb} {} images, as planned", plan.repository, plan.delete.len()),
-                None => eprintln!("{}: {verb} {} of {} images", plan.repository, plan.delete.len(), plan.images),
+                Some(_) => eprintln!("{}: {verb} {} images, as planned", plan.repository, plan.images_doomed()),
+                None => eprintln!("{}: {verb} {} of {} images", plan.repository, plan.images_doomed(), plan.images),
             }
-            for d in &plan.delete {
+            let (referrers, images): (Vec<_>, Vec<_>) = plan.delete.iter().partition(|d| d.subject.is_some());
+            for d in images {
                 let tags = if d.tags.is_empty() { "untagged".to_string() } else { d.tags.join(", ") };
                 eprintln!("  {}  [{tags}]  {}", d.digest, d.reason);
+            }
+            if !referrers.is_empty() {
+                eprintln!("  and {} signed provenance manifests of those images (`--json` lists them)", referrers.len());
             }
             if self.apply && !plan.delete.is_empty() {
                 let applied = gc::delete(&ctx, plan).await?;

@@ -27,9 +27,11 @@ pub struct Image {
 pub struct Inventory {
     /// Newest first.
     pub images: Vec<Image>,
-    /// Each manifest an index in the repository references, and the indexes that do; each
-    /// referrer, and the image it is about (its `subject`).
+    /// Each manifest an index in the repository references, and the indexes that do.
     pub referenced_by: BTreeMap<String, Vec<String>>,
+    /// Each referrer (an untagged manifest about an image, such as its signed provenance),
+    /// and the image it is about (its `subject`).
+    pub subjects: BTreeMap<String, String>,
 }
 
 /// Whether a stage runs an image or ran it: `runs` and `ran` in `images` and its JSON.
@@ -95,17 +97,17 @@ impl Inventory {
             }
         }
         // A referrer (signed provenance: an untagged manifest whose `subject` is an image)
-        // belongs to its subject as an index's platform manifest belongs to the index: it
-        // stays while the image stays, and goes with it.
+        // belongs to its subject: it stays while the image stays, and goes with it.
+        let mut subjects = BTreeMap::new();
         for untagged in images.iter().filter(|i| i.tags.is_empty() && !i.media_type.as_deref().is_some_and(ecr::is_index)) {
             let manifest = ecr::manifest_by_digest(client, repository, &untagged.digest).await?;
             let body: serde_json::Value = serde_json::from_str(&manifest.body)
                 .with_context(|| format!("the manifest {repository}@{} is not JSON", untagged.digest))?;
             if let Some(subject) = body["subject"]["digest"].as_str() {
-                referenced_by.entry(untagged.digest.clone()).or_default().push(subject.to_string());
+                subjects.insert(untagged.digest.clone(), subject.to_string());
             }
         }
-        Ok(Inventory { images, referenced_by })
+        Ok(Inventory { images, referenced_by, subjects })
     }
 
     pub fn facts(&self) -> Vec<Facts<'_>> {

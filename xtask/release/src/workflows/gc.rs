@@ -26,6 +26,10 @@ pub struct Doomed {
     pub digest: String,
     pub tags: Vec<String>,
     pub reason: String,
+    /// For a referrer (the signed provenance of an image): that image. It is deleted only
+    /// once its image is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// What gc would delete from one repository.
@@ -36,6 +40,13 @@ pub struct RepositoryPlan {
     #[serde(skip)]
     pub images: usize,
     pub delete: Vec<Doomed>,
+}
+
+impl RepositoryPlan {
+    /// How many images (not their signed provenance) the plan deletes.
+    pub fn images_doomed(&self) -> usize {
+        self.delete.iter().filter(|d| d.subject.is_none()).count()
+    }
 }
 
 /// What the lifecycle policy (with `keep` images of main instead of the settings' number)
@@ -51,7 +62,8 @@ pub async fn list(ctx: &StageContext<'_>, keep: Option<u32>) -> Result<Vec<Repos
     for image in &ctx.ws.config.images {
         let inventory = Inventory::read(&ctx.ecr, &image.repository).await?;
         let delete = plan(&inventory, &policy, settings.rollback_window, now);
-        plans.push(RepositoryPlan { repository: image.repository.clone(), images: inventory.images.len(), delete });
+        let images = inventory.images.iter().filter(|i| !inventory.subjects.contains_key(&i.digest)).count();
+        plans.push(RepositoryPlan { repository: image.repository.clone(), images, delete });
     }
     Ok(plans)
 }
@@ -73,7 +85,8 @@ pub struct Applied {
 /// added after that read still keeps it. An image ECR no longer has counts as done.
 pub async fn delete(ctx: &StageContext<'_>, plan: &RepositoryPlan) -> Result<Applied> {
     let mut applied = Applied::default();
-    for doomed in &plan.delete {
+    let (referrers, images): (Vec<&Doomed>, Vec<&Doomed>) = plan.delete.iter().partition(|d| d.subject.is_some());
+    for doomed in images {
         let Some(now) = ecr::image_by_digest(&ctx.ecr, &plan.repository, &doomed.digest).await? else {
             applied.gone.push(doomed.digest.clone());
             continue;
@@ -90,10 +103,27 @@ pub async fn delete(ctx: &StageContext<'_>, plan: &RepositoryPlan) -> Result<App
                 let added: Vec<&str> = added.iter().map(|t| t.as_str()).collect();
                 format!("tagged {} since the listing; left for the next gc", added.join(", "))
             };
-            applied.skipped.push(Doomed { digest: doomed.digest.clone(), tags, reason });
+            applied.skipped.push(Doomed { digest: doomed.digest.clone(), tags, reason, subject: None });
             continue;
         }
         if ecr::delete_by_tags(&ctx.ecr, &plan.repository, &doomed.digest, &doomed.tags).await? {
+            applied.deleted.push(doomed.digest.clone());
+        } else {
+            applied.gone.push(doomed.digest.clone());
+        }
+    }
+    // The provenance of an image goes only once the image is gone: never that of an image
+    // kept because it gained a tag since the listing.
+    for doomed in referrers {
+        let subject = doomed.subject.as_deref().unwrap_or_default();
+        let image_gone = applied.deleted.iter().chain(&applied.gone).any(|d| d == subject)
+            || ecr::image_by_digest(&ctx.ecr, &plan.repository, subject).await?.is_none();
+        if !image_gone {
+            let reason = format!("its image {subject} stays; left with it");
+            applied.skipped.push(Doomed { reason, ..doomed.clone() });
+            continue;
+        }
+        if ecr::delete_by_tags(&ctx.ecr, &plan.repository, &doomed.digest, &[]).await? {
             applied.deleted.push(doomed.digest.clone());
         } else {
             applied.gone.push(doomed.digest.clone());
@@ -141,14 +171,11 @@ pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Ve
         if !image.tags.is_empty() || doomed.contains(&i) || staying_reference(&image.digest, &doomed) {
             continue;
         }
-        if let Some(parents) = inventory.referenced_by.get(&image.digest) {
-            let index = |digest: &String| {
-                images.iter().any(|i| &i.digest == digest && i.media_type.as_deref().is_some_and(ecr::is_index))
-            };
-            reasons[i] = match parents.iter().all(index) {
-                true => format!("untagged platform manifest of deleted index {}", parents.join(", ")),
-                false => format!("referrer (signed provenance) of deleted image {}", parents.join(", ")),
-            };
+        if inventory.subjects.contains_key(&image.digest) {
+            continue;
+        }
+        if let Some(indexes) = inventory.referenced_by.get(&image.digest) {
+            reasons[i] = format!("untagged platform manifest of deleted index {}", indexes.join(", "));
         } else if now - image.pushed_at >= UNTAGGED_GRACE_MILLIS {
             reasons[i] = "untagged, referenced by no index, older than a day".to_string();
         } else {
@@ -156,9 +183,30 @@ pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Ve
         }
         doomed.insert(i);
     }
+    // A referrer goes with its image, or, once its image is gone, after the grace period.
+    let mut subjects = vec![None; images.len()];
+    for (i, image) in images.iter().enumerate() {
+        let Some(subject) = inventory.subjects.get(&image.digest) else { continue };
+        match images.iter().position(|i| &i.digest == subject) {
+            Some(at) if doomed.contains(&at) => {
+                reasons[i] = format!("signed provenance of deleted image {subject}");
+            }
+            None if now - image.pushed_at >= UNTAGGED_GRACE_MILLIS => {
+                reasons[i] = format!("signed provenance of image {subject}, which is gone");
+            }
+            _ => continue,
+        }
+        subjects[i] = Some(subject.clone());
+        doomed.insert(i);
+    }
     doomed
         .into_iter()
-        .map(|i| Doomed { digest: images[i].digest.clone(), tags: images[i].tags.clone(), reason: reasons[i].clone() })
+        .map(|i| Doomed {
+            digest: images[i].digest.clone(),
+            tags: images[i].tags.clone(),
+            reason: reasons[i].clone(),
+            subject: subjects[i].clone(),
+        })
         .collect()
 }
 
@@ -206,7 +254,7 @@ mod tests {
             ("child".to_string(), vec!["index".to_string()]),
             ("old-child".to_string(), vec!["old-index".to_string()]),
         ]);
-        let inventory = Inventory { images, referenced_by };
+        let inventory = Inventory { images, referenced_by, subjects: BTreeMap::new() };
         let plan = plan(&inventory, &policy(), 2, 11 * day);
         let digests: Vec<&str> = plan.iter().map(|d| d.digest.as_str()).collect();
         assert_eq!(digests, vec!["old-index", "old-child", "pr-older", "orphan"], "{plan:#?}");
@@ -222,15 +270,19 @@ mod tests {
             image("kept-provenance", &[], 10 * day),
             image("expired", &["a", "main-a"], 9 * day),
             image("expired-provenance", &[], 9 * day),
+            image("orphan-provenance", &[], 8 * day),
         ];
-        let referenced_by = BTreeMap::from([
-            ("kept-provenance".to_string(), vec!["kept".to_string()]),
-            ("expired-provenance".to_string(), vec!["expired".to_string()]),
+        let subjects = BTreeMap::from([
+            ("kept-provenance".to_string(), "kept".to_string()),
+            ("expired-provenance".to_string(), "expired".to_string()),
+            ("orphan-provenance".to_string(), "gone".to_string()),
         ]);
-        let inventory = Inventory { images, referenced_by };
+        let inventory = Inventory { images, referenced_by: BTreeMap::new(), subjects };
         let plan = plan(&inventory, &policy(), 2, 20 * day);
         let digests: Vec<&str> = plan.iter().map(|d| d.digest.as_str()).collect();
-        assert_eq!(digests, vec!["expired", "expired-provenance"], "{plan:#?}");
-        assert!(plan[1].reason.contains("signed provenance) of deleted image expired"), "{}", plan[1].reason);
+        assert_eq!(digests, vec!["expired", "expired-provenance", "orphan-provenance"], "{plan:#?}");
+        assert!(plan[1].reason.contains("signed provenance of deleted image expired"), "{}", plan[1].reason);
+        assert_eq!(plan[1].subject.as_deref(), Some("expired"));
+        assert!(plan[2].reason.contains("which is gone"), "{}", plan[2].reason);
     }
 }
