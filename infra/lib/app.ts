@@ -32,8 +32,12 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     env,
     tags,
     description: `${config.project} ${stage.name}: ECR repositories`,
+    project: config.project,
+    stage: stage.name,
     images: config.images,
     lifecyclePolicy: config.lifecyclePolicy,
+    signingKeys: stage.signingKeys,
+    ciSigners: config.githubRepository !== undefined,
   });
   const service = new ServiceStack(app, `${prefix}-service`, {
     env,
