@@ -16,13 +16,18 @@ export interface CiStackProps extends StackProps {
   readonly promotedTo: readonly string[];
 }
 
-/** Reads an image: what a pull (build cache, retag source, promote source) needs. */
+/**
+ * Reads images and their repositories: a pull (build cache, retag source, promote source),
+ * referrers (provenance: BatchGetImage), and what `check` reads (scan findings, settings).
+ */
 const ECR_PULL = [
   'ecr:BatchCheckLayerAvailability',
   'ecr:BatchGetImage',
+  'ecr:DescribeImageScanFindings',
   'ecr:DescribeImages',
   'ecr:DescribeRepositories',
   'ecr:GetDownloadUrlForLayer',
+  'ecr:GetLifecyclePolicy',
   'ecr:ListImages',
 ];
 /** Writes an image (layers, manifests, tags). Tags are immutable: a push adds, never overwrites. */
