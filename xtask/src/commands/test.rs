@@ -104,7 +104,7 @@ fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
             .run()
             .context("`npm ci` in infra/ failed; is Node.js 20+ installed?")?;
     }
-    let dir = ws.root.join("target").join("infra-lint");
+    let dir = ws.target_dir().join("infra-lint");
     sh.create_dir(&dir)?;
     let config = dir.join("workspace.json");
     sh.write_file(&config, xtask_release::domain::resolved::json(&ws.config))?;
@@ -112,16 +112,17 @@ fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
     cmd!(sh, "npx tsx bin/synth-all.ts {synth} {config} test/fixtures/config.json")
         .run()
         .context("synthesizing every stage's stacks failed (infra/bin/synth-all.ts)")?;
-    let mut templates: Vec<_> = walk_templates(&synth)?;
-    templates.sort();
+    // cfn-lint expands the pattern itself.
+    let templates = synth.join("**").join("*.template.json");
     const PIN: &str = "python3 -m pip install 'cfn-lint==1.58.0' 'zizmor==1.32.0'";
     cmd!(sh, "cfn-lint --version")
         .quiet()
         .ignore_stdout()
         .run()
         .with_context(|| format!("cfn-lint is not installed; install it with `{PIN}`"))?;
-    cmd!(sh, "cfn-lint {templates...}").run().context(
-        "cfn-lint found problems in the synthesized templates (above); fix the stacks in infra/lib,          or ignore a warning in infra/.cfnlintrc.yaml saying why",
+    cmd!(sh, "cfn-lint {templates}").run().context(
+        "cfn-lint found problems in the synthesized templates (above); fix the stacks in infra/lib, \
+         or ignore a warning in infra/.cfnlintrc.yaml saying why",
     )?;
     let _root = sh.push_dir(&ws.root);
     cmd!(sh, "zizmor --version")
@@ -133,20 +134,6 @@ fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
         .run()
         .context("zizmor found problems in .github/workflows/ (above); fix them, or justify one inline with `# zizmor: ignore[<audit>]`")?;
     Ok(())
-}
-
-/// The `*.template.json` files under `dir`, at any depth.
-fn walk_templates(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            found.extend(walk_templates(&path)?);
-        } else if path.to_string_lossy().ends_with(".template.json") {
-            found.push(path);
-        }
-    }
-    Ok(found)
 }
 
 /// The integration-test modules whose outcome depends on the Docker engine: builds and their
