@@ -1,5 +1,6 @@
 import { App, Environment } from 'aws-cdk-lib';
 import { CONFIG_CONTEXT, ConfigError, LOCAL_STAGE, loadConfig, NO_CONFIG_MESSAGE, ProjectConfig, resolveStage } from './config';
+import { CiStack } from './ci-stack';
 import { RegistryStack } from './registry-stack';
 import { ServiceStack } from './service-stack';
 
@@ -17,7 +18,9 @@ export function configFromContext(app: App): ProjectConfig {
 /**
  * Adds the stacks of one stage to `app`. The stage comes from the `stage`
  * context (default `local`); the service stack also reads `imageTag` and
- * `imageDigest`, which only `cargo xtask deploy` passes.
+ * `imageDigest`, which only `cargo xtask deploy` passes. The CI stack (GitHub's
+ * OIDC provider and the workflow's roles) exists when the settings name a GitHub
+ * repository.
  */
 export function addStageStacks(app: App, config: ProjectConfig) {
   const stage = resolveStage(config, context(app, 'stage') ?? LOCAL_STAGE);
@@ -32,8 +35,12 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     env,
     tags,
     description: `${config.project} ${stage.name}: ECR repositories`,
+    project: config.project,
+    stage: stage.name,
     images: config.images,
     lifecyclePolicy: config.lifecyclePolicy,
+    signingKeys: stage.signingKeys,
+    ciSigners: config.githubRepository !== undefined,
   });
   const service = new ServiceStack(app, `${prefix}-service`, {
     env,
@@ -44,7 +51,24 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     imageTag: context(app, 'imageTag'),
     imageDigest: context(app, 'imageDigest'),
   });
-  return { registry, service };
+  const ci =
+    config.githubRepository === undefined
+      ? undefined
+      : new CiStack(app, `${prefix}-ci`, {
+          env,
+          tags,
+          description: `${config.project} ${stage.name}: GitHub Actions OIDC provider and CI roles`,
+          project: config.project,
+          stage,
+          githubRepository: config.githubRepository,
+          mainBranch: config.mainBranch,
+          images: config.images,
+          promotedTo: Object.values(config.stages)
+            .filter((s) => s.promoteFrom === stage.name)
+            .map((s) => s.name)
+            .sort(),
+        });
+  return { registry, service, ci };
 }
 
 /** A string context value; `-c key=` (empty) counts as absent. */

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 export const CONFIG_CONTEXT = 'xtaskConfig';
 
 /** The version of the configuration file's format that this app reads. */
-export const CONFIG_SCHEMA = 2;
+export const CONFIG_SCHEMA = 3;
 
 /** The stage that runs on the local stack; xtask always writes it. */
 export const LOCAL_STAGE = 'local';
@@ -19,6 +19,11 @@ export interface ImageConfig {
   readonly name: string;
   /** ECR repository name, without the registry host. */
   readonly repository: string;
+  /**
+   * The repository of the image's pull-request pushes (`pr/<repository>`): the pull-request
+   * role writes there and nowhere else; main's pushes never read it.
+   */
+  readonly prRepository: string;
   /** The port the container listens on. */
   readonly port: number;
   readonly platform: Platform;
@@ -30,8 +35,20 @@ export interface ImageConfig {
   readonly loadBalanced: boolean;
 }
 
+/** The KMS keys (id, ARN or alias) that sign the provenance of a stage's images. */
+export interface SigningKeys {
+  /** Signs what is pushed from the main branch: what the stage (and its promote-to stages) trust. */
+  readonly main: string;
+  /** Signs pull-request images: trusted by no stage unless it says so. */
+  readonly pr: string;
+}
+
 export interface StageConfig {
   readonly name: string;
+  /** The stage whose images this one runs (copied by `promote`); it builds none itself. */
+  readonly promoteFrom?: string;
+  /** The keys of a stage that builds its images (one without `promoteFrom`). */
+  readonly signingKeys?: SigningKeys;
   readonly profile?: string;
   readonly region?: string;
   readonly account?: string;
@@ -58,6 +75,10 @@ export interface ProjectConfig {
   readonly keepImages: number;
   /** How many images last deployed to each stage are kept for a rollback. */
   readonly rollbackWindow: number;
+  /** The branch whose commits are main's: the only one the main push role trusts. */
+  readonly mainBranch: string;
+  /** `owner/name` of the GitHub repository whose workflow releases; the CI stack trusts it. */
+  readonly githubRepository?: string;
   /** The lifecycle policy of every repository. */
   readonly lifecyclePolicy: LifecyclePolicy;
   readonly images: readonly ImageConfig[];
@@ -76,8 +97,9 @@ export const NO_CONFIG_MESSAGE =
 
 /**
  * Reads the resolved configuration that `cargo xtask` writes. xtask has
- * validated it already; only the schema version and each image's `loadBalanced`
- * (optional: older files lack it) are checked here.
+ * validated it already; the schema version, each image's `loadBalanced`
+ * (optional: older files lack it) and the fields that name IAM and KMS resources
+ * (a mistake there would grant the wrong thing) are checked here.
  */
 export function loadConfig(file: string): ProjectConfig {
   let text: string;
@@ -101,14 +123,57 @@ export function loadConfig(file: string): ProjectConfig {
     );
   }
   const config = data as unknown as ProjectConfig;
+  const mainBranch: unknown = config.mainBranch;
+  if (typeof mainBranch !== 'string' || mainBranch === '') {
+    throw new ConfigError(`${file}: mainBranch is ${JSON.stringify(mainBranch)}, expected a branch name`);
+  }
+  const githubRepository: unknown = config.githubRepository;
+  if (githubRepository !== undefined && (typeof githubRepository !== 'string' || !GITHUB_REPOSITORY.test(githubRepository))) {
+    throw new ConfigError(
+      `${file}: githubRepository is ${JSON.stringify(githubRepository)}, expected a GitHub repository such as "owner/name"`,
+    );
+  }
+  const stages: Record<string, StageConfig> = {};
+  for (const [name, stage] of Object.entries(config.stages)) stages[name] = readStage(file, stage);
   return {
     project: config.project,
     keepImages: config.keepImages,
     rollbackWindow: config.rollbackWindow,
+    mainBranch,
+    ...(githubRepository === undefined ? {} : { githubRepository }),
     lifecyclePolicy: config.lifecyclePolicy,
     images: config.images.map((image, i) => readImage(file, image, i)),
-    stages: config.stages,
+    stages,
   };
+}
+
+/** `owner/name`, as xtask validates `github-repository`. */
+const GITHUB_REPOSITORY = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+
+/** A KMS key id, key ARN, alias (`alias/…`) or alias ARN: no blanks. */
+const KMS_KEY = /^\S+$/;
+
+/** One stage of the file: its signing keys are there exactly when it builds its images. */
+function readStage(file: string, stage: StageConfig): StageConfig {
+  const keys: unknown = stage.signingKeys;
+  const builds = stage.promoteFrom === undefined;
+  if (keys === undefined && builds) {
+    throw new ConfigError(`${file}: stages.${stage.name} builds its images (no promoteFrom) but has no signingKeys`);
+  }
+  if (keys !== undefined && !builds) {
+    throw new ConfigError(
+      `${file}: stages.${stage.name} has promoteFrom ${JSON.stringify(stage.promoteFrom)} and signingKeys; a promote-to stage signs nothing`,
+    );
+  }
+  if (keys !== undefined) {
+    const valid = (k: unknown) => typeof k === 'string' && KMS_KEY.test(k);
+    if (!isObject(keys) || !valid(keys.main) || !valid(keys.pr) || keys.main === keys.pr) {
+      throw new ConfigError(
+        `${file}: stages.${stage.name}.signingKeys is ${JSON.stringify(keys)}, expected two different KMS keys { "main": …, "pr": … }`,
+      );
+    }
+  }
+  return stage;
 }
 
 /** One image of the file, with `loadBalanced` defaulting to true (files written before it existed). */
@@ -123,10 +188,22 @@ function readImage(file: string, image: ImageConfig, index: number): ImageConfig
   return {
     name: image.name,
     repository: image.repository,
+    prRepository: readPrRepository(file, image, index),
     port: image.port,
     platform: image.platform,
     loadBalanced,
   };
+}
+
+/** The image's pull-request repository, which must differ from its main one. */
+function readPrRepository(file: string, image: ImageConfig, index: number): string {
+  const value: unknown = image.prRepository;
+  if (typeof value !== 'string' || value === '' || value === image.repository) {
+    throw new ConfigError(
+      `${file}: images[${index}] (${image.name}) has prRepository ${JSON.stringify(value)}, expected a repository other than ${image.repository}`,
+    );
+  }
+  return value;
 }
 
 /** The named stage, or an error that lists the known ones. */

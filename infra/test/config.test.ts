@@ -17,16 +17,32 @@ function file(name: string, text: string): string {
 test('reads the fixture', () => {
   expect(fixture.project).toBe('demo');
   expect(fixture.keepImages).toBe(5);
+  expect(fixture.mainBranch).toBe('main');
+  expect(fixture.githubRepository).toBe('example/demo');
   expect(fixture.images).toEqual([
-    { name: 'web', repository: 'demo/web', port: 8080, platform: 'linux/amd64', loadBalanced: true },
-    { name: 'api-gateway', repository: 'demo/api-gateway', port: 9000, platform: 'linux/arm64', loadBalanced: true },
+    { name: 'web', repository: 'demo/web', prRepository: 'pr/demo/web', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+    {
+      name: 'api-gateway',
+      repository: 'demo/api-gateway',
+      prRepository: 'pr/demo/api-gateway',
+      port: 9000,
+      platform: 'linux/arm64',
+      loadBalanced: true,
+    },
   ]);
-  expect(fixture.stages.dev).toEqual({ name: 'dev', profile: 'demo-dev', region: 'eu-west-1', account: '111111111111' });
+  expect(fixture.stages.dev).toEqual({
+    name: 'dev',
+    signingKeys: { main: 'alias/demo-dev-main', pr: 'alias/demo-dev-pr' },
+    profile: 'demo-dev',
+    region: 'eu-west-1',
+    account: '111111111111',
+  });
 });
 
 test('the local stage always exists, with defaults', () => {
   expect(resolveStage(fixture, 'local')).toStrictEqual({
     name: 'local',
+    signingKeys: { main: 'alias/demo-local-main', pr: 'alias/demo-local-pr' },
     region: 'us-east-1',
     account: '123456789012',
   });
@@ -67,9 +83,9 @@ test('rejects a file that is not JSON, naming it', () => {
 });
 
 test.each([
-  ['a newer schema', { ...fixture, schema: 3 }, '3'],
-  ['an older schema', { ...fixture, schema: 1 }, '1'],
-  ['a string schema', { ...fixture, schema: '2' }, '"2"'],
+  ['a newer schema', { ...fixture, schema: 4 }, '4'],
+  ['an older schema', { ...fixture, schema: 2 }, '2'],
+  ['a string schema', { ...fixture, schema: '3' }, '"3"'],
   ['no schema', fixture, 'none'],
 ])('rejects %s', (_, config, found) => {
   const json = file('schema.json', JSON.stringify(config));
@@ -109,4 +125,66 @@ test.each([
   expect(() => loadConfig(json)).toThrow(
     `${json}: images[1] (api-gateway) has loadBalanced ${value}, expected true or false`,
   );
+});
+
+/** The fixture's JSON, changed by `edit`, in a scratch file. */
+function edited(edit: (data: Record<string, any>) => void): string {
+  const data = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+  edit(data);
+  return file('edited.json', JSON.stringify(data));
+}
+
+test('githubRepository is optional', () => {
+  const config = loadConfig(edited((d) => delete d.githubRepository));
+  expect(config.githubRepository).toBeUndefined();
+  expect('githubRepository' in config).toBe(false);
+});
+
+test.each([
+  ['mainBranch missing', (d: Record<string, any>) => delete d.mainBranch, 'mainBranch is undefined, expected a branch name'],
+  ['mainBranch empty', (d: Record<string, any>) => (d.mainBranch = ''), 'mainBranch is "", expected a branch name'],
+  [
+    'githubRepository without an owner',
+    (d: Record<string, any>) => (d.githubRepository = 'demo'),
+    'githubRepository is "demo", expected a GitHub repository such as "owner/name"',
+  ],
+  [
+    'githubRepository with a wildcard',
+    (d: Record<string, any>) => (d.githubRepository = 'example/*'),
+    'githubRepository is "example/*", expected a GitHub repository such as "owner/name"',
+  ],
+  [
+    'an image without prRepository',
+    (d: Record<string, any>) => delete d.images[1].prRepository,
+    'images[1] (api-gateway) has prRepository undefined, expected a repository other than demo/api-gateway',
+  ],
+  [
+    'a prRepository that is the main one',
+    (d: Record<string, any>) => (d.images[0].prRepository = 'demo/web'),
+    'images[0] (web) has prRepository "demo/web", expected a repository other than demo/web',
+  ],
+  [
+    'a building stage without signingKeys',
+    (d: Record<string, any>) => delete d.stages.dev.signingKeys,
+    'stages.dev builds its images (no promoteFrom) but has no signingKeys',
+  ],
+  [
+    'a promote-to stage with signingKeys',
+    (d: Record<string, any>) => (d.stages.dev.promoteFrom = 'local'),
+    'stages.dev has promoteFrom "local" and signingKeys; a promote-to stage signs nothing',
+  ],
+  [
+    'one key for both channels',
+    (d: Record<string, any>) => (d.stages.dev.signingKeys.pr = d.stages.dev.signingKeys.main),
+    'stages.dev.signingKeys is {"main":"alias/demo-dev-main","pr":"alias/demo-dev-main"}, expected two different KMS keys',
+  ],
+  [
+    'a key with a blank',
+    (d: Record<string, any>) => (d.stages.dev.signingKeys.pr = 'alias/x y'),
+    'stages.dev.signingKeys is {"main":"alias/demo-dev-main","pr":"alias/x y"}, expected two different KMS keys',
+  ],
+])('rejects %s, naming it', (_, edit, message) => {
+  const json = edited(edit);
+  expect(() => loadConfig(json)).toThrow(ConfigError);
+  expect(() => loadConfig(json)).toThrow(`${json}: ${message}`);
 });

@@ -25,6 +25,7 @@ export function project(name: string, images: ImageConfig[]): ProjectConfig {
     project: name,
     keepImages: 30,
     rollbackWindow: 10,
+    mainBranch: 'main',
     lifecyclePolicy: {
       rules: [
         {
@@ -36,14 +37,21 @@ export function project(name: string, images: ImageConfig[]): ProjectConfig {
       ],
     },
     images,
-    stages: { [LOCAL_STAGE]: { name: LOCAL_STAGE, region: 'us-east-1', account: '123456789012' } },
+    stages: {
+      [LOCAL_STAGE]: {
+        name: LOCAL_STAGE,
+        signingKeys: { main: `alias/${name}-local-main`, pr: `alias/${name}-local-pr` },
+        region: 'us-east-1',
+        account: '123456789012',
+      },
+    },
   };
 }
 
 /** An HTTP app behind a load balancer and a worker without one, which serves only its health check. */
 export const WITH_WORKER = project('two', [
-  { name: 'app', repository: 'two/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
-  { name: 'worker', repository: 'two/worker', port: 8081, platform: 'linux/arm64', loadBalanced: false },
+  { name: 'app', repository: 'two/app', prRepository: 'pr/two/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+  { name: 'worker', repository: 'two/worker', prRepository: 'pr/two/worker', port: 8081, platform: 'linux/arm64', loadBalanced: false },
 ]);
 
 /**
@@ -57,4 +65,29 @@ export function app(context: Record<string, unknown> = {}): App {
 /** The app's stacks for the fixture config and the given context (`stage`, `imageTag`, `imageDigest`). */
 export function stacks(context: Record<string, string> = {}, config: ProjectConfig = fixture) {
   return addStageStacks(app(context), config);
+}
+
+/** The fixture with a prod stage that runs dev's images (promote-from), in its own account. */
+export const WITH_PROD: ProjectConfig = {
+  ...fixture,
+  stages: {
+    ...fixture.stages,
+    prod: { name: 'prod', promoteFrom: 'dev', profile: 'demo-prod', region: 'eu-west-1', account: '222222222222' },
+  },
+};
+
+/**
+ * A template value with CloudFormation's functions that name the partition resolved as
+ * they would be in the `aws` partition: ARNs become plain strings to compare.
+ */
+export function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value !== 'object' || value === null) return value;
+  const object = value as Record<string, unknown>;
+  if (object.Ref === 'AWS::Partition') return 'aws';
+  if ('Fn::Join' in object) {
+    const [separator, parts] = object['Fn::Join'] as [string, unknown[]];
+    return parts.map(plain).join(separator);
+  }
+  return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, plain(v)]));
 }

@@ -1,5 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { fixture, stacks } from './helpers';
+import { fixture, plain, stacks, WITH_PROD } from './helpers';
 
 // The registry stack never needs a tag: it exists before any image is pushed.
 const { registry } = stacks();
@@ -16,12 +16,12 @@ test('is named after the project and stage', () => {
   expect(registry.region).toBe('us-east-1');
 });
 
-test('has one immutable, scanned, retained repository per image', () => {
-  template.resourceCountIs('AWS::ECR::Repository', fixture.images.length);
-  for (const image of fixture.images) {
+test('has one immutable, scanned, retained repository per image, and one for its pull requests', () => {
+  template.resourceCountIs('AWS::ECR::Repository', 2 * fixture.images.length);
+  for (const repository of fixture.images.flatMap((i) => [i.repository, i.prRepository])) {
     template.hasResource('AWS::ECR::Repository', {
       Properties: Match.objectLike({
-        RepositoryName: image.repository,
+        RepositoryName: repository,
         ImageTagMutability: 'IMMUTABLE',
         ImageScanningConfiguration: { ScanOnPush: true },
       }),
@@ -55,6 +55,85 @@ test('keeps deployed images first, then main, then pull requests, then build cac
   }
 });
 
-test('outputs each repository URI', () => {
-  expect(Object.keys(template.findOutputs('*')).sort()).toEqual(['ApiGatewayRepositoryUri', 'WebRepositoryUri']);
+test('outputs each repository URI and signing key ARN', () => {
+  expect(Object.keys(template.findOutputs('*')).sort()).toEqual([
+    'ApiGatewayPrRepositoryUri',
+    'ApiGatewayRepositoryUri',
+    'MainSigningKeyArn',
+    'PrSigningKeyArn',
+    'WebPrRepositoryUri',
+    'WebRepositoryUri',
+  ]);
+});
+
+/** The stack's KMS keys by alias: the key resource (with its policy) of each. */
+function keysByAlias(t: Template): Record<string, any> {
+  const keys = t.findResources('AWS::KMS::Key');
+  const aliases = Object.values(t.findResources('AWS::KMS::Alias'));
+  return Object.fromEntries(aliases.map((a) => [a.Properties.AliasName, keys[a.Properties.TargetKeyId['Fn::GetAtt'][0]]]));
+}
+
+test('makes the stage\'s two signing keys: ECDSA P-256, sign and verify only, retained, under the aliases given', () => {
+  const keys = keysByAlias(template);
+  expect(Object.keys(keys).sort()).toEqual(['alias/demo-local-main', 'alias/demo-local-pr']);
+  for (const key of Object.values(keys)) {
+    expect(key.Properties).toMatchObject({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+    expect(key.Properties.EnableKeyRotation).toBeUndefined();
+    expect(key).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  }
+});
+
+test.each([
+  ['alias/demo-local-main', 'demo-local-ci-main'],
+  ['alias/demo-local-pr', 'demo-local-ci-pr'],
+])('%s: the account administers it, only %s signs', (alias, signer) => {
+  const statements = plain(keysByAlias(template)[alias].Properties.KeyPolicy.Statement);
+  expect(statements).toEqual([
+    // No lock-out: the account's root keeps every right, so IAM policies grant the key's use
+    // (kms:GetPublicKey and kms:DescribeKey for the roles that verify).
+    {
+      Sid: 'AccountAdministers',
+      Effect: 'Allow',
+      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+      Action: 'kms:*',
+      Resource: '*',
+    },
+    // Whatever IAM policies or grants say, no one else signs.
+    {
+      Sid: 'OnlyTheSignerSigns',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'kms:Sign',
+      Resource: '*',
+      Condition: { ArnNotEquals: { 'aws:PrincipalArn': `arn:aws:iam::123456789012:role/${signer}` } },
+    },
+  ]);
+});
+
+test('without a GitHub repository (no CI roles), who signs is left to the account\'s IAM policies', () => {
+  const { githubRepository: _, ...config } = fixture;
+  const t = Template.fromStack(stacks({}, config).registry);
+  for (const key of Object.values(keysByAlias(t))) {
+    expect(key.Properties.KeyPolicy.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['AccountAdministers']);
+  }
+});
+
+test('a stage that runs another\'s images has neither pull-request repositories nor keys', () => {
+  const t = Template.fromStack(stacks({ stage: 'prod' }, WITH_PROD).registry);
+  expect(Object.values(t.findResources('AWS::ECR::Repository')).map((r) => r.Properties.RepositoryName).sort()).toEqual([
+    'demo/api-gateway',
+    'demo/web',
+  ]);
+  t.resourceCountIs('AWS::KMS::Key', 0);
+});
+
+test('a key named by id or ARN is not made here: the stage only uses it', () => {
+  const local = fixture.stages.local;
+  const config = {
+    ...fixture,
+    stages: { ...fixture.stages, local: { ...local, signingKeys: { main: 'arn:aws:kms:us-east-1:123456789012:key/k', pr: 'alias/demo-local-pr' } } },
+  };
+  const t = Template.fromStack(stacks({}, config).registry);
+  expect(Object.keys(keysByAlias(t))).toEqual(['alias/demo-local-pr']);
+  t.resourceCountIs('AWS::KMS::Key', 1);
 });

@@ -66,7 +66,7 @@ test('pins images by digest when imageDigest is given', () => {
 test('takes a bare digest when there is one image', () => {
   // As xtask resolves a project with one image and the default keep-images, platform and local stage.
   const single = project('one', [
-    { name: 'app', repository: 'one/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
+    { name: 'app', repository: 'one/app', prRepository: 'pr/one/app', port: 8080, platform: 'linux/amd64', loadBalanced: true },
   ]);
   const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest: DIGEST_WEB }, single).service);
   expect(imageRef(container(t, 'app').Image)).toBe(`/one/app@${DIGEST_WEB}`);

@@ -11,8 +11,9 @@ use xtask_release::domain::workspace::Workspace;
 
 /// Run the tidy gate and every test: `cargo fmt --check` and `cargo clippy --all-targets
 /// -- -D warnings` in this workspace and in each service's (an image context with a
-/// Cargo.toml), the services' own tests, then (starting the local stack if needed) the Rust
-/// tests of this workspace, then infra's type check (`tsc --noEmit`) and its tests.
+/// Cargo.toml), `cfn-lint` over every stage's synthesized templates and `zizmor` over the
+/// GitHub workflows, the services' own tests, then (starting the local stack if needed) the
+/// Rust tests of this workspace, then infra's type check (`tsc --noEmit`) and its tests.
 ///
 /// Tests that need Docker fail when no daemon answers, unless XTASK_SKIP_DOCKER_TESTS=1
 /// (then they are skipped, each with a printed reason). The Docker engine is the one
@@ -63,6 +64,7 @@ impl Args {
                 .run()
                 .with_context(|| format!("clippy found problems in {at}; fix them (or `cargo clippy --fix`)"))?;
         }
+        lint_infra_and_workflows(ws)?;
         for dir in &services {
             let _dir = sh.push_dir(dir);
             cmd!(sh, "cargo test --workspace --locked --no-fail-fast")
@@ -82,16 +84,56 @@ impl Args {
             return Ok(ExitCode::SUCCESS);
         }
         let _infra = sh.push_dir(ws.root.join("infra"));
-        if !sh.path_exists("node_modules") {
-            cmd!(sh, "npm ci --no-audit --no-fund")
-                .run()
-                .context("`npm ci` in infra/ failed; is Node.js 20+ installed?")?;
-        }
         // ts-jest only transpiles: the type check is its own step.
         cmd!(sh, "npx tsc --noEmit").run().context("infra does not type-check (tsc --noEmit)")?;
         cmd!(sh, "npx jest --ci").run().context("infra tests failed")?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The linters of the tidy gate beyond Rust's: every stack of every stage, synthesized in one
+/// process (`infra/bin/synth-all.ts`: this workspace's stages and infra's test fixture, whose
+/// stages get their CI stacks), checked by `cfn-lint` (warnings it should not report are
+/// ignored in `infra/.cfnlintrc.yaml`, each with its reason); and the GitHub workflows,
+/// checked by `zizmor --offline`. Installs infra's packages first if they are missing.
+fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
+    let sh = &ws.sh;
+    let _infra = sh.push_dir(ws.root.join("infra"));
+    if !sh.path_exists("node_modules") {
+        cmd!(sh, "npm ci --no-audit --no-fund")
+            .run()
+            .context("`npm ci` in infra/ failed; is Node.js 20+ installed?")?;
+    }
+    let dir = ws.target_dir().join("infra-lint");
+    sh.create_dir(&dir)?;
+    let config = dir.join("workspace.json");
+    sh.write_file(&config, xtask_release::domain::resolved::json(&ws.config))?;
+    let synth = dir.join("synth");
+    cmd!(sh, "npx tsx bin/synth-all.ts {synth} {config} test/fixtures/config.json")
+        .run()
+        .context("synthesizing every stage's stacks failed (infra/bin/synth-all.ts)")?;
+    // cfn-lint expands the pattern itself.
+    let templates = synth.join("**").join("*.template.json");
+    const PIN: &str = "python3 -m pip install 'cfn-lint==1.58.0' 'zizmor==1.32.0'";
+    cmd!(sh, "cfn-lint --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("cfn-lint is not installed; install it with `{PIN}`"))?;
+    cmd!(sh, "cfn-lint {templates}").run().context(
+        "cfn-lint found problems in the synthesized templates (above); fix the stacks in infra/lib, \
+         or ignore a warning in infra/.cfnlintrc.yaml saying why",
+    )?;
+    let _root = sh.push_dir(&ws.root);
+    cmd!(sh, "zizmor --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("zizmor is not installed; install it with `{PIN}`"))?;
+    cmd!(sh, "zizmor --offline --quiet .github/workflows/")
+        .run()
+        .context("zizmor found problems in .github/workflows/ (above); fix them, or justify one inline with `# zizmor: ignore[<audit>]`")?;
+    Ok(())
 }
 
 /// The integration-test modules whose outcome depends on the Docker engine: builds and their

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Synthesizes every stack of every stage of each configuration file given, in one process,
+// into OUT/<file name>/<stage>/, with cdk.json's feature flags (as the CLI would) and a
+// placeholder commit for the service stacks: what `cfn-lint` checks in the tidy gate.
+// A configuration that names no GitHub repository gets a placeholder one, so that its
+// stages' CI stacks are checked too.
+//
+//   npx tsx bin/synth-all.ts OUT CONFIG.json...
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { addStageStacks } from '../lib/app';
+import { ConfigError, loadConfig } from '../lib/config';
+
+const [out, ...files] = process.argv.slice(2);
+if (out === undefined || files.length === 0) {
+  console.error('usage: synth-all OUT CONFIG.json...');
+  process.exit(2);
+}
+const flags = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8')).context;
+const PLACEHOLDER_COMMIT = '0'.repeat(40);
+try {
+  fs.rmSync(out, { recursive: true, force: true });
+  for (const file of files) {
+    const loaded = loadConfig(file);
+    const config = { ...loaded, githubRepository: loaded.githubRepository ?? 'placeholder/repository' };
+    for (const stage of Object.keys(config.stages).sort()) {
+      const outdir = path.join(out, path.basename(file, '.json'), stage);
+      const app = new App({ outdir, context: { ...flags, stage, imageTag: PLACEHOLDER_COMMIT } });
+      addStageStacks(app, config);
+      app.synth();
+    }
+  }
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  console.error(`error: ${e.message}`);
+  process.exit(1);
+}
