@@ -84,7 +84,10 @@ impl Args {
                 eprintln!("  {}  [{tags}]  {}", d.digest, d.reason);
             }
             if !referrers.is_empty() {
-                eprintln!("  and {} signed provenance manifests of those images (`--json` lists them)", referrers.len());
+                eprintln!(
+                    "  and {} signed provenance manifests of those images (`--json` lists them)",
+                    referrers.len()
+                );
             }
             if self.apply && !plan.delete.is_empty() {
                 let applied = gc::delete(&ctx, plan).await?;

@@ -5,16 +5,18 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::commands::{output, stage_args::StageArgs};
+use crate::commands::{output, stage_args, stage_args::StageArgs};
 use xtask_release::{
-    clients::git::Git,
+    clients::{git::Git, registry_api::Registry},
     domain::image::rfc3339,
     domain::inventory::{Image, Inventory, StageUse},
     domain::workspace::Workspace,
+    workflows::attest::{self, Trust},
 };
 
 /// List each repository's images, newest first: tags (a commit's shown short, with its
-/// subject when the commit is in the local history), when pushed, size, scan findings, and
+/// subject when the commit is in the local history), when pushed, size, scan findings, who
+/// signed its provenance (a key the stage trusts, and the commit it names), and
 /// which stage runs it or ran it and since when (from the `deployed-<stage>.<time>` tags that
 /// `deploy` adds). What to look at before a rollback (`cargo xtask deploy --rev <sha>`).
 #[derive(Debug, clap::Args)]
@@ -23,7 +25,7 @@ pub struct Args {
     stage: StageArgs,
     /// Print one JSON object on stdout: {"stage", "repositories": [{"repository", "image",
     /// "images": [{"digest", "tags", "commit", "subject", "pushed_at", "size_bytes", "media_type",
-    /// "scan", "stages": [{"stage", "status", "since", "in_rollback_window"}]}]}]}.
+    /// "scan", "provenance", "stages": [{"stage", "status", "since", "in_rollback_window"}]}]}]}.
     #[arg(long)]
     json: bool,
 }
@@ -48,6 +50,8 @@ struct ImageReport {
     commit: Option<String>,
     subject: Option<String>,
     pushed_at: String,
+    /// Who signed its provenance, or why none is trusted.
+    provenance: String,
     stages: Vec<StageUse>,
 }
 
@@ -55,22 +59,29 @@ impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let ctx = self.stage.open(ws, stage).await?;
+        let source = stage_args::open_source(ws, stage).await?;
+        let trust = Trust::for_check(&ctx, source.as_deref()).await;
+        let registry = Registry::new(ctx.registry().await?)?;
         let git = Git::open(&ws.root).ok();
         let mut report = Report { stage: &stage.name, repositories: vec![] };
         for configured in &ws.config.images {
             let inventory = Inventory::read(&ctx.ecr, &configured.repository).await?;
             let uses = inventory.stage_uses(ws.config.rollback_window);
-            let images = inventory
-                .images
-                .into_iter()
-                .zip(uses)
-                .map(|(image, stages)| {
-                    let commit = image.tags.iter().find_map(|t| commit_of(t)).map(str::to_owned);
-                    let subject = commit.as_deref().and_then(|c| git.as_ref()?.subject(c));
-                    let pushed_at = rfc3339(u64::try_from(image.pushed_at / 1000).unwrap_or(0));
-                    ImageReport { image, commit, subject, pushed_at, stages }
-                })
-                .collect();
+            let mut images = vec![];
+            for (image, stages) in inventory.images.into_iter().zip(uses) {
+                // An image's signed provenance is shown as its own line, not as an image.
+                if inventory.subjects.contains_key(&image.digest) {
+                    continue;
+                }
+                let commit = image.tags.iter().find_map(|t| commit_of(t)).map(str::to_owned);
+                let subject = commit.as_deref().and_then(|c| git.as_ref()?.subject(c));
+                let pushed_at = rfc3339(u64::try_from(image.pushed_at / 1000).unwrap_or(0));
+                let provenance = match &trust {
+                    Ok(trust) => attest::describe(&registry, &configured.repository, &image.digest, trust).await?,
+                    Err(err) => format!("provenance not checked: {err:#}"),
+                };
+                images.push(ImageReport { image, commit, subject, pushed_at, provenance, stages });
+            }
             report.repositories.push(RepositoryReport {
                 repository: configured.repository.clone(),
                 image: configured.name.clone(),
@@ -134,8 +145,12 @@ fn describe(image: &ImageReport) -> String {
         ),
     };
     let tags = if tags.is_empty() { "untagged".to_string() } else { tags.join(", ") };
+    let provenance = match &image.commit {
+        Some(c) => image.provenance.replace(c.as_str(), &c[..12]),
+        None => image.provenance.clone(),
+    };
     format!(
-        "  {head}\n    {}  pushed {}  {size}  {scan}\n    tags: {tags}\n",
+        "  {head}\n    {}  pushed {}  {size}  {scan}\n    tags: {tags}\n    {provenance}\n",
         short(&image.image.digest),
         image.pushed_at
     )

@@ -115,7 +115,8 @@ fn a_sound_pushed_commit_passes_every_image_check() {
     let (repo, repository) = pushed(true);
     let (json, run) = check(&repo, &["--scan-timeout", "20"]);
     assert_eq!(json["commit"], repo.head().as_str());
-    for name in ["tree", "image svc", "revision svc", "scan svc", &format!("repository {repository}")] {
+    for name in ["tree", "image svc", "revision svc", "provenance svc", "scan svc", &format!("repository {repository}")]
+    {
         let (ok, detail) = verdict(&json, name);
         assert!(ok, "{name}: {detail}\n{}", run.stderr());
     }
@@ -124,7 +125,7 @@ fn a_sound_pushed_commit_passes_every_image_check() {
     assert!(!verdict(&json, "synth").0);
     assert_eq!(json["ok"], false);
     assert!(!run.success());
-    assert!(run.stderr().contains("not deployable: 1 of 6 checks failed (synth)"), "{}", run.stderr());
+    assert!(run.stderr().contains("not deployable: 1 of 7 checks failed (synth)"), "{}", run.stderr());
     crate::support::assert_output("check_of_a_sound_pushed_commit", &run.stderr());
 }
 

@@ -167,11 +167,12 @@ fn config_prints_the_settings_the_cdk_app_reads() {
     assert_eq!(rules[2]["selection"]["tagPrefixList"], serde_json::json!(["pr-"]));
     assert_eq!(
         json["images"][0],
-        serde_json::json!({"name": "svc", "repository": "fixture/svc", "port": 8080, "platform": "linux/amd64", "loadBalanced": true})
+        serde_json::json!({"name": "svc", "repository": "fixture/svc", "prRepository": "pr/fixture/svc", "port": 8080, "platform": "linux/amd64", "loadBalanced": true})
     );
     assert_eq!(
         json["stages"]["local"],
-        serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012"})
+        serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012",
+                           "signingKeys": {"main": "alias/fixture-local-main", "pr": "alias/fixture-local-pr"}})
     );
 }
 

@@ -235,7 +235,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         let attestation = registry.attestation("hello/app", &single.digest).await;
         let index_digest = registry.manifest("hello/app", &fourth, OCI_INDEX, &index(vec![image, attestation])).await.0;
         // Made by hand, so signed by hand: deploy runs only what a trusted key signed.
-        crate::provenance::sign_by_hand("hello", "hello/app", &index_digest, &fourth).await;
+        crate::provenance::sign_by_hand("hello", "hello/app", &index_digest, &fourth, "").await;
         index_digest
     });
     let run = repo.xtask(&["deploy", "--stage", "local", "--pin-digest"]);

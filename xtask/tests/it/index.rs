@@ -138,9 +138,13 @@ fn an_image_index_is_checked_skipped_and_retagged_like_a_manifest() {
         // The attestation first: an entry's position must not make it the image.
         let index = index(vec![attestation, image]);
         let mut digest = String::new();
-        for tag in tags_of(&repository, &first).await {
-            digest = registry.manifest(&repository, &tag, OCI_INDEX, &index).await.0;
+        let tags = tags_of(&repository, &first).await;
+        for tag in &tags {
+            digest = registry.manifest(&repository, tag, OCI_INDEX, &index).await.0;
         }
+        // Made by hand, so signed by hand, for the commit and the inputs its tags name.
+        let inputs_key = tags.iter().find_map(|t| t.strip_prefix("inputs-")).unwrap();
+        crate::provenance::sign_by_hand("fixture", &repository, &digest, &first, inputs_key).await;
         digest
     });
     let in_ecr =

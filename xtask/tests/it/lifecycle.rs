@@ -71,6 +71,17 @@ fn refused(run: &Run, expected: &str) -> String {
     err
 }
 
+/// The images a gc listing deletes, and apart from them, the signed provenance
+/// (referrers) that goes with them: `(images, [(referrer, its image)])`.
+fn listed_split(entries: &Value) -> (Vec<String>, Vec<(String, String)>) {
+    let entries = entries.as_array().unwrap();
+    let digest = |d: &Value| d["digest"].as_str().unwrap().to_string();
+    let images = entries.iter().filter(|d| d["subject"].is_null()).map(digest).collect();
+    let referrers =
+        entries.iter().filter(|d| !d["subject"].is_null()).map(|d| (digest(d), d["subject"].as_str().unwrap().into()));
+    (images, referrers.collect())
+}
+
 fn json(run: &Run) -> Value {
     let out = run.ok();
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"))
@@ -136,9 +147,11 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
 
     // gc with main's count at 1: the older images go, the deployed one stays.
     let plan = json(&repo.xtask(&["gc", "--keep", "1", "--json"]));
-    let listed: Vec<&str> =
-        plan["repositories"][0]["delete"].as_array().unwrap().iter().map(|d| d["digest"].as_str().unwrap()).collect();
-    assert_eq!(listed, vec![old_digest.as_str(), oldest_digest.as_str()], "{plan}");
+    let (listed, provenance) = listed_split(&plan["repositories"][0]["delete"]);
+    assert_eq!(listed, vec![old_digest.clone(), oldest_digest.clone()], "{plan}");
+    // Each image's signed provenance goes with it, and only theirs.
+    let subjects: Vec<&str> = provenance.iter().map(|(_, subject)| subject.as_str()).collect();
+    assert_eq!(subjects, vec![old_digest.as_str(), oldest_digest.as_str()], "{plan}");
     assert_eq!(plan["applied"], false);
     assert!(manifest_digest(&repository, &old).is_some(), "gc without --apply deletes nothing");
 
@@ -169,8 +182,13 @@ fn untag_gc_and_images_spare_what_a_stage_runs() {
     // gc --apply deletes exactly what it lists: the oldest image, never the deployed one.
     let applied = json(&repo.xtask(&["gc", "--keep", "1", "--apply", "--json"]));
     let deleted = &applied["repositories"][0]["delete"];
-    assert_eq!(deleted.as_array().unwrap().len(), 1, "{applied}");
-    assert_eq!(deleted[0]["digest"], oldest_digest.as_str());
+    let (images, provenance) = listed_split(deleted);
+    assert_eq!(images, vec![oldest_digest.clone()], "{applied}");
+    assert_eq!(provenance.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), [oldest_digest.as_str()]);
+    let results = &applied["results"][0];
+    let done: Vec<&str> =
+        ["deleted", "gone"].iter().flat_map(|k| results[k].as_array().unwrap()).filter_map(Value::as_str).collect();
+    assert!(done.contains(&oldest_digest.as_str()) && done.contains(&provenance[0].0.as_str()), "{applied}");
     assert!(deleted[0]["reason"].as_str().unwrap().contains("commits on main"), "{applied}");
     assert!(manifest_digest(&repository, &oldest).is_none(), "gc --apply deleted it");
     assert!(manifest_digest(&repository, &deployed).is_some());
@@ -210,11 +228,15 @@ fn gc_deletes_nothing_that_gained_a_tag_since_its_listing() {
     let run = repo.xtask(&["gc", "--apply", "--plan", plan.to_str().unwrap(), "--json"]);
     let applied = json(&run);
     let results = &applied["results"][0];
-    assert_eq!(results["deleted"], serde_json::json!([]), "{applied}");
+    // Of the signed provenance listed with the images, only the gone image's goes.
+    let (_, provenance) = listed_split(&applied["repositories"][0]["delete"]);
+    let provenance_of = |digest: &str| provenance.iter().find(|(_, s)| s == digest).unwrap().0.clone();
+    assert_eq!(results["deleted"], serde_json::json!([provenance_of(&digests[0])]), "{applied}");
     assert_eq!(results["gone"], serde_json::json!([digests[0]]), "an image already gone counts as done: {applied}");
-    let skipped: Vec<&str> =
-        results["skipped"].as_array().unwrap().iter().map(|s| s["digest"].as_str().unwrap()).collect();
-    assert_eq!(skipped, vec![digests[2].as_str(), digests[1].as_str()], "newest first, as listed: {applied}");
+    let (skipped, skipped_provenance) = listed_split(&results["skipped"]);
+    assert_eq!(skipped, vec![digests[2].clone(), digests[1].clone()], "newest first, as listed: {applied}");
+    let kept: Vec<&str> = skipped_provenance.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(kept, vec![digests[2].as_str(), digests[1].as_str()], "their provenance stays with them: {applied}");
     assert!(run.stderr().contains("tagged release-1 since the listing"), "{}", run.stderr());
     assert!(manifest_digest(&repository, &old).is_some(), "the retagged image stays");
     assert!(manifest_digest(&repository, &older).is_some(), "the image being deployed stays");
@@ -248,8 +270,7 @@ fn gc_spares_what_an_index_that_stays_references() {
     push_new(&repo, "newest", &[]);
     let listed = |keep: &str| -> Vec<String> {
         let plan = json(&repo.xtask(&["gc", "--keep", keep, "--json"]));
-        let delete = plan["repositories"][0]["delete"].as_array().unwrap().clone();
-        delete.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+        listed_split(&plan["repositories"][0]["delete"]).0
     };
     // main keeps 3 (newest, newer, the index): the child is past the count but the index keeps it.
     assert_eq!(listed("3"), Vec::<String>::new());

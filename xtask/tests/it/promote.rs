@@ -74,7 +74,9 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
                                         "platform": { "architecture": "amd64", "os": "linux" } });
         let attestation = registry.attestation(&repository, &single.digest).await;
         let digest = attestation["digest"].as_str().unwrap().to_string();
-        registry.manifest(&repository, &next, OCI_INDEX, &index(vec![image, attestation])).await;
+        let index_digest = registry.manifest(&repository, &next, OCI_INDEX, &index(vec![image, attestation])).await.0;
+        // Made by hand, so signed by hand: only what the stage's key signed is promoted.
+        crate::provenance::sign_by_hand("fixture", &repository, &index_digest, &next, "").await;
         digest
     });
     let promoted_index = promoted(&repo.xtask(&["promote", "--to", "local-prod", "--rev", &next, "--json"]).ok());

@@ -211,8 +211,9 @@ fn main_never_reuses_an_image_only_a_pull_request_signed() {
 }
 
 /// Signs `repository@digest` as a push of `commit` on the local stage would (its main
-/// key) and attaches it: for tests that make an image by hand and need it deployable.
-pub async fn sign_by_hand(project: &str, repository: &str, digest: &str, commit: &str) {
+/// key) and attaches it: for tests that make an image by hand and need it pushed over,
+/// reused, promoted or deployed as if a push had made it.
+pub async fn sign_by_hand(project: &str, repository: &str, digest: &str, commit: &str, inputs_key: &str) {
     use xtask_release::{clients::kms, domain::provenance};
     let kms_client = local_kms_in(None).await;
     let key = format!("alias/{project}-local-main");
@@ -228,6 +229,7 @@ pub async fn sign_by_hand(project: &str, repository: &str, digest: &str, commit:
         image_digest: digest.to_string(),
         image_repository: repository.to_string(),
         commit: commit.to_string(),
+        inputs_key: inputs_key.to_string(),
         builder_id: "a test's own signature".to_string(),
         started_on: xtask_release::workflows::attest::now(),
         finished_on: xtask_release::workflows::attest::now(),

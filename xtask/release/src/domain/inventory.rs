@@ -99,7 +99,9 @@ impl Inventory {
         // A referrer (signed provenance: an untagged manifest whose `subject` is an image)
         // belongs to its subject: it stays while the image stays, and goes with it.
         let mut subjects = BTreeMap::new();
-        for untagged in images.iter().filter(|i| i.tags.is_empty() && !i.media_type.as_deref().is_some_and(ecr::is_index)) {
+        for untagged in
+            images.iter().filter(|i| i.tags.is_empty() && !i.media_type.as_deref().is_some_and(ecr::is_index))
+        {
             let manifest = ecr::manifest_by_digest(client, repository, &untagged.digest).await?;
             let body: serde_json::Value = serde_json::from_str(&manifest.body)
                 .with_context(|| format!("the manifest {repository}@{} is not JSON", untagged.digest))?;

@@ -182,6 +182,15 @@ pub async fn find(
     ))))
 }
 
+/// What `images` says of an image's provenance: the trusted key that signed it and the
+/// commit it names, or why there is none.
+pub async fn describe(registry: &Registry, repository: &str, digest: &str, trust: &Trust) -> Result<String> {
+    Ok(match find(registry, repository, digest, None, trust).await? {
+        Ok(verified) => format!("signed by {} for {}", verified.signer, verified.commit),
+        Err(_) => format!("no provenance signed by {}", trust.names()),
+    })
+}
+
 /// The bundle a referrer manifest holds (its one layer).
 async fn bundle_of(registry: &Registry, repository: &str, referrer: &str) -> Result<bytes::Bytes> {
     let manifest = registry.manifest(repository, referrer).await?.context("the referrer manifest is gone")?;

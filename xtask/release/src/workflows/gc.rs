@@ -199,7 +199,10 @@ pub fn plan(inventory: &Inventory, policy: &Policy, window: u32, now: i64) -> Ve
         subjects[i] = Some(subject.clone());
         doomed.insert(i);
     }
-    doomed
+    // The images, newest first, then their provenance (deleted after them).
+    let (mut listed, referrers): (Vec<usize>, Vec<usize>) = doomed.into_iter().partition(|&i| subjects[i].is_none());
+    listed.extend(referrers);
+    listed
         .into_iter()
         .map(|i| Doomed {
             digest: images[i].digest.clone(),
