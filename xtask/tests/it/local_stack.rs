@@ -426,5 +426,5 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
     kept("after the AWS API crashed");
 
     xtask_here(&["local", "down", "--purge"]).ok();
-    assert!(!own.join("moto-recording.jsonl").exists() && !own.join("registry").exists());
+    assert!(!own.join("moto-state.pickle").exists() && !own.join("registry").exists());
 }
