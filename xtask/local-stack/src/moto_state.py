@@ -200,6 +200,7 @@ class Saving:
         self.status = status
         self.lock = threading.Lock()
         self.saves = 0
+        self.check = Check(self)
 
     def __call__(self, environ, start_response):
         body = b""
@@ -226,13 +227,11 @@ class Saving:
         for attempt in range(3):
             try:
                 data = snapshot()
-                # Loaded once here, so a state that would not come back is said now
-                # (in STATUS, which `local status` shows), not at the next start.
-                pickle.loads(data)
                 with open(self.path + ".partial", "wb") as file:
                     file.write(data)
                 os.replace(self.path + ".partial", self.path)
                 self.saves += 1
+                self.check.put(data)
                 return
             except RuntimeError:
                 # A read that ran beside this save grew a dict being pickled: try again.
@@ -242,10 +241,42 @@ class Saving:
                 self.failed()
                 return
 
-    def failed(self):
+    def failed(self, why=None):
         traceback.print_exc()
-        self.status["save_error"] = traceback.format_exc().strip().splitlines()[-1]
+        self.status["save_error"] = why or traceback.format_exc().strip().splitlines()[-1]
         write_json(self.status["path"], {k: v for k, v in self.status.items() if k != "path"})
+
+
+class Check(threading.Thread):
+    """Loads the latest snapshot once more, off the requests' path, so that a state that
+    would not come back is said now (in STATUS, which `local status` shows), not at the
+    next start."""
+
+    def __init__(self, saving):
+        super().__init__(daemon=True)
+        self.saving = saving
+        self.latest = None
+        self.ready = threading.Condition()
+        self.start()
+
+    def put(self, data):
+        with self.ready:
+            self.latest = data
+            self.ready.notify()
+
+    def run(self):
+        while True:
+            with self.ready:
+                while self.latest is None:
+                    self.ready.wait()
+                # A burst of changes (a deploy) is checked once, after a quiet second.
+                while self.ready.wait(timeout=1.0):
+                    pass
+                data, self.latest = self.latest, None
+            try:
+                pickle.loads(data)
+            except Exception as err:  # noqa: BLE001
+                self.saving.failed(f"the saved state would not load: {type(err).__name__}: {err}")
 
 
 def main():
