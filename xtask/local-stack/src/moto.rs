@@ -183,7 +183,7 @@ fn find_or_install(ws: &Workspace, dir: &Path) -> Result<PathBuf> {
             return Ok(python);
         }
     }
-    eprintln!("moto_server not found on PATH; installing {MOTO} into {}", venv.display());
+    eprintln!("no moto_server on PATH whose Python imports moto; installing {MOTO} into {}", venv.display());
     cmd!(sh, "python3 --version").quiet().ignore_stdout().run().context(
         "python3 is missing; install it (Debian: apt-get install python3 python3-venv) or put moto_server on PATH",
     )?;

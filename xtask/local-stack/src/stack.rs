@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::Lock};
 
 use crate::{
-    base_images, moto,
+    agreement, base_images, moto,
     ports::{self, Ports, RegistryPorts},
     prerequisites,
     process::{self, Started},
@@ -204,7 +204,8 @@ impl Stack {
         write_json(&self.file("ports.json"), ports)?;
         let region = ws.config.stage(settings::LOCAL_STAGE)?.region.clone().unwrap_or_default();
         let mut started = vec![];
-        if !health.is_up("moto") {
+        let aws_restarted = !health.is_up("moto");
+        if aws_restarted {
             self.stop_part("moto")?;
             let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"))?;
             self.record("moto", &moto)?;
@@ -238,6 +239,16 @@ impl Stack {
                 let backend = format!("http://127.0.0.1:{}/v2/", registry_ports.registry_backend);
                 wait_until(&backend, &process, &log).await?;
                 started.push(registry);
+            }
+        }
+        // What the registries hold against what the AWS API came back with.
+        if aws_restarted {
+            for (account, _) in ports.registries() {
+                let registry = part_name("registry", account);
+                match agreement::check(ports, &region, account).await {
+                    Ok(found) => found.line(&registry).into_iter().for_each(|line| eprintln!("{line}")),
+                    Err(err) => eprintln!("{registry}: cannot check it against ECR: {err:#}"),
+                }
             }
         }
         Ok(started)

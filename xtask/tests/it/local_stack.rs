@@ -583,6 +583,7 @@ fn a_restart_keeps_the_aws_state_whatever_the_history() {
     up.ok();
     eprintln!("down/up restart in {:.1}s", restart.elapsed().as_secs_f64());
     assert!(up.stderr().contains("AWS API state restored: 2 accounts"), "{}", up.stderr());
+    assert!(!up.stderr().lines().any(|l| l.starts_with("registry")), "the registry agrees with ECR: {}", up.stderr());
     kept("after down and up");
 
     // A kill -9 of the AWS API, then up: it alone restarts.
@@ -616,6 +617,11 @@ fn a_restart_keeps_the_aws_state_whatever_the_history() {
     assert_eq!(lost.len(), 1, "{stderr}");
     assert!(lost[0].starts_with("AWS API state LOST: the saved state could not be loaded"), "{}", lost[0]);
     assert!(lost[0].ends_with("run `cargo xtask local down --purge` to start clean"), "{}", lost[0]);
+    // The registry still holds the pushed tags, in repositories ECR no longer has: said too.
+    let registry = stderr.lines().find(|l| l.starts_with("registry: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(registry.contains("tags disagree with ECR and cannot be repaired"), "{registry}");
+    assert!(registry.contains(&format!("hello/app:{first} (no such ECR repository)")), "{registry}");
+    assert!(registry.ends_with("run `cargo xtask local down --purge` to start clean"), "{registry}");
     xtask_here(&["local", "down", "--purge"]).ok();
     assert!(!own.join("moto-state.pickle.unrestorable").exists(), "purge removes the state set aside");
     eprintln!("whole test in {:.1}s", started.elapsed().as_secs_f64());
