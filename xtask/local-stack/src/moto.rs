@@ -66,7 +66,7 @@ pub fn start(ws: &Workspace, dir: &Path, port: u16, log: &Path) -> Result<Starte
 pub enum Restored {
     /// Nothing was saved: an empty start.
     Nothing,
-    /// The state came back: per service, the accounts that hold some.
+    /// The state came back: how many accounts hold some, its size, how long the load took.
     State { accounts: usize, bytes: u64, millis: u64 },
     /// Saved state that could not be loaded, with why and where it was moved.
     Lost { error: String, kept_at: String },

@@ -231,6 +231,8 @@ class Saving:
                     file.write(data)
                 os.replace(self.path + ".partial", self.path)
                 self.saves += 1
+                if self.status.pop("save_error", None) is not None:
+                    self.write_status()
                 self.check.put(data)
                 return
             except RuntimeError:
@@ -244,6 +246,9 @@ class Saving:
     def failed(self, why=None):
         traceback.print_exc()
         self.status["save_error"] = why or traceback.format_exc().strip().splitlines()[-1]
+        self.write_status()
+
+    def write_status(self):
         write_json(self.status["path"], {k: v for k, v in self.status.items() if k != "path"})
 
 
