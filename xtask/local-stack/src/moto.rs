@@ -233,6 +233,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_save_is_read_back_for_local_status() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        assert_eq!(save_error(dir.path()), None);
+        std::fs::write(dir.path().join(STATUS), r#"{"restored": false, "reason": "no saved state"}"#).unwrap();
+        assert_eq!(save_error(dir.path()), None);
+        let failed = r#"{"restored": false, "save_error": "the saved state would not load: TypeError: x"}"#;
+        std::fs::write(dir.path().join(STATUS), failed).unwrap();
+        assert_eq!(save_error(dir.path()).as_deref(), Some("the saved state would not load: TypeError: x"));
+    }
+
+    #[test]
     fn an_older_recording_is_reported_once_and_purged_with_the_state() {
         let sh = xshell::Shell::new().unwrap();
         let dir = sh.create_temp_dir().unwrap();
