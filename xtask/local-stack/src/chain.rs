@@ -81,7 +81,7 @@ pub async fn bootstrap(local: &LocalStage<'_>, options: &BootstrapOptions) -> Re
     let stack = bootstrap::deploy_stacks(ctx, &cdk, options).await?;
     let template = cdk.synth(&stack, None).await?;
     crate::repository_settings::apply(&ctx.ecr, &template).await?;
-    crate::signing_keys::ensure_for(local).await?;
+    crate::signing_keys::ensure_for(&local.ctx, local.stack.dir()).await?;
     bootstrap::done(ctx, &stack);
     local.stack.mark_bootstrapped(ctx.ws, ctx.stage)
 }

@@ -17,6 +17,8 @@
 //! `local down`/`up` the alias points at a key of new material (the same tag, a new id),
 //! and signatures made before no longer verify.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use aws_sdk_kms::{
     Client,
@@ -25,9 +27,8 @@ use aws_sdk_kms::{
 use xtask_release::{
     clients::aws::SdkResultExt,
     domain::config::{Config, Stage},
+    stage::StageContext,
 };
-
-use crate::stage::LocalStage;
 
 /// The tag a signing key made here carries: its value is the alias the key was made for.
 pub const TAG: &str = "xtask-local-signing-key";
@@ -39,20 +40,21 @@ pub fn aliases(config: &Config, stage: &Stage) -> Vec<String> {
     [keys.main, keys.pr].into_iter().filter(|key| key.starts_with("alias/")).collect()
 }
 
-/// [`ensure`] for the stage `local` opened, in its own account, one caller at a time per
-/// stack (two callers would each make a key for an alias that has none).
-pub async fn ensure_for(local: &LocalStage<'_>) -> Result<()> {
-    let aliases = aliases(&local.ctx.ws.config, local.ctx.stage);
+/// [`ensure`] for the stage `ctx` opened on the stack whose directory is `stack_dir`, in
+/// the stage's own account, one caller at a time per stack (two callers would each make a
+/// key for an alias that has none).
+pub async fn ensure_for(ctx: &StageContext<'_>, stack_dir: &Path) -> Result<()> {
+    let aliases = aliases(&ctx.ws.config, ctx.stage);
     if aliases.is_empty() {
         return Ok(());
     }
-    let lock = local.stack.dir().join("signing-keys.lock");
+    let lock = stack_dir.join("signing-keys.lock");
     let _one_at_a_time =
         xtask_release::support::lock::Lock::acquire(&lock, "another caller making the local stack's signing keys")
             .await?;
-    ensure(&Client::new(&local.ctx.access.sdk), &aliases)
+    ensure(&Client::new(&ctx.access.sdk), &aliases)
         .await
-        .with_context(|| format!("cannot make the signing keys of stage `{}` on the local stack", local.ctx.stage.name))
+        .with_context(|| format!("cannot make the signing keys of stage `{}` on the local stack", ctx.stage.name))
 }
 
 /// Points each alias of `aliases` at an enabled ECC_NIST_P256 SIGN_VERIFY key: as it is

@@ -64,7 +64,7 @@ pub async fn open<'w>(ws: &'w Workspace, stage: &'w Stage) -> Result<LocalStage<
     let access = access(&stack, &ports, stage).await?;
     let local = LocalStage { ctx: StageContext::open(ws, stage, access)?, stack, ports };
     if !crate::signing_keys::aliases(&ws.config, stage).is_empty() && repositories_exist(&local).await? {
-        crate::signing_keys::ensure_for(&local).await?;
+        crate::signing_keys::ensure_for(&local.ctx, local.stack.dir()).await?;
     }
     Ok(local)
 }

@@ -17,12 +17,11 @@ use crate::{
         registry_api::{self, RawManifest, Registry},
     },
     domain::{
-        config::{SigningKeys, TrustedKey},
+        config::TrustedKey,
         image::rfc3339,
         provenance::{self, Build},
     },
     stage::StageContext,
-    workflows::push::Channel,
 };
 
 /// A key whose signatures are trusted, read once.
@@ -216,25 +215,16 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// The signer of `channel`'s images in `ctx`'s stage; fails when the stage signs
-    /// nothing (one with `promote-from`) or its key cannot sign.
-    pub async fn open(ctx: &StageContext<'_>, channel: Channel) -> Result<Signer> {
-        let SigningKeys { main, pr } = ctx
-            .ws
-            .config
-            .signing_keys(ctx.stage)
-            .with_context(|| format!("stage `{}` runs another stage's images and signs none", ctx.stage.name))?;
-        let key = match channel {
-            Channel::Main => main,
-            Channel::Pr => pr,
-        };
+    /// The signer with `key` (one of the stage's signing keys) for whoever `ctx`'s
+    /// credentials name; fails, saying how to make it, when the key cannot be used.
+    pub async fn open(ctx: &StageContext<'_>, key: &str) -> Result<Signer> {
         let identity = aws_sdk_sts::Client::new(&ctx.access.sdk)
             .get_caller_identity()
             .send()
             .await
             .sdk_context(|| "cannot ask STS who is signing the provenance")?;
         let builder_id = identity.arn().context("STS named no caller ARN")?.to_string();
-        Signer::new(Kms::new(&ctx.access.sdk), &key, builder_id).await.with_context(|| {
+        Signer::new(Kms::new(&ctx.access.sdk), key, builder_id).await.with_context(|| {
             format!(
                 "cannot use the signing key {key} of stage `{}`; `cargo xtask bootstrap --stage {}` makes it",
                 ctx.stage.name, ctx.stage.name

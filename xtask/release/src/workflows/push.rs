@@ -368,7 +368,16 @@ impl Session<'_> {
     }
 
     async fn signer(&self) -> Result<&Signer> {
-        self.signer.get_or_try_init(|| Signer::open(self.ctx, self.options.channel)).await
+        self.signer
+            .get_or_try_init(|| async {
+                let keys = self.ctx.ws.config.signing_keys(self.ctx.stage).context("a stage that pushes signs")?;
+                let key = match self.options.channel {
+                    Channel::Main => keys.main,
+                    Channel::Pr => keys.pr,
+                };
+                Signer::open(self.ctx, &key).await
+            })
+            .await
     }
 
     /// Whose provenance lets this push reuse an image or accept one already tagged: the
