@@ -216,7 +216,7 @@ local-stack = true
 region = "us-east-1"
 signing-key = "arn:aws:kms:us-east-1:111111111111:key/1234"
 "#;
-        let config = Config::parse(std::path::Path::new("/w"), toml, &crate::settings::IMPLICIT).unwrap();
+        let config = Config::parse(Path::new("/w"), toml, &crate::settings::IMPLICIT).unwrap();
         let aliases = |name: &str| aliases(&config, config.stage(name).unwrap());
         assert_eq!(aliases("local"), ["alias/hello-local-main", "alias/hello-local-pr"]);
         assert!(aliases("local-prod").is_empty());
