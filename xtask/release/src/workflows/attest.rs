@@ -17,12 +17,12 @@ use crate::{
         registry_api::{self, RawManifest, Registry},
     },
     domain::{
+        channel::Channel,
         config::{SigningKeys, TrustedKey},
         image::rfc3339,
         provenance::{self, Build},
     },
     stage::StageContext,
-    workflows::push::Channel,
 };
 
 /// A key whose signatures are trusted, read once.
