@@ -589,7 +589,8 @@ pub async fn local_ecr_in(account: &str) -> aws_sdk_ecr::Client {
 }
 
 /// A fixture workspace whose image goes to `repository`, with a `local-prod` stage that
-/// takes its images from `local`; the repository exists, immutable, in both accounts.
+/// takes its images from `local`; the repository exists, immutable, in both accounts, and
+/// its pull-request one (`pr/<repository>`) in `local`'s, which builds.
 pub fn promotion_fixture(repository: &str) -> Fixture {
     let stage = format!(
         "\n[workspace.metadata.xtask.stages.local-prod]\nlocal-stack = true\nregion = \"us-east-1\"\naccount = \"{PROD_ACCOUNT}\"\npromote-from = \"local\"\n"
@@ -597,7 +598,9 @@ pub fn promotion_fixture(repository: &str) -> Fixture {
     let settings = FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{repository}\"")) + &stage;
     let fixture = Fixture::with_settings(&settings);
     runtime().block_on(async {
-        create_repository(&local_ecr().await, repository, true).await;
+        let ecr = local_ecr().await;
+        create_repository(&ecr, repository, true).await;
+        create_repository(&ecr, &format!("pr/{repository}"), true).await;
         create_repository(&local_ecr_in(PROD_ACCOUNT).await, repository, true).await;
     });
     fixture
