@@ -341,7 +341,7 @@ pub async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) ->
     text
 }
 
-/// A fresh clone of this workspace's HEAD, sharing infra's installed packages.
+/// A fresh clone of this workspace's HEAD, on its `main` branch, sharing infra's installed packages.
 pub fn clone_workspace() -> Fixture {
     let sh = Shell::new().unwrap();
     let dir = sh.create_temp_dir().unwrap();
@@ -351,6 +351,9 @@ pub fn clone_workspace() -> Fixture {
     sh.change_dir(&target);
     cmd!(sh, "git config user.email test@example.com").run().unwrap();
     cmd!(sh, "git config user.name Test").run().unwrap();
+    // The clone's commits are main's, whatever branch this workspace is on: its pushes take
+    // the main channel (main's repositories), as CI's on main do.
+    cmd!(sh, "git checkout -q -B main").run().unwrap();
     let modules = root.join("infra/node_modules");
     assert!(modules.exists(), "run `npm ci` in infra/ first (cargo xtask test does)");
     std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
