@@ -64,7 +64,8 @@ pub async fn ready<'w>(ws: &'w Workspace, stage: &'w Stage, when: Bootstrap) -> 
         let _one_at_a_time = bootstrap_lock(&local.stack).await?;
         // Another checkout may have bootstrapped it while this one waited.
         if !ready().await? {
-            bootstrap(&local, &BootstrapOptions { approve: true }).await?;
+            // No CI stack: moto has no IAM OIDC provider, and no workflow assumes roles here.
+            bootstrap(&local, &BootstrapOptions { approve: true, ci: false }).await?;
         }
     }
     Ok(local)

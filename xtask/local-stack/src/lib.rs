@@ -23,6 +23,7 @@
 //! `--local-stack`/`XTASK_LOCAL_STACK` names another): the ports are picked free when the
 //! stack starts, so two checkouts can each run their own.
 
+mod agreement;
 pub mod base_images;
 pub mod chain;
 mod credentials;

@@ -1,98 +1,154 @@
 //! The AWS API stand-in: `moto_server`, installed into a virtualenv under
-//! `target/local/` when none is on PATH.
+//! `target/local/` when none is on PATH, and its state kept across restarts.
 //!
 //! moto keeps its state in memory. So that the stack loses nothing when moto stops (a
-//! `local down`, a crash), moto's own recorder appends every request it serves to
-//! `moto-recording.jsonl`; a moto started on an existing recording replays it first. Of
-//! the recording, only requests that change state are kept (reads are dropped before a
-//! replay), so it stays small and a replay takes seconds. Chosen over an own snapshot of
-//! moto's state because the recorder is moto's documented way to rebuild one, for every
-//! service the stack uses (ECR, CloudFormation, S3, SSM, IAM, ECS) alike.
+//! `local down`, a `kill -9`), moto runs through a small entry point of the stack's own
+//! ([`ENTRY_POINT`], `moto_state.py`): moto's own server, which after each request that
+//! changes state pickles moto's backends to `moto-state.pickle` before it answers, and at
+//! start loads them back and says in `moto-state.json` what it restored or why it could not.
+//!
+//! Chosen over replaying moto's recorder (`/moto-api/recorder/replay-recording`, which the
+//! stack used before) because a replay re-runs requests against a moto that generates new
+//! ids and key material: a change set, stack or KMS key gets a new id, so a recorded
+//! `DeleteChangeSet` or `ExecuteChangeSet` by the old id fails (moto 5.2.5 and 5.2.6 answer
+//! `DeleteChangeSet` of an unknown change set with an HTTP 500, `UnboundLocalError` in
+//! `delete_change_set`); an assumed role gets a new access key, so the requests recorded
+//! under the old one land in the default account; and a KMS key gets new key material, so
+//! every signature made before stops verifying. A snapshot brings back the objects
+//! themselves, ids, accounts and keys included, whatever the history, in one load. What
+//! it costs: one pickle per change (milliseconds for the stack's state), and a snapshot
+//! is read only by the moto release that wrote it (a change of the pin starts empty and
+//! says so).
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use serde::Deserialize;
 use xshell::cmd;
 
 use super::process::{self, Started};
 use crate::prerequisites;
-use xtask_release::{clients::http, domain::workspace::Workspace};
+use xtask_release::domain::workspace::Workspace;
 
 /// The moto release the local stack is verified against.
 const MOTO: &str = "moto[server]==5.2.5";
 
-/// Starts moto, recording into `recording` (replayed later by [`resume`]).
-pub fn start(ws: &Workspace, dir: &Path, port: u16, log: &Path, recording: &Path) -> Result<Started> {
-    let server = find_or_install(ws, dir)?;
+/// The entry point moto runs through: moto's own server, saving and restoring its state.
+const ENTRY_POINT: &str = include_str!("moto_state.py");
+
+/// Where the AWS API keeps its state, under the stack's directory.
+pub const STATE: &str = "moto-state.pickle";
+/// What the AWS API restored at its last start.
+const STATUS: &str = "moto-state.json";
+/// The recording an older local stack kept (moto's recorder), never replayed now.
+const OLD_RECORDING: &str = "moto-recording.jsonl";
+
+/// Starts moto on `port`, with the state saved under `dir` (see [`restored`]).
+pub fn start(ws: &Workspace, dir: &Path, port: u16, log: &Path) -> Result<Started> {
+    let python = find_or_install(ws, dir)?;
+    let script = dir.join("moto_state.py");
+    std::fs::write(&script, ENTRY_POINT).with_context(|| format!("cannot write {}", script.display()))?;
+    let status = dir.join(STATUS);
+    match std::fs::remove_file(&status) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("cannot remove {}", status.display()));
+        }
+        _ => {}
+    }
+    let state = dir.join(STATE);
     let port = port.to_string();
     let sh = &ws.sh;
-    process::spawn(cmd!(sh, "{server} -H 127.0.0.1 -p {port}").env("MOTO_RECORDER_FILEPATH", recording), log)
+    process::spawn(cmd!(sh, "{python} {script} {state} {status} 127.0.0.1 {port}"), log)
 }
 
-/// Brings a moto that just started back to the state `recording` holds, then records
-/// what comes next. Returns how many requests were replayed.
-pub async fn resume(url: &str, recording: &Path) -> Result<usize> {
-    let kept = compact(recording)?;
-    let client = http::Client::new(None).with_timeout(Duration::from_secs(600));
-    let call = |action: &'static str| {
-        let client = client.clone();
-        let endpoint = format!("{url}/moto-api/recorder/{action}");
-        async move {
-            let response = client.send(hyper::Method::POST, &endpoint, &[], bytes::Bytes::new()).await?;
-            if !response.status.is_success() {
-                bail!("POST {endpoint}: {} {}", response.status, String::from_utf8_lossy(&response.body));
+/// What a moto that [`start`] started found of the state saved before, once it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// Nothing was saved: an empty start.
+    Nothing,
+    /// The state came back: how many accounts hold some, its size, how long the load took.
+    State { accounts: usize, bytes: u64, millis: u64 },
+    /// Saved state that could not be loaded, with why and where it was moved.
+    Lost { error: String, kept_at: String },
+}
+
+#[derive(Deserialize)]
+struct Status {
+    restored: bool,
+    #[serde(default)]
+    services: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    bytes: u64,
+    #[serde(default)]
+    seconds: f64,
+    error: Option<String>,
+    kept_at: Option<String>,
+    save_error: Option<String>,
+}
+
+impl Restored {
+    /// Reads what the running moto wrote at its start (`dir/moto-state.json`).
+    pub fn read(dir: &Path) -> Result<Restored> {
+        let path = dir.join(STATUS);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read {}, which the AWS API writes at start; see moto.log beside it", path.display())
+        })?;
+        let status: Status = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+        Ok(match (status.restored, status.error) {
+            (true, _) => {
+                let accounts: std::collections::BTreeSet<&String> = status.services.values().flatten().collect();
+                Restored::State {
+                    accounts: accounts.len(),
+                    bytes: status.bytes,
+                    millis: (status.seconds * 1000.0) as u64,
+                }
             }
-            Ok(())
-        }
-    };
-    if kept > 0 {
-        call("replay-recording").await.context("cannot replay the AWS API's recorded state")?;
+            (false, Some(error)) => Restored::Lost { error, kept_at: status.kept_at.unwrap_or_default() },
+            (false, None) => Restored::Nothing,
+        })
     }
-    call("start-recording").await?;
-    Ok(kept)
+
+    /// The one line `local up` prints about it, if any.
+    pub fn line(&self) -> Option<String> {
+        match self {
+            Restored::Nothing => None,
+            Restored::State { accounts, bytes, millis } => Some(format!(
+                "AWS API state restored: {accounts} account{} ({} KiB, loaded in {millis} ms)",
+                if *accounts == 1 { "" } else { "s" },
+                bytes.div_ceil(1024)
+            )),
+            Restored::Lost { error, kept_at } => Some(format!(
+                "AWS API state LOST: the saved state could not be loaded ({error}; kept at {kept_at}), so the AWS API starts empty (no repositories, stacks, images in ECR or keys); run `cargo xtask local down --purge` to start clean"
+            )),
+        }
+    }
 }
 
-/// Keeps, of the recording, the requests that change state; returns how many.
-fn compact(recording: &Path) -> Result<usize> {
-    let text = match std::fs::read_to_string(recording) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", recording.display())),
-    };
-    let kept: Vec<&str> = text.lines().filter(|line| changes_state(line)).collect();
-    let mut out = kept.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    std::fs::write(recording, out).with_context(|| format!("cannot write {}", recording.display()))?;
-    Ok(kept.len())
+/// An error the running moto met saving its state since it started, if any: what a
+/// restart would lose.
+pub fn save_error(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(STATUS)).ok()?;
+    serde_json::from_str::<Status>(&text).ok()?.save_error
 }
 
-/// Does a recorded request change state? Reads (`Describe*`, `List*`, `Get*`, `BatchGet*`
-/// actions, S3 `GET`/`HEAD`) do not.
-fn changes_state(line: &str) -> bool {
-    let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else { return false };
-    let headers = entry["headers"].as_object();
-    let header = |name: &str| {
-        headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))).and_then(|(_, v)| v.as_str())
-    };
-    let action = match header("x-amz-target") {
-        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
-        None => {
-            let body = entry["body"].as_str().unwrap_or_default();
-            let query = entry["url"].as_str().and_then(|u| u.split_once('?')).map_or("", |(_, q)| q);
-            let from = |text: &str| text.split('&').find_map(|p| p.strip_prefix("Action=")).map(str::to_string);
-            match from(body).or_else(|| from(query)) {
-                Some(action) => action,
-                // A REST call (S3): reads are GET and HEAD.
-                None => return !matches!(entry["method"].as_str(), Some("GET" | "HEAD")),
-            }
-        }
-    };
-    !["Describe", "List", "Get", "BatchGet", "BatchCheck"].iter().any(|read| action.starts_with(read))
+/// The one line `local up` prints when an older local stack's recording is found (and
+/// moved aside, so it is said once): its state is not replayed.
+pub fn retire_old_recording(dir: &Path) -> Result<Option<String>> {
+    let old = dir.join(OLD_RECORDING);
+    if !old.exists() {
+        return Ok(None);
+    }
+    let aside = dir.join(format!("{OLD_RECORDING}.not-replayed"));
+    std::fs::rename(&old, &aside).with_context(|| format!("cannot move {} aside", old.display()))?;
+    Ok(Some(format!(
+        "AWS API state LOST: an older local stack recorded it as requests ({}), which moto cannot replay faithfully, so the repositories, stacks and images in ECR it made are gone; run `cargo xtask local down --purge` to start clean",
+        aside.display()
+    )))
+}
+
+/// Is `name` (a file in the stack's directory) the AWS API's saved state?
+pub fn is_state(name: &str) -> bool {
+    name.starts_with("moto-state") || name.starts_with(OLD_RECORDING)
 }
 
 /// Must [`start`] install moto into a virtualenv (with python3)? Not when `moto_server`
@@ -107,17 +163,27 @@ fn venv_server(dir: &Path) -> PathBuf {
     dir.join("venv/bin/moto_server")
 }
 
+/// The Python that runs moto: the stack's virtualenv's, else the one `moto_server` on
+/// PATH runs with (its script's interpreter, or `python3`), else a new virtualenv's.
 fn find_or_install(ws: &Workspace, dir: &Path) -> Result<PathBuf> {
     let sh = &ws.sh;
     let venv = dir.join("venv");
-    let in_venv = venv_server(dir);
-    if in_venv.exists() {
+    let in_venv = venv.join("bin/python3");
+    if venv_server(dir).exists() {
         return Ok(in_venv);
     }
-    if cmd!(sh, "moto_server --help").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
-        return Ok(PathBuf::from("moto_server"));
+    let path = sh.var_os("PATH").unwrap_or_default();
+    if let Some(server) = prerequisites::find_program("moto_server", &path) {
+        let shebang = std::fs::read_to_string(&server).ok().and_then(|text| {
+            let interpreter = text.lines().next()?.strip_prefix("#!")?.trim().to_string();
+            interpreter.contains("python").then(|| PathBuf::from(interpreter))
+        });
+        let python = shebang.filter(|p| p.is_absolute() && p.exists()).unwrap_or_else(|| PathBuf::from("python3"));
+        if cmd!(sh, "{python} -c 'import moto.server'").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+            return Ok(python);
+        }
     }
-    eprintln!("moto_server not found on PATH; installing {MOTO} into {}", venv.display());
+    eprintln!("no moto_server on PATH whose Python imports moto; installing {MOTO} into {}", venv.display());
     cmd!(sh, "python3 --version").quiet().ignore_stdout().run().context(
         "python3 is missing; install it (Debian: apt-get install python3 python3-venv) or put moto_server on PATH",
     )?;
@@ -134,42 +200,62 @@ fn find_or_install(ws: &Workspace, dir: &Path) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::changes_state;
+    use super::*;
+
+    fn read(status: &str) -> Restored {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        std::fs::write(dir.path().join(STATUS), status).unwrap();
+        Restored::read(dir.path()).unwrap()
+    }
 
     #[test]
-    fn reads_are_dropped_and_writes_kept() {
-        let json = |headers: &str, method: &str, url: &str, body: &str| {
-            format!(r#"{{"headers": {{{headers}}}, "method": "{method}", "url": "{url}", "body": "{body}"}}"#)
-        };
-        let target = |t: &str| format!(r#""X-Amz-Target": "{t}""#);
-        assert!(!changes_state(&json(
-            &target("AmazonEC2ContainerRegistry_V20150921.DescribeImages"),
-            "POST",
-            "http://h/",
-            "{}"
-        )));
-        assert!(!changes_state(&json(
-            &target("AmazonEC2ContainerRegistry_V20150921.BatchGetImage"),
-            "POST",
-            "http://h/",
-            "{}"
-        )));
-        assert!(!changes_state(&json(
-            &target("AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"),
-            "POST",
-            "http://h/",
-            "{}"
-        )));
-        assert!(changes_state(&json(
-            &target("AmazonEC2ContainerRegistry_V20150921.PutImage"),
-            "POST",
-            "http://h/",
-            "{}"
-        )));
-        assert!(changes_state(&json("", "POST", "http://h/", "Action=CreateStack&StackName=x")));
-        assert!(!changes_state(&json("", "POST", "http://h/", "Action=DescribeStacks&StackName=x")));
-        assert!(!changes_state(&json("", "GET", "http://h/bucket/key", "")));
-        assert!(changes_state(&json("", "PUT", "http://h/bucket/key", "")));
-        assert!(!changes_state("not json"));
+    fn a_start_says_in_one_line_what_came_back_or_what_was_lost() {
+        assert_eq!(read(r#"{"restored": false, "reason": "no saved state"}"#).line(), None);
+        let restored = read(
+            r#"{"restored": true, "services": {"ecr": ["111111111111", "123456789012"], "kms": ["123456789012"]}, "bytes": 20000, "seconds": 0.25}"#,
+        );
+        assert_eq!(restored, Restored::State { accounts: 2, bytes: 20000, millis: 250 });
+        assert_eq!(restored.line().unwrap(), "AWS API state restored: 2 accounts (20 KiB, loaded in 250 ms)");
+        let lost = read(
+            r#"{"restored": false, "error": "ValueError: it was saved by moto 5.2.4, this is moto 5.2.5", "kept_at": "/s/moto-state.pickle.unrestorable"}"#,
+        )
+        .line()
+        .unwrap();
+        assert!(!lost.contains('\n'), "{lost}");
+        assert!(
+            lost.starts_with(
+                "AWS API state LOST: the saved state could not be loaded (ValueError: it was saved by moto 5.2.4"
+            ),
+            "{lost}"
+        );
+        assert!(lost.ends_with("run `cargo xtask local down --purge` to start clean"), "{lost}");
+    }
+
+    #[test]
+    fn a_failed_save_is_read_back_for_local_status() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        assert_eq!(save_error(dir.path()), None);
+        std::fs::write(dir.path().join(STATUS), r#"{"restored": false, "reason": "no saved state"}"#).unwrap();
+        assert_eq!(save_error(dir.path()), None);
+        let failed = r#"{"restored": false, "save_error": "the saved state would not load: TypeError: x"}"#;
+        std::fs::write(dir.path().join(STATUS), failed).unwrap();
+        assert_eq!(save_error(dir.path()).as_deref(), Some("the saved state would not load: TypeError: x"));
+    }
+
+    #[test]
+    fn an_older_recording_is_reported_once_and_purged_with_the_state() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        assert_eq!(retire_old_recording(dir.path()).unwrap(), None);
+        std::fs::write(dir.path().join(OLD_RECORDING), "{}\n").unwrap();
+        let line = retire_old_recording(dir.path()).unwrap().unwrap();
+        assert!(line.contains("run `cargo xtask local down --purge` to start clean"), "{line}");
+        assert_eq!(retire_old_recording(dir.path()).unwrap(), None, "said once");
+        for name in ["moto-state.pickle", "moto-state.json", "moto-recording.jsonl.not-replayed"] {
+            assert!(is_state(name), "{name}");
+        }
+        assert!(!is_state("moto.log") && !is_state("moto_state.py"));
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::Lock};
 
 use crate::{
-    base_images, moto,
+    agreement, base_images, moto,
     ports::{self, Ports, RegistryPorts},
     prerequisites,
     process::{self, Started},
@@ -204,15 +204,16 @@ impl Stack {
         write_json(&self.file("ports.json"), ports)?;
         let region = ws.config.stage(settings::LOCAL_STAGE)?.region.clone().unwrap_or_default();
         let mut started = vec![];
-        if !health.is_up("moto") {
+        let aws_restarted = !health.is_up("moto");
+        if aws_restarted {
             self.stop_part("moto")?;
-            let recording = self.file("moto-recording.jsonl");
-            let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"), &recording)?;
+            let moto = moto::start(ws, &self.dir, ports.moto, &self.file("moto.log"))?;
             self.record("moto", &moto)?;
             wait_until(&format!("{}/moto-api/", ports.moto_url()), &moto, &self.file("moto.log")).await?;
-            let replayed = moto::resume(&ports.moto_url(), &recording).await?;
-            if replayed > 0 {
-                eprintln!("AWS API state restored: {replayed} recorded requests replayed");
+            let restored = moto::Restored::read(&self.dir)?;
+            let old = moto::retire_old_recording(&self.dir)?;
+            for line in restored.line().into_iter().chain(old) {
+                eprintln!("{line}");
             }
             started.push("AWS API".to_string());
         }
@@ -238,6 +239,16 @@ impl Stack {
                 let backend = format!("http://127.0.0.1:{}/v2/", registry_ports.registry_backend);
                 wait_until(&backend, &process, &log).await?;
                 started.push(registry);
+            }
+        }
+        // What the registries hold against what the AWS API came back with.
+        if aws_restarted {
+            for (account, _) in ports.registries() {
+                let registry = part_name("registry", account);
+                match agreement::check(ports, &region, account).await {
+                    Ok(found) => found.line(&registry).into_iter().for_each(|line| eprintln!("{line}")),
+                    Err(err) => eprintln!("{registry}: cannot check it against ECR: {err:#}"),
+                }
             }
         }
         Ok(started)
@@ -303,7 +314,8 @@ impl Stack {
             let data = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().filter(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 ["registry", "bootstrapped", "deployed-"].iter().any(|p| name.starts_with(p) && !name.ends_with(".log"))
-                    || ["moto-recording.jsonl", "ports.json"].contains(&name.as_str())
+                    || moto::is_state(&name)
+                    || name == "ports.json"
             });
             for entry in data {
                 let path = entry.path();
@@ -352,6 +364,20 @@ impl Stack {
             let state = if *up { "running" } else { "not running" };
             let name = if part == "moto" { "aws-api" } else { part.as_str() };
             out += &format!("{name:<10} {state:<12} {:<28} {owner}\n", url.unwrap_or_default());
+        }
+        if health.is_up("moto") {
+            let state = match (moto::Restored::read(&self.dir), moto::save_error(&self.dir)) {
+                (_, Some(error)) => {
+                    format!("NOT SAVED   saving it failed ({error}): a restart loses the changes since")
+                }
+                (Ok(moto::Restored::State { accounts, .. }), None) => {
+                    format!("restored    at start ({accounts} accounts), saved after each change")
+                }
+                (Ok(moto::Restored::Nothing), None) => "saved       after each change (empty at start)".to_string(),
+                (Ok(lost @ moto::Restored::Lost { .. }), None) => lost.line().unwrap_or_default(),
+                (Err(err), None) => format!("unknown     {err:#}"),
+            };
+            out += &format!("aws-state  {state}\n");
         }
         if ports.is_some() && !health.all() {
             out += "to fix     `cargo xtask local up` starts what is down; the registry's storage and the AWS API's state are kept\n";

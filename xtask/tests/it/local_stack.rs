@@ -426,5 +426,203 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
     kept("after the AWS API crashed");
 
     xtask_here(&["local", "down", "--purge"]).ok();
-    assert!(!own.join("moto-recording.jsonl").exists() && !own.join("registry").exists());
+    assert!(!own.join("moto-state.pickle").exists() && !own.join("registry").exists());
+}
+
+/// Calls a JSON-protocol API of the AWS API at `moto` in its default account.
+async fn aws_json(moto: &str, service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
+    let scope = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let response = xtask_release::clients::http::Client::new(Some(scope))
+        .send(
+            hyper::Method::POST,
+            &format!("{moto}/"),
+            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)],
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert!(response.status.is_success(), "{target}: {} {}", response.status, String::from_utf8_lossy(&response.body));
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+/// The stacks of the default account, by name, with their status (CloudFormation's
+/// query API, read directly).
+async fn stack_statuses(moto: &str) -> HashMap<String, String> {
+    let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0";
+    let response = xtask_release::clients::http::Client::new(Some(scope.to_string()))
+        .send(
+            hyper::Method::POST,
+            &format!("{moto}/"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "Action=DescribeStacks&Version=2010-05-15".into(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    assert!(response.status.is_success(), "DescribeStacks: {} {text}", response.status);
+    let field = |member: &str, name: &str| {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let from = member.find(&open)? + open.len();
+        Some(member[from..from + member[from..].find(&close)?].to_string())
+    };
+    // Each stack begins with its id; its parameters and outputs are members too.
+    text.split("<StackId>").filter_map(|m| Some((field(m, "StackName")?, field(m, "StackStatus")?))).collect()
+}
+
+#[test]
+fn a_restart_keeps_the_aws_state_whatever_the_history() {
+    if !docker_or_skip("a_restart_keeps_the_aws_state_whatever_the_history") {
+        return;
+    }
+    local_stack(); // the base images
+    let started = Instant::now();
+    // The workspace itself (its cdk app), on a stack of its own.
+    let repo = crate::support::clone_workspace();
+    let dir = repo.sh.create_temp_dir().unwrap();
+    let own = dir.path().join("stack");
+    let env = [("XTASK_LOCAL_STACK", own.to_str().unwrap())];
+    let xtask_here = |args: &[&str]| repo.xtask_env(args, &env);
+    xtask_here(&["local", "up"]).ok();
+
+    // History: cdk bootstrap (change sets, created and deleted) and the registry stack.
+    xtask_here(&["bootstrap", "--stage", "local", "--yes"]).ok();
+    eprintln!("bootstrapped after {:.1}s", started.elapsed().as_secs_f64());
+    let (first, second, deleted) = (
+        "5555555555555555555555555555555555555555",
+        "6666666666666666666666666666666666666666",
+        "7777777777777777777777777777777777777777",
+    );
+    let prod = crate::support::PROD_ACCOUNT;
+    let (digest, key, signature, public_key) = runtime().block_on(async {
+        let (local, ports) = connect_to(&own).await;
+        // Pushes, a retag through ECR, a push then a delete.
+        tiny_image(&local.docker, &format!("{}/hello/app:{first}", local.registry)).await;
+        let digest = push(&local, "hello/app", first).await;
+        let manifest = ecr::manifest(&local.ecr, "hello/app", first).await.unwrap();
+        assert_eq!(ecr::put_tag(&local.ecr, "hello/app", &manifest, second).await.unwrap(), ecr::Tagged::Added);
+        tiny_image(&local.docker, &format!("{}/hello/worker:{deleted}", local.registry)).await;
+        push(&local, "hello/worker", deleted).await;
+        local
+            .ecr
+            .batch_delete_image()
+            .repository_name("hello/worker")
+            .image_ids(ImageIdentifier::builder().image_tag(deleted).build())
+            .send()
+            .await
+            .unwrap();
+        // A second account, reached through a role assumed there.
+        let ecr_prod = aws_sdk_ecr::Client::new(&ports.sdk_config_in("us-east-1", Some(prod)).await);
+        crate::support::create_repository(&ecr_prod, "it/prod", true).await;
+        ecr::put_tag(&ecr_prod, "it/prod", &manifest, first).await.unwrap();
+        // A signing key: its material must survive, or old signatures stop verifying.
+        let moto = ports.moto_url();
+        let created = aws_json(
+            &moto,
+            "kms",
+            "TrentService.CreateKey",
+            serde_json::json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+        )
+        .await;
+        let key = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+        let signed = aws_json(
+            &moto,
+            "kms",
+            "TrentService.Sign",
+            serde_json::json!({"KeyId": key, "Message": "aGVsbG8=", "MessageType": "RAW", "SigningAlgorithm": "ECDSA_SHA_256"}),
+        )
+        .await;
+        let public = aws_json(&moto, "kms", "TrentService.GetPublicKey", serde_json::json!({"KeyId": key})).await;
+        (
+            digest,
+            key,
+            signed["Signature"].as_str().unwrap().to_string(),
+            public["PublicKey"].as_str().unwrap().to_string(),
+        )
+    });
+
+    let kept = |what: &str| {
+        runtime().block_on(async {
+            let (local, ports) = connect_to(&own).await;
+            let stacks = stack_statuses(&ports.moto_url()).await;
+            for stack in ["CDKToolkit", "hello-local-registry"] {
+                let status = stacks.get(stack).map(String::as_str).unwrap_or("missing");
+                assert!(["CREATE_COMPLETE", "UPDATE_COMPLETE"].contains(&status), "{what}: {stack} is {status}: {stacks:?}");
+            }
+            for (tag, expected) in [(first, Some(&digest)), (second, Some(&digest))] {
+                assert_eq!(ecr_digest(&local.ecr, "hello/app", tag).await.as_ref(), expected, "{what}: hello/app:{tag}");
+            }
+            assert_eq!(ecr_digest(&local.ecr, "hello/worker", deleted).await, None, "{what}: the deleted tag");
+            let ecr_prod = aws_sdk_ecr::Client::new(&ports.sdk_config_in("us-east-1", Some(prod)).await);
+            assert_eq!(ecr_digest(&ecr_prod, "it/prod", first).await.as_ref(), Some(&digest), "{what}: {prod}");
+            assert!(
+                !ecr::repository_exists(&local.ecr, "it/prod").await.unwrap(),
+                "{what}: the second account's repository stays in its account"
+            );
+            let public = aws_json(&ports.moto_url(), "kms", "TrentService.GetPublicKey", serde_json::json!({"KeyId": key})).await;
+            assert_eq!(public["PublicKey"].as_str(), Some(public_key.as_str()), "{what}: the key's material");
+            for (message, valid) in [("aGVsbG8=", true), ("aGVsbG8h", false)] {
+                let verified = aws_json(
+                    &ports.moto_url(),
+                    "kms",
+                    "TrentService.Verify",
+                    serde_json::json!({"KeyId": key, "Message": message, "MessageType": "RAW", "Signature": signature, "SigningAlgorithm": "ECDSA_SHA_256"}),
+                )
+                .await;
+                assert_eq!(verified["SignatureValid"].as_bool(), Some(valid), "{what}: the signature made before, over {message}");
+            }
+        })
+    };
+    kept("before any restart");
+
+    // down, then up.
+    xtask_here(&["local", "down"]).ok();
+    let restart = Instant::now();
+    let up = xtask_here(&["local", "up"]);
+    up.ok();
+    eprintln!("down/up restart in {:.1}s", restart.elapsed().as_secs_f64());
+    assert!(up.stderr().contains("AWS API state restored: 2 accounts"), "{}", up.stderr());
+    assert!(!up.stderr().lines().any(|l| l.starts_with("registry")), "the registry agrees with ECR: {}", up.stderr());
+    kept("after down and up");
+
+    // A kill -9 of the AWS API, then up: it alone restarts.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(own.join("moto.pid")).unwrap()).unwrap();
+    let moto = record["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill(2) of the moto process this test's stack started.
+    unsafe { libc::kill(moto, libc::SIGKILL) };
+    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
+        crate::support::process_ended(moto)
+    });
+    let up = xtask_here(&["local", "up"]);
+    up.ok();
+    assert!(up.stderr().contains("(started AWS API)"), "{}", up.stderr());
+    assert!(up.stderr().contains("AWS API state restored: 2 accounts"), "{}", up.stderr());
+    kept("after the AWS API was killed");
+    let status = xtask_here(&["local", "status"]).ok();
+    assert!(status.contains("aws-state  restored    at start (2 accounts)"), "{status}");
+
+    // The next bootstrap works on the restored state.
+    xtask_here(&["bootstrap", "--stage", "local", "--yes"]).ok();
+    kept("after the next bootstrap");
+
+    // A saved state that cannot be loaded is said at `up`, in one line, with the way out.
+    xtask_here(&["local", "down"]).ok();
+    std::fs::write(own.join("moto-state.pickle"), "not a snapshot").unwrap();
+    let up = xtask_here(&["local", "up"]);
+    up.ok();
+    let stderr = up.stderr();
+    let lost: Vec<&str> = stderr.lines().filter(|l| l.contains("AWS API state")).collect();
+    assert_eq!(lost.len(), 1, "{stderr}");
+    assert!(lost[0].starts_with("AWS API state LOST: the saved state could not be loaded"), "{}", lost[0]);
+    assert!(lost[0].ends_with("run `cargo xtask local down --purge` to start clean"), "{}", lost[0]);
+    // The registry still holds the pushed tags, in repositories ECR no longer has: said too.
+    let registry = stderr.lines().find(|l| l.starts_with("registry: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(registry.contains("tags disagree with ECR and cannot be repaired"), "{registry}");
+    assert!(registry.contains(&format!("hello/app:{first} (no such ECR repository)")), "{registry}");
+    assert!(registry.ends_with("run `cargo xtask local down --purge` to start clean"), "{registry}");
+    xtask_here(&["local", "down", "--purge"]).ok();
+    assert!(!own.join("moto-state.pickle.unrestorable").exists(), "purge removes the state set aside");
+    eprintln!("whole test in {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -219,39 +219,25 @@ fn main_never_reuses_an_image_only_a_pull_request_signed() {
 /// key) and attaches it: for tests that make an image by hand and need it pushed over,
 /// reused, promoted or deployed as if a push had made it.
 pub async fn sign_by_hand(project: &str, repository: &str, digest: &str, commit: &str, inputs_key: &str) {
-    use xtask_release::{clients::kms, domain::provenance};
-    let kms_client = local_kms_in(None).await;
+    use xtask_release::{clients::ecr, domain::provenance::Build, workflows::attest};
     let key = format!("alias/{project}-local-main");
-    let (host, mut auth) = {
-        let ports = local_ports().await;
-        let ecr = aws_sdk_ecr::Client::new(&ports.sdk_config_in("us-east-1", None).await);
-        (ports.registry_host(), xtask_release::clients::ecr::authorization(&ecr).await.unwrap())
+    let signer = attest::Signer::new(local_kms_in(None).await, &key, "a test's hand".to_string()).await.unwrap();
+    let ports = local_ports().await;
+    let ecr_client = aws_sdk_ecr::Client::new(&ports.sdk_config_in("us-east-1", None).await);
+    let auth = ecr::RegistryAuth {
+        host: ports.registry_host(),
+        plain_http: true,
+        ..ecr::authorization(&ecr_client).await.unwrap()
     };
-    auth.host = host;
-    auth.plain_http = true;
     let registry = xtask_release::clients::registry_api::Registry::new(&auth).unwrap();
-    let build = provenance::Build {
+    let build = Build {
         image_digest: digest.to_string(),
         image_repository: repository.to_string(),
         commit: commit.to_string(),
         inputs_key: inputs_key.to_string(),
-        builder_id: "a test's own signature".to_string(),
-        started_on: xtask_release::workflows::attest::now(),
-        finished_on: xtask_release::workflows::attest::now(),
+        started_on: attest::now(),
+        finished_on: attest::now(),
         ..Default::default()
     };
-    let payload = provenance::Statement::of(&build).unwrap().payload();
-    let signature = kms::sign(&kms_client, &key, &provenance::pae(provenance::PAYLOAD_TYPE, &payload)).await.unwrap();
-    let public_key = kms::public_key(&kms_client, &key).await.unwrap();
-    let bundle = provenance::bundle(&payload, &signature, &public_key);
-    let subject = registry.manifest(repository, digest).await.unwrap().unwrap();
-    let subject = xtask_release::clients::registry_api::Descriptor::of(&subject.media_type, &subject.body);
-    registry.push_blob(repository, provenance::EMPTY_CONFIG.into()).await.unwrap();
-    registry.push_blob(repository, bundle.clone().into()).await.unwrap();
-    let manifest = provenance::referrer_manifest(&subject, &bundle, &build.finished_on);
-    let referrer = xtask_release::clients::registry_api::RawManifest {
-        body: manifest.into(),
-        media_type: provenance::OCI_MANIFEST.to_string(),
-    };
-    registry.attach_referrer(repository, digest, &referrer).await.unwrap();
+    signer.attest(&registry, build).await.unwrap();
 }

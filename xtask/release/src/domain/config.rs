@@ -481,6 +481,11 @@ impl Config {
     pub fn service_stack(&self, stage: &Stage) -> String {
         format!("{}-{}-service", self.project, stage.name)
     }
+    /// The CI stack: GitHub's OIDC provider and the roles the workflow assumes (made only
+    /// where `github-repository` is set).
+    pub fn ci_stack(&self, stage: &Stage) -> String {
+        format!("{}-{}-ci", self.project, stage.name)
+    }
 }
 
 fn is_name(name: &str, allowed: impl Fn(char) -> bool) -> bool {

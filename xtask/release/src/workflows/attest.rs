@@ -228,20 +228,24 @@ impl Signer {
             Channel::Main => main,
             Channel::Pr => pr,
         };
-        let kms = Kms::new(&ctx.access.sdk);
-        let public_key = kms::public_key(&kms, &key).await.with_context(|| {
-            format!(
-                "cannot use the signing key {key} of stage `{}`; `cargo xtask bootstrap --stage {}` makes it",
-                ctx.stage.name, ctx.stage.name
-            )
-        })?;
         let identity = aws_sdk_sts::Client::new(&ctx.access.sdk)
             .get_caller_identity()
             .send()
             .await
             .sdk_context(|| "cannot ask STS who is signing the provenance")?;
         let builder_id = identity.arn().context("STS named no caller ARN")?.to_string();
-        Ok(Signer { kms, key, public_key, builder_id, run_url: run_url() })
+        Signer::new(Kms::new(&ctx.access.sdk), &key, builder_id).await.with_context(|| {
+            format!(
+                "cannot use the signing key {key} of stage `{}`; `cargo xtask bootstrap --stage {}` makes it",
+                ctx.stage.name, ctx.stage.name
+            )
+        })
+    }
+
+    /// A signer with the KMS key `key` for the builder `builder_id` (a caller ARN).
+    pub async fn new(kms: Kms, key: &str, builder_id: String) -> Result<Signer> {
+        let public_key = kms::public_key(&kms, key).await?;
+        Ok(Signer { kms, key: key.to_string(), public_key, builder_id, run_url: run_url() })
     }
 
     /// The signing key, as the settings name it.

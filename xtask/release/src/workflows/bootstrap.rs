@@ -1,5 +1,7 @@
 //! Prepare a stage's account for deploys: `cdk bootstrap`, then the registry stack (the
-//! ECR repositories: immutable tags, scan on push, lifecycle policy). Idempotent.
+//! ECR repositories: immutable tags, scan on push, lifecycle policy; the signing keys), and
+//! where the settings name a GitHub repository, the CI stack (its OIDC provider and the
+//! roles its workflow assumes). Idempotent.
 
 use anyhow::{Result, bail};
 
@@ -8,6 +10,8 @@ use crate::{clients::cdk::Cdk, stage::StageContext};
 pub struct BootstrapOptions {
     /// Deploy without cdk asking to approve security-sensitive changes.
     pub approve: bool,
+    /// Deploy the CI stack too, when `github-repository` is set.
+    pub ci: bool,
 }
 
 pub async fn bootstrap(ctx: &StageContext<'_>, options: &BootstrapOptions) -> Result<()> {
@@ -17,13 +21,21 @@ pub async fn bootstrap(ctx: &StageContext<'_>, options: &BootstrapOptions) -> Re
     Ok(())
 }
 
-/// `cdk bootstrap`, then `cdk deploy` of the registry stack; returns the stack's name.
+/// `cdk bootstrap`, then `cdk deploy` of the registry stack (and the CI stack); returns the
+/// registry stack's name.
 pub async fn deploy_stacks(ctx: &StageContext<'_>, cdk: &Cdk<'_>, options: &BootstrapOptions) -> Result<String> {
     cdk.bootstrap().await?;
-    let stack = ctx.ws.config.registry_stack(ctx.stage);
-    let status = cdk.deploy(&stack, None, options.approve, &[]).await?;
-    if !status.success() {
-        bail!("deploying {stack} failed ({status}); cdk's output above says why");
+    let config = &ctx.ws.config;
+    let stack = config.registry_stack(ctx.stage);
+    let mut stacks = vec![stack.clone()];
+    if options.ci && config.github_repository.is_some() {
+        stacks.push(config.ci_stack(ctx.stage));
+    }
+    for name in &stacks {
+        let status = cdk.deploy(name, None, options.approve, &[]).await?;
+        if !status.success() {
+            bail!("deploying {name} failed ({status}); cdk's output above says why");
+        }
     }
     Ok(stack)
 }

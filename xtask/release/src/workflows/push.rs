@@ -22,6 +22,7 @@ use crate::{
     },
     clients::ecr::{self, RegistryAuth, Tagged},
     clients::git::{Git, ImageTag},
+    clients::kms,
     clients::registry_api::Registry,
     domain::image::{self, Plan},
     domain::{provenance, retention},
@@ -122,6 +123,7 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
         source,
         signer: OnceCell::new(),
         registry: OnceCell::new(),
+        trust: [OnceCell::new(), OnceCell::new()],
     };
     let mut plans = vec![];
     for image in images {
@@ -191,6 +193,8 @@ struct Session<'a> {
     signer: OnceCell<Signer>,
     /// The registry's HTTP API, opened on first use.
     registry: OnceCell<Registry>,
+    /// The stage's main and pull-request keys, each read on first use.
+    trust: [OnceCell<Key>; 2],
 }
 
 impl Session<'_> {
@@ -357,20 +361,19 @@ impl Session<'_> {
     /// channel: what a pull request wrote is never main's).
     async fn reuse_trust(&self, with_pr_key: bool) -> Result<Trust> {
         let keys = self.ctx.ws.config.signing_keys(self.ctx.stage).context("a stage that pushes signs its images")?;
-        let kms = aws_sdk_kms::Client::new(&self.ctx.access.sdk);
-        let mut names = vec![keys.main];
+        let mut trust = Trust { keys: vec![self.key(0, &keys.main).await?] };
         if with_pr_key {
-            names.push(keys.pr);
-        }
-        let mut trust = Trust { keys: vec![] };
-        for name in names {
-            let der = match name == self.signer().await?.key() {
-                true => self.signer().await?.public_key().to_vec(),
-                false => crate::clients::kms::public_key(&kms, &name).await?,
-            };
-            trust.keys.push(Key { name: format!("KMS key {name}"), der });
+            trust.keys.push(self.key(1, &keys.pr).await?);
         }
         Ok(trust)
+    }
+
+    /// The public half of the KMS key `name`, read once into `self.trust[slot]`.
+    async fn key(&self, slot: usize, name: &str) -> Result<Key> {
+        let kms = aws_sdk_kms::Client::new(&self.ctx.access.sdk);
+        let read =
+            || async { anyhow::Ok(Key { name: format!("KMS key {name}"), der: kms::public_key(&kms, name).await? }) };
+        self.trust[slot].get_or_try_init(read).await.cloned()
     }
 
     /// The image under `inputs_tag` in `repository` (the channel's), if a trusted provenance
