@@ -94,11 +94,13 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
     let mut found = present(ctx, Channel::Main, tag).await?;
     let mut channel = Channel::Main;
     // Not all in main's repositories: a stage that builds its images may have them all in
-    // the pull-request ones (never a mix: the images of a commit deploy together).
+    // the pull-request ones.
     if found.iter().any(|(_, f)| f.is_none()) && ctx.stage.promote_from.is_none() {
         let pr = present(ctx, Channel::Pr, tag).await?;
-        if pr.iter().all(|(_, f)| f.is_some()) {
-            (found, channel) = (pr, Channel::Pr);
+        let there = |found: &[(check::Check, Option<_>)]| found.iter().map(|(_, f)| f.is_some()).collect::<Vec<_>>();
+        channel = channel_of(&there(&found), &there(&pr));
+        if channel == Channel::Pr {
+            found = pr;
         }
     }
     let mut digests = vec![];
@@ -172,6 +174,17 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
         )
     })?;
     Ok(Prepared { tag: tag.to_string(), channel, digests, expected, before, stack: config.service_stack(ctx.stage) })
+}
+
+/// Where a commit's images deploy from, given which of them main's repositories and the
+/// pull-request ones hold: main's when it has them all, else the pull-request ones when they
+/// have them all. Never a mix (the images of a commit deploy together): otherwise main's,
+/// whose missing images the deploy then names.
+fn channel_of(in_main: &[bool], in_pr: &[bool]) -> Channel {
+    match (in_main.iter().all(|&b| b), in_pr.iter().all(|&b| b)) {
+        (false, true) => Channel::Pr,
+        _ => Channel::Main,
+    }
 }
 
 /// Per configured image, the presence check of `tag` in `channel`'s repository and, when
@@ -272,4 +285,20 @@ async fn running_commit(ctx: &StageContext<'_>) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_deploys_from_main_unless_only_the_pull_request_repositories_hold_it_all() {
+        assert_eq!(channel_of(&[true, true], &[true, true]), Channel::Main);
+        assert_eq!(channel_of(&[true, true], &[false, false]), Channel::Main);
+        assert_eq!(channel_of(&[false, false], &[true, true]), Channel::Pr);
+        assert_eq!(channel_of(&[true, false], &[true, true]), Channel::Pr);
+        // A mix is never deployed: main's, whose missing image the deploy names.
+        assert_eq!(channel_of(&[true, false], &[false, true]), Channel::Main);
+        assert_eq!(channel_of(&[false, false], &[true, false]), Channel::Main);
+    }
 }
