@@ -17,8 +17,8 @@ export function configFromContext(app: App): ProjectConfig {
 
 /**
  * Adds the stacks of one stage to `app`. The stage comes from the `stage`
- * context (default `local`); the service stack also reads `imageTag` and
- * `imageDigest`, which only `cargo xtask deploy` passes. The CI stack (GitHub's
+ * context (default `local`); the service stack also reads `imageTag`,
+ * `imageDigest` and `imageChannel`, which only `cargo xtask` passes. The CI stack (GitHub's
  * OIDC provider and the workflow's roles) exists when the settings name a GitHub
  * repository.
  */
@@ -50,6 +50,7 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     images: config.images,
     imageTag: context(app, 'imageTag'),
     imageDigest: context(app, 'imageDigest'),
+    imageChannel: context(app, 'imageChannel'),
   });
   const ci =
     config.githubRepository === undefined

@@ -45,7 +45,17 @@ export interface ServiceStackProps extends StackProps {
   readonly imageTag?: string;
   /** `sha256:...` (one image) or `name=sha256:...,...`: pins each image by digest (`-c imageDigest=...`). */
   readonly imageDigest?: string;
+  /**
+   * Where the images are (`-c imageChannel=...`): `main` (the default), each image's
+   * repository; `pr`, its pull-request repository (`prRepository`), for a commit whose
+   * images only a pull-request push made (a branch, a dirty work tree on the local stage).
+   */
+  readonly imageChannel?: string;
 }
+
+/** The lines of history whose images a service can run, and where each keeps them. */
+const CHANNELS = ['main', 'pr'] as const;
+export type ImageChannel = (typeof CHANNELS)[number];
 
 /**
  * One Fargate service per image, in a VPC without NAT gateways: behind a public load
@@ -65,6 +75,7 @@ export class ServiceStack extends Stack {
     }
     validateImageTag(imageTag);
     const digests = parseImageDigests(props.imageDigest, props.images);
+    const channel = parseImageChannel(props.imageChannel);
 
     // Public subnets only: tasks get public IPs and pull from ECR through the
     // internet gateway, so the stack pays for no NAT gateway.
@@ -80,7 +91,7 @@ export class ServiceStack extends Stack {
 
     for (const image of props.images) {
       const name = imageId(image);
-      const taskDefinition = this.taskDefinition(image, digests?.[image.name] ?? imageTag, imageTag);
+      const taskDefinition = this.taskDefinition(image, channel, digests?.[image.name] ?? imageTag, imageTag);
       const service = image.loadBalanced
         ? this.loadBalancedService(image, cluster, taskDefinition)
         : this.backgroundService(image, cluster, taskDefinition);
@@ -104,12 +115,19 @@ export class ServiceStack extends Stack {
 
   /**
    * The task definition of an image, the same for either kind of service: its container
-   * runs `imageRef` (the tag or a digest) and is told the deployed tag. An image without a
-   * load balancer gets a container health check instead of the load balancer's.
+   * runs `imageRef` (the tag or a digest) from the channel's repository and is told the
+   * deployed tag. An image without a load balancer gets a container health check instead
+   * of the load balancer's.
    */
-  private taskDefinition(image: ImageConfig, imageRef: string, imageTag: string): ecs.FargateTaskDefinition {
+  private taskDefinition(
+    image: ImageConfig,
+    channel: ImageChannel,
+    imageRef: string,
+    imageTag: string,
+  ): ecs.FargateTaskDefinition {
     const name = imageId(image);
-    const repository = ecr.Repository.fromRepositoryName(this, `${name}Repository`, image.repository);
+    const repositoryName = channel === 'pr' ? image.prRepository : image.repository;
+    const repository = ecr.Repository.fromRepositoryName(this, `${name}Repository`, repositoryName);
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
       cpu: 256,
@@ -207,6 +225,16 @@ export function validateImageTag(tag: string): void {
       `imageTag \`${tag}\` is not a commit: expected 40 lowercase hex digits, optionally followed by -dirty-<8 hex>`,
     );
   }
+}
+
+/** `-c imageChannel=...`: `main` when absent; anything but `main` or `pr` is a mistake. */
+export function parseImageChannel(value: string | undefined): ImageChannel {
+  if (value === undefined) return 'main';
+  const channel = CHANNELS.find((c) => c === value);
+  if (channel === undefined) {
+    throw new ConfigError(`imageChannel \`${value}\` is invalid: expected ${CHANNELS.join(' or ')}`);
+  }
+  return channel;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { addStageStacks } from '../lib/app';
-import { app, DIGEST_API, DIGEST_WEB, fixture, project, stacks, TAG, WITH_WORKER } from './helpers';
+import { app, DIGEST_API, DIGEST_WEB, fixture, plain, project, stacks, TAG, WITH_WORKER } from './helpers';
 
 const { service } = stacks({ imageTag: TAG });
 const template = Template.fromStack(service);
@@ -53,6 +53,32 @@ test('accepts a dirty tag', () => {
   const dirty = `${TAG}-dirty-0badcafe`;
   const t = Template.fromStack(stacks({ imageTag: dirty }).service);
   expect(imageRef(container(t, 'web').Image)).toBe(`/demo/web:${dirty}`);
+});
+
+test('runs each image from its pull-request repository when imageChannel is pr', () => {
+  const dirty = `${TAG}-dirty-0badcafe`;
+  const t = Template.fromStack(stacks({ imageTag: dirty, imageChannel: 'pr' }).service);
+  expect(imageRef(container(t, 'web').Image)).toBe(`/pr/demo/web:${dirty}`);
+  expect(imageRef(container(t, 'api-gateway').Image)).toBe(`/pr/demo/api-gateway:${dirty}`);
+  // The tasks may pull from the pull-request repositories, and from main's no more.
+  const policies = JSON.stringify(plain(t.findResources('AWS::IAM::Policy')));
+  expect(policies).toContain(':repository/pr/demo/web"');
+  expect(policies).not.toContain(':repository/demo/web"');
+});
+
+test('runs main\'s images when imageChannel is main, as when it is absent', () => {
+  const t = Template.fromStack(stacks({ imageTag: TAG, imageChannel: 'main' }).service);
+  expect(t.toJSON()).toEqual(template.toJSON());
+});
+
+test('pins a pull request\'s images by digest in their repository', () => {
+  const imageDigest = `web=${DIGEST_WEB},api-gateway=${DIGEST_API}`;
+  const t = Template.fromStack(stacks({ imageTag: TAG, imageDigest, imageChannel: 'pr' }).service);
+  expect(imageRef(container(t, 'web').Image)).toBe(`/pr/demo/web@${DIGEST_WEB}`);
+});
+
+test.each(['prod', 'PR', 'pr/', 'main,pr'])('rejects the imageChannel %s', (imageChannel) => {
+  expect(() => stacks({ imageTag: TAG, imageChannel })).toThrow(`imageChannel \`${imageChannel}\` is invalid: expected main or pr`);
 });
 
 test('pins images by digest when imageDigest is given', () => {

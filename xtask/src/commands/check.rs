@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use crate::commands::{
     output,
-    stage_args::{self, StageArgs},
+    stage_args::{self, ChannelArgs, StageArgs},
 };
 use xtask_release::{
-    domain::workspace::Workspace,
+    clients::git::{Git, ImageTag},
+    domain::{channel::Channel, workspace::Workspace},
     support::exit,
     workflows::check::{self, Check, CheckOptions, Severity, State},
 };
@@ -18,12 +19,15 @@ use xtask_release::{
 /// Prove a commit deployable: every image of the commit is in ECR with the right
 /// revision label and platform, its scan findings are under the threshold, the
 /// repositories are sound (immutable tags, scan on push, lifecycle policy), and the
-/// service stack synthesizes with the tag. Exits 0 only if every check passes, 1 if one
-/// fails.
+/// service stack synthesizes with the tag. The images are checked where the commit's
+/// channel puts them: a pull request's in the `pr/<repository>` repositories. Exits 0 only
+/// if every check passes, 1 if one fails.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     stage: StageArgs,
+    #[command(flatten)]
+    channel: ChannelArgs,
     /// Commit to check; by default HEAD, whose work tree must then be clean.
     #[arg(long, value_name = "REV")]
     rev: Option<String>,
@@ -49,6 +53,8 @@ struct Report<'a> {
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
+        let commit = Git::open(&ws.root)?.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
+        let channel = self.channel.resolve(ws, stage, &ImageTag { commit, dirty: None })?;
         let ctx = self.stage.open(ws, stage).await?;
         let source = stage_args::open_source(ws, stage).await?;
         let options = CheckOptions {
@@ -56,13 +62,18 @@ impl Args {
             rev: self.rev.as_deref(),
             severity: self.severity,
             scan_timeout: Duration::from_secs(self.scan_timeout),
+            channel,
         };
         let (commit, checks) = check::check(&ctx, &options).await?;
         let ok = checks.iter().all(Check::ok);
         if self.json {
             output::json(&Report { commit: &commit, stage: &stage.name, ok, checks: &checks })?;
         }
-        eprintln!("check of {commit} for stage {}:", stage.name);
+        let pr = match channel {
+            Channel::Pr => " (a pull request's images, in the pr/ repositories)",
+            Channel::Main => "",
+        };
+        eprintln!("check of {commit} for stage {}{pr}:", stage.name);
         for check in &checks {
             let verdict = match check.state {
                 State::Fail => "FAIL",

@@ -4,9 +4,12 @@ use std::{io::Write, process::ExitCode};
 
 use anyhow::{Context, Result};
 
-use crate::commands::{output, stage_args::StageArgs};
+use crate::commands::{
+    output,
+    stage_args::{ChannelArgs, StageArgs},
+};
 use xtask_release::{
-    clients::git::Git,
+    clients::git::{Git, ImageTag},
     domain::workspace::Workspace,
     workflows::plan::{self, Action, PlanOptions, Report},
     workflows::work_tree,
@@ -19,7 +22,8 @@ use xtask_release::{
 /// nearest earlier commit with an image: context files, the Dockerfile, the settings, base
 /// images), or `promote` for a stage with `promote-from`. For deploy: the commit each image
 /// runs in the stage now, the commits between that and the target, and `cdk diff` of the
-/// service stack.
+/// service stack. Push's decision is read where the channel's images go (a pull request's
+/// in the `pr/<repository>` repositories).
 ///
 /// `--json` lists the images to build under `build`, as a GitHub Actions matrix takes it;
 /// in a workflow step it is also written to $GITHUB_OUTPUT as `build=[...]`.
@@ -27,6 +31,8 @@ use xtask_release::{
 pub struct Args {
     #[command(flatten)]
     stage: StageArgs,
+    #[command(flatten)]
+    channel: ChannelArgs,
     /// Commit to plan for (SHA, branch, tag, `HEAD~3`); HEAD by default. Image inputs are
     /// computed only from a clean work tree at that commit.
     #[arg(long, value_name = "REV")]
@@ -45,8 +51,9 @@ impl Args {
         let git = Git::open(&ws.root)?;
         let commit = git.resolve(self.rev.as_deref().unwrap_or("HEAD"))?;
         let work_tree = work_tree::tag(&ws.config, &git, false).ok().filter(|tag| tag.commit == commit);
+        let channel = self.channel.resolve(ws, stage, &ImageTag { commit: commit.clone(), dirty: None })?;
         let ctx = self.stage.open(ws, stage).await?;
-        let options = PlanOptions { commit: &commit, work_tree: work_tree.as_ref(), diff: !self.no_diff };
+        let options = PlanOptions { commit: &commit, work_tree: work_tree.as_ref(), diff: !self.no_diff, channel };
         let report = plan::plan(&ctx, &options).await?;
         write_github_output(&report)?;
         if self.json {

@@ -4,17 +4,21 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::commands::{output, stage_args::StageArgs};
+use crate::commands::{
+    output,
+    stage_args::{ChannelArgs, StageArgs},
+};
 use xtask_release::{
     clients::docker::build::BuilderChoice,
     clients::git::Git,
     domain::workspace::Workspace,
-    workflows::push::{self, Channel, PushOptions},
+    workflows::push::{self, PushOptions},
     workflows::work_tree,
 };
 
 /// Build each image through the Docker Engine API, tag it with the commit's full SHA,
-/// push it to its ECR repository and confirm it is there.
+/// push it to its ECR repository and confirm it is there. A pull request's images (the
+/// `pr` channel) go to `pr/<repository>` and nowhere else.
 ///
 /// Nothing is built twice: a commit whose tag is already in ECR is skipped, and a commit
 /// whose image inputs (context after .dockerignore, Dockerfile, build arguments other than
@@ -43,13 +47,8 @@ pub struct Args {
     /// Which builder the Docker daemon uses.
     #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER")]
     builder: BuilderChoice,
-    /// Which lifecycle rule counts the images: `main` (tag `main-<sha>`, kept `keep-images`),
-    /// `pr` (tag `pr-<sha>`, kept `keep-pr-images`), or `auto`: `main` when the commit is
-    /// reachable from the main branch (`refs/remotes/origin/<main-branch>` or
-    /// `refs/heads/<main-branch>`), `pr` otherwise and for a dirty work tree. CI can set
-    /// it from the event (`pr` on GitHub's pull_request events).
-    #[arg(long, value_enum, env = "XTASK_CHANNEL", default_value_t = ChannelChoice::Auto, value_name = "CHANNEL")]
-    channel: ChannelChoice,
+    #[command(flatten)]
+    channel: ChannelArgs,
     /// How many images to build and push at once, against the one daemon; by default every
     /// image, up to the number of CPUs. On a terminal each image has its progress line; in
     /// CI its lines stay whole, each prefixed with the image's name.
@@ -57,23 +56,12 @@ pub struct Args {
     jobs: Option<u16>,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ChannelChoice {
-    Auto,
-    Main,
-    Pr,
-}
-
 impl Args {
     pub async fn run(self, ws: &Workspace) -> Result<ExitCode> {
         let stage = self.stage.check(ws)?;
         let git = Git::open(&ws.root)?;
         let tag = work_tree::tag(&ws.config, &git, self.allow_dirty)?;
-        let channel = match self.channel {
-            ChannelChoice::Main => Channel::Main,
-            ChannelChoice::Pr => Channel::Pr,
-            ChannelChoice::Auto => Channel::of(&git, &tag, &ws.config.main_branch)?,
-        };
+        let channel = self.channel.resolve(ws, stage, &tag)?;
         let ctx = self.stage.open(ws, stage).await?;
         let selected = ws.config.select_images(&self.images)?.len();
         let jobs = self.jobs.map_or_else(|| push::default_jobs(selected), usize::from);

@@ -7,7 +7,8 @@ use xtask_local_stack::{
     stage::{self as local, LocalStage},
 };
 use xtask_release::{
-    domain::{config::Stage, workspace::Workspace},
+    clients::git::{Git, ImageTag},
+    domain::{channel::Channel, config::Stage, workspace::Workspace},
     stage::{Access, StageContext},
 };
 
@@ -83,4 +84,44 @@ pub struct LocalStackArgs {
     /// Debian mirror the local stack's base images are made from (debootstrap), on first start.
     #[arg(long, env = "XTASK_DEBIAN_MIRROR", default_value = xtask_local_stack::base_images::DEFAULT_MIRROR, value_name = "URL")]
     pub debian_mirror: String,
+}
+
+/// `--channel`: the line of history a commit's images belong to, which says where they are
+/// (main's repositories or the `pr/` ones) and which lifecycle rule counts them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChannelArgs {
+    /// Which line of history the images belong to: `main` (main's repositories, tag
+    /// `main-<sha>`, kept `keep-images`), `pr` (the `pr/<repository>` repositories, tag
+    /// `pr-<sha>`, kept `keep-pr-images`), or `auto`: `main` when the commit is reachable
+    /// from the main branch (`refs/remotes/origin/<main-branch>` or
+    /// `refs/heads/<main-branch>`), `pr` otherwise and for a dirty work tree. CI can set it
+    /// from the event (`pr` on GitHub's pull_request events).
+    #[arg(long, value_enum, env = "XTASK_CHANNEL", default_value_t = ChannelChoice::Auto, value_name = "CHANNEL")]
+    pub channel: ChannelChoice,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ChannelChoice {
+    Auto,
+    Main,
+    Pr,
+}
+
+impl ChannelArgs {
+    /// The channel of the images tagged `tag` in `stage`. A stage that runs another's images
+    /// (`promote-from`) has main's alone: `auto` is `main` there, and `pr` an error.
+    pub fn resolve(&self, ws: &Workspace, stage: &Stage, tag: &ImageTag) -> Result<Channel> {
+        let promoted = stage.promote_from.is_some();
+        Ok(match self.channel {
+            ChannelChoice::Main => Channel::Main,
+            ChannelChoice::Auto if promoted => Channel::Main,
+            ChannelChoice::Pr if promoted => anyhow::bail!(
+                "stage `{}` runs the images promoted from stage `{}` and has no pull-request repositories; drop --channel pr (or XTASK_CHANNEL)",
+                stage.name,
+                stage.promote_from.as_deref().unwrap_or_default()
+            ),
+            ChannelChoice::Pr => Channel::Pr,
+            ChannelChoice::Auto => Channel::of(&Git::open(&ws.root)?, tag, &ws.config.main_branch)?,
+        })
+    }
 }

@@ -5,11 +5,15 @@ use serde_json::Value;
 
 use crate::support::{Fixture, Run, create_repository, docker_or_skip, local_ecr, local_stack, runtime, unique};
 
-/// A fixture whose immutable ECR repository exists on the local stack.
+/// A fixture whose immutable ECR repository (and its pull-request one) exists on the local stack.
 fn repository() -> (Fixture, String) {
     local_stack();
     let repository = unique("it/life");
-    runtime().block_on(async { create_repository(&local_ecr().await, &repository, true).await });
+    runtime().block_on(async {
+        let ecr = local_ecr().await;
+        create_repository(&ecr, &repository, true).await;
+        create_repository(&ecr, &format!("pr/{repository}"), true).await;
+    });
     (Fixture::with_repository(&repository), repository)
 }
 
@@ -104,13 +108,15 @@ fn retag_adds_a_tag_to_the_same_image_once_and_never_moves_one() {
     assert!(again.ok().is_empty());
     assert!(again.stderr().contains("nothing to do"), "{}", again.stderr());
 
-    // A pull request's push is counted apart from main's.
+    // A pull request's push goes to its own repository, counted apart from main's.
     let second = push_new(&repo, "second", &["--channel", "pr"]);
-    let tags = tags_of(&repository, &second);
+    let tags = tags_of(&format!("pr/{repository}"), &second);
     assert!(tags.contains(&format!("pr-{second}")) && !tags.contains(&format!("main-{second}")), "{tags:?}");
+    assert_eq!(manifest_digest(&repository, &second), None, "main's repository holds no pull request's image");
 
     // The tag names the first image: it never moves.
-    let run = repo.xtask(&["retag", &format!("svc:{second}"), "release-1"]);
+    let third = push_new(&repo, "third", &[]);
+    let run = repo.xtask(&["retag", &format!("svc:{third}"), "release-1"]);
     refused(&run, "already names another image");
     assert_eq!(manifest_digest(&repository, "release-1"), manifest_digest(&repository, &first));
 

@@ -15,6 +15,7 @@ mod lifecycle;
 mod local_provenance;
 mod local_stack;
 mod plan;
+mod pr_channel;
 mod promote;
 mod provenance;
 mod push;

@@ -175,39 +175,44 @@ fn main_never_reuses_an_image_only_a_pull_request_signed() {
     }
     local_stack();
     let repository = unique("provenance/svc");
+    let pr_repository = format!("pr/{repository}");
     let repo = promotion_fixture(&repository);
-    let tags_of = |digest: &str| {
+    let in_ecr = |repository: &str, tag: &str| {
         runtime().block_on(async {
             let ecr = crate::support::local_ecr().await;
-            let found = xtask_release::clients::ecr::image_by_digest(&ecr, &repository, digest).await.unwrap();
-            found.unwrap().image_tags().to_vec()
+            let found = xtask_release::clients::ecr::image_by_tag(&ecr, repository, tag).await.unwrap();
+            found.map(|d| (d.image_digest().unwrap().to_string(), d.image_tags().to_vec()))
         })
     };
     // A pull request's work (here a dirty tree: the pull-request channel, signed with the
-    // pull-request key) marks its image `inputs-pr-<key>`, never main's `inputs-<key>`.
+    // pull-request key) goes to its own repository alone, under main's `inputs-<key>` there:
+    // exactly what a throwaway pull request would push to poison main's next build.
     repo.write("svc/data.txt", &format!("{}\n", unique("content")));
     let pr = json(&repo.xtask(&["push", "--stage", "local", "--allow-dirty", "--json"]).ok());
-    assert_eq!(pr["images"][0]["action"], "built", "{pr}");
-    let pr_digest = pr["images"][0]["digest"].as_str().unwrap().to_string();
-    let pr_tags = tags_of(&pr_digest);
-    let key = pr_tags.iter().find_map(|t| t.strip_prefix("inputs-pr-")).unwrap_or_else(|| panic!("{pr_tags:?}"));
-    assert!(!pr_tags.contains(&format!("inputs-{key}")), "{pr_tags:?}");
+    let image = &pr["images"][0];
+    assert_eq!((image["action"].as_str(), image["repository"].as_str()), (Some("built"), Some(pr_repository.as_str())));
+    let (pr_tag, pr_digest) = (pr["commit"].as_str().unwrap(), image["digest"].as_str().unwrap());
+    let (_, pr_tags) = in_ecr(&pr_repository, pr_tag).unwrap_or_else(|| panic!("{pr_repository}:{pr_tag} is missing"));
+    let key = pr_tags.iter().find_map(|t| t.strip_prefix("inputs-")).unwrap_or_else(|| panic!("{pr_tags:?}"));
+    assert!(pr_tags.contains(&format!("pr-{pr_tag}")), "{pr_tags:?}");
+    assert_eq!(in_ecr(&repository, pr_tag), None, "a pull request's push wrote main's repository");
+    assert_eq!(in_ecr(&repository, &format!("inputs-{key}")), None, "a pull request's push wrote main's repository");
 
-    // Someone with push access puts main's inputs tag on the pull request's image first.
-    runtime().block_on(async {
-        let ecr = crate::support::local_ecr().await;
-        let manifest = xtask_release::clients::ecr::manifest_by_digest(&ecr, &repository, &pr_digest).await.unwrap();
-        let main_tag = format!("inputs-{key}");
-        xtask_release::clients::ecr::put_tag(&ecr, &repository, &manifest, &main_tag).await.unwrap();
-    });
-    // The same content committed on main: its inputs tag names an image main's key never
-    // signed, so main builds its own instead of taking it.
+    // The same content committed on main: main never looks in the pull-request repository,
+    // so it builds its own image, in its own repository, signed with its own key.
     let commit = repo.commit("the same content on main");
     let run = repo.xtask(&["push", "--stage", "local", "--json"]);
     let main = json(&run.ok());
-    assert_eq!((main["commit"].as_str(), main["images"][0]["action"].as_str()), (Some(commit.as_str()), Some("built")));
-    assert_ne!(main["images"][0]["digest"], pr_digest.as_str());
-    assert!(run.stderr().contains(&format!("{repository}:inputs-{key} is not reused")), "{}", run.stderr());
+    let image = &main["images"][0];
+    assert_eq!((main["commit"].as_str(), image["action"].as_str()), (Some(commit.as_str()), Some("built")));
+    assert_eq!(image["repository"], repository.as_str(), "{main}");
+    assert_ne!(image["digest"], pr_digest);
+    // (The daemon's own push may mount layers it pushed there before, by digest: the same bytes.)
+    let read = run.stderr().lines().filter(|l| !l.starts_with("push ")).any(|l| l.contains(&pr_repository));
+    assert!(!read, "main's push read the pull-request repository: {}", run.stderr());
+    let (digest, tags) = in_ecr(&repository, &format!("inputs-{key}")).expect("main records its own inputs tag");
+    assert_eq!((digest.as_str(), tags.contains(&format!("main-{commit}"))), (image["digest"].as_str().unwrap(), true));
+    assert!(run.stderr().contains("signed its provenance with alias/fixture-local-main"), "{}", run.stderr());
 }
 
 /// Signs `repository@digest` as a push of `commit` on the local stage would (its main

@@ -341,7 +341,7 @@ pub async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) ->
     text
 }
 
-/// A fresh clone of this workspace's HEAD, sharing infra's installed packages.
+/// A fresh clone of this workspace's HEAD, on its `main` branch, sharing infra's installed packages.
 pub fn clone_workspace() -> Fixture {
     let sh = Shell::new().unwrap();
     let dir = sh.create_temp_dir().unwrap();
@@ -351,6 +351,9 @@ pub fn clone_workspace() -> Fixture {
     sh.change_dir(&target);
     cmd!(sh, "git config user.email test@example.com").run().unwrap();
     cmd!(sh, "git config user.name Test").run().unwrap();
+    // The clone's commits are main's, whatever branch this workspace is on: its pushes take
+    // the main channel (main's repositories), as CI's on main do.
+    cmd!(sh, "git checkout -q -B main").run().unwrap();
     let modules = root.join("infra/node_modules");
     assert!(modules.exists(), "run `npm ci` in infra/ first (cargo xtask test does)");
     std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
@@ -589,7 +592,8 @@ pub async fn local_ecr_in(account: &str) -> aws_sdk_ecr::Client {
 }
 
 /// A fixture workspace whose image goes to `repository`, with a `local-prod` stage that
-/// takes its images from `local`; the repository exists, immutable, in both accounts.
+/// takes its images from `local`; the repository exists, immutable, in both accounts, and
+/// its pull-request one (`pr/<repository>`) in `local`'s, which builds.
 pub fn promotion_fixture(repository: &str) -> Fixture {
     let stage = format!(
         "\n[workspace.metadata.xtask.stages.local-prod]\nlocal-stack = true\nregion = \"us-east-1\"\naccount = \"{PROD_ACCOUNT}\"\npromote-from = \"local\"\n"
@@ -597,7 +601,9 @@ pub fn promotion_fixture(repository: &str) -> Fixture {
     let settings = FIXTURE_CARGO_TOML.replace("\"fixture/svc\"", &format!("\"{repository}\"")) + &stage;
     let fixture = Fixture::with_settings(&settings);
     runtime().block_on(async {
-        create_repository(&local_ecr().await, repository, true).await;
+        let ecr = local_ecr().await;
+        create_repository(&ecr, repository, true).await;
+        create_repository(&ecr, &format!("pr/{repository}"), true).await;
         create_repository(&local_ecr_in(PROD_ACCOUNT).await, repository, true).await;
     });
     fixture

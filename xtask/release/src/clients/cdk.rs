@@ -59,6 +59,9 @@ pub struct ImageContext {
     pub tag: String,
     /// `name=sha256:...` pairs, when deploys pin digests.
     pub digests: Vec<(String, String)>,
+    /// The images are in the pull-request repositories (`pr/<repository>`), not main's:
+    /// `-c imageChannel=pr`.
+    pub pr_repositories: bool,
 }
 
 impl<'a> Cdk<'a> {
@@ -330,5 +333,27 @@ fn image_context(image: Option<&ImageContext>) -> Vec<String> {
         let pairs: Vec<String> = image.digests.iter().map(|(name, digest)| format!("{name}={digest}")).collect();
         args.extend(["-c".to_string(), format!("imageDigest={}", pairs.join(","))]);
     }
+    if image.pr_repositories {
+        args.extend(["-c".to_string(), "imageChannel=pr".to_string()]);
+    }
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_of_the_pull_request_repositories_are_named_to_the_app() {
+        let tag = "0123456789abcdef0123456789abcdef01234567".to_string();
+        let main = ImageContext { tag: tag.clone(), digests: vec![], pr_repositories: false };
+        assert_eq!(image_context(Some(&main)), ["-c", &format!("imageTag={tag}")]);
+        let pr =
+            ImageContext { tag: tag.clone(), digests: vec![("web".into(), "sha256:aa".into())], pr_repositories: true };
+        assert_eq!(
+            image_context(Some(&pr)),
+            ["-c", &format!("imageTag={tag}"), "-c", "imageDigest=web=sha256:aa", "-c", "imageChannel=pr"]
+        );
+        assert!(image_context(None).is_empty());
+    }
 }

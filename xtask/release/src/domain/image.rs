@@ -207,12 +207,6 @@ pub fn inputs_tag(key: &str) -> String {
     format!("{INPUTS_TAG_PREFIX}{key}")
 }
 
-/// The inputs tag of a pull request's image (`inputs-pr-<key>`): never main's `inputs-<key>`,
-/// so a pull request can neither take main's tag first nor have main reuse its image.
-pub fn pr_inputs_tag(key: &str) -> String {
-    format!("{INPUTS_TAG_PREFIX}pr-{key}")
-}
-
 fn source_key(
     context: &BuildContext,
     context_key: &str,

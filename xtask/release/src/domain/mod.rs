@@ -2,6 +2,7 @@
 //! beyond reading the workspace's files.
 
 pub mod build_cache;
+pub mod channel;
 pub mod config;
 pub mod context;
 pub mod dockerfile;

@@ -1,5 +1,6 @@
 //! The checks that prove a commit deployable: each returns a named verdict with
-//! a detail a person can act on.
+//! a detail a person can act on. A commit's images are checked where its channel puts
+//! them: main's repositories, or a pull request's `pr/<repository>`.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,8 @@ use crate::{
     clients::ecr,
     clients::git::{Git, ImageTag},
     clients::registry_api::{ImageConfig, Registry},
-    domain::config::Image,
     domain::image::{BASE_IMAGES_LABEL, INPUTS_TAG_PREFIX, Plan, SOURCE_KEY_LABEL, recorded_bases, resolve_bases},
+    domain::{channel::Channel, config::Image},
     stage::StageContext,
 };
 
@@ -30,6 +31,8 @@ pub struct CheckOptions<'a> {
     pub scan_timeout: Duration,
     /// The stage's `promote-from` stage, opened, when it has one.
     pub source: Option<&'a StageContext<'a>>,
+    /// Where the commit's images are: main's repositories or the pull-request ones.
+    pub channel: Channel,
 }
 
 /// Every check of a commit, in order: tree, then per image presence, revision and
@@ -60,12 +63,19 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
     };
 
     let registry = Registry::new(ctx.registry().await?)?;
-    let trust = super::attest::Trust::for_check(ctx, options.source).await;
+    // Main's repositories hold what the stage's trusted keys signed; a pull request's also
+    // what the stage's pull-request key signed (a deploy still trusts only `trusted-keys`).
+    let trust = match options.channel {
+        Channel::Main => super::attest::Trust::of(ctx, options.source).await,
+        Channel::Pr => super::attest::Trust::for_check(ctx, options.source).await,
+    };
     let hint = ctx.bootstrap_hint();
     let source = git.source_url();
     for image in &ws.config.images {
+        let repository = options.channel.repository(image);
+        let repository = repository.as_str();
         // 2. Presence, revision label and platform.
-        let (present, found) = presence(&ctx.ecr, image, &commit).await?;
+        let (present, found) = presence(&ctx.ecr, image, repository, &commit).await?;
         checks.push(present);
         if let Some((digest, tags)) = &found {
             let (digest, tags) = (digest.as_str(), tags.clone());
@@ -78,7 +88,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
             } else {
                 None
             };
-            let config = image_config(&ctx.ecr, &registry, image, &commit).await;
+            let config = image_config(&ctx.ecr, &registry, image, repository, &commit).await;
             let result = match (key, &config) {
                 (Some(Err(err)), _) => Err(err.context("cannot recompute the image's inputs key")),
                 (_, Err(err)) => Err(anyhow::anyhow!("{err:#}")),
@@ -87,7 +97,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
             };
             checks.push(Check::from_result(&name, result));
             // Signed provenance: the bytes were built from this commit's inputs by a trusted builder.
-            checks.push(provenance(&registry, image, digest, &commit, &trust).await);
+            checks.push(provenance(&registry, image, repository, digest, &commit, &trust).await);
             // Base images that moved since the build: a warning, with the command that rebuilds.
             if let Ok(config) = &config
                 && let Some(check) = base_images(ctx, image, config).await
@@ -95,13 +105,13 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
                 checks.push(check);
             }
             // 3. Scan findings.
-            let result = scan(&ctx.ecr, image, &commit, options.severity, options.scan_timeout).await;
+            let result = scan(&ctx.ecr, image, repository, &commit, options.severity, options.scan_timeout).await;
             checks.push(Check::from_result(&format!("scan {}", image.name), result));
         }
         // 4. Repository settings.
         let policy = crate::domain::retention::policy(&crate::domain::retention::Settings::of(&ctx.ws.config));
-        let result = repository_settings(&ctx.ecr, image, &policy, &hint).await;
-        checks.push(Check::from_result(&format!("repository {}", image.repository), result));
+        let result = repository_settings(&ctx.ecr, repository, &policy, &hint).await;
+        checks.push(Check::from_result(&format!("repository {repository}"), result));
     }
 
     // 5. A stage that runs what another ran has the same images as that one.
@@ -109,7 +119,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
 
     // 6. The service stack synthesizes with the tag.
     let stack = ws.config.service_stack(ctx.stage);
-    let image = ImageContext { tag: commit.clone(), digests: vec![] };
+    let image = ImageContext { tag: commit.clone(), digests: vec![], pr_repositories: options.channel == Channel::Pr };
     let synth = match Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk) {
         Ok(cdk) => cdk.synth(&stack, Some(&image)).await,
         Err(err) => Err(err),
@@ -126,6 +136,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
 async fn provenance(
     registry: &Registry,
     image: &Image,
+    repository: &str,
     digest: &str,
     commit: &str,
     trust: &Result<super::attest::Trust>,
@@ -135,7 +146,7 @@ async fn provenance(
         Ok(trust) => trust,
         Err(err) => return Check::fail(&name, format!("{err:#}")),
     };
-    match super::attest::find(registry, &image.repository, digest, Some(commit), trust).await {
+    match super::attest::find(registry, repository, digest, Some(commit), trust).await {
         Ok(Ok(verified)) => Check::pass(&name, format!("signed by {} for {}", verified.signer, verified.builder)),
         Ok(Err(unproven)) => Check::fail(&name, format!("{unproven}; push the commit with `cargo xtask push`")),
         Err(err) => Check::fail(&name, format!("cannot read the provenance: {err:#}")),
@@ -231,18 +242,21 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// The image of `tag` is in ECR; returns the check and the image's digest and tags.
-pub async fn presence(ecr_client: &Client, image: &Image, tag: &str) -> Result<(Check, Option<(String, Vec<String>)>)> {
+/// The image of `tag` is in `repository` (main's or the pull-request one of `image`);
+/// returns the check and the image's digest and tags.
+pub async fn presence(
+    ecr_client: &Client,
+    image: &Image,
+    repository: &str,
+    tag: &str,
+) -> Result<(Check, Option<(String, Vec<String>)>)> {
     let name = format!("image {}", image.name);
-    let found = ecr::image_by_tag(ecr_client, &image.repository, tag).await?;
+    let found = ecr::image_by_tag(ecr_client, repository, tag).await?;
     Ok(match found.and_then(|d| Some((d.image_digest()?.to_string(), d.image_tags().to_vec()))) {
-        Some((digest, tags)) => {
-            (Check::pass(&name, format!("{}:{tag}@{digest}", image.repository)), Some((digest, tags)))
+        Some((digest, tags)) => (Check::pass(&name, format!("{repository}:{tag}@{digest}")), Some((digest, tags))),
+        None => {
+            (Check::fail(&name, format!("{repository}:{tag} is not in ECR; push it with `cargo xtask push`")), None)
         }
-        None => (
-            Check::fail(&name, format!("{}:{tag} is not in ECR; push it with `cargo xtask push`", image.repository)),
-            None,
-        ),
     })
 }
 
@@ -340,9 +354,15 @@ fn identity(
 }
 
 /// The config of the image `repository:tag` (labels, platform), from the registry.
-async fn image_config(ecr_client: &Client, registry: &Registry, image: &Image, tag: &str) -> Result<ImageConfig> {
-    let manifest = ecr::manifest(ecr_client, &image.repository, tag).await?;
-    registry.image_config(&image.repository, &manifest, image.platform.as_str()).await
+async fn image_config(
+    ecr_client: &Client,
+    registry: &Registry,
+    image: &Image,
+    repository: &str,
+    tag: &str,
+) -> Result<ImageConfig> {
+    let manifest = ecr::manifest(ecr_client, repository, tag).await?;
+    registry.image_config(repository, &manifest, image.platform.as_str()).await
 }
 
 /// Whether the base images the image records still resolve to what it was built on;
@@ -388,14 +408,21 @@ fn short(digest: &str) -> &str {
 
 /// The scan-on-push result, waited for up to `timeout`; findings at or above
 /// `threshold` fail, and so does a scan that never completes.
-async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity, timeout: Duration) -> Result<Check> {
+async fn scan(
+    ecr_client: &Client,
+    image: &Image,
+    repository: &str,
+    tag: &str,
+    threshold: Severity,
+    timeout: Duration,
+) -> Result<Check> {
     let name = format!("scan {}", image.name);
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
         let result = ecr_client
             .describe_image_scan_findings()
-            .repository_name(&image.repository)
+            .repository_name(repository)
             .image_id(ImageIdentifier::builder().image_tag(tag).build())
             .send()
             .await;
@@ -452,7 +479,7 @@ async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity
                 last = "no scan has started (is scan on push enabled?)".to_string();
             }
             Err(err) => {
-                return Err(err).sdk_context(|| format!("cannot read the scan findings of {}:{tag}", image.repository));
+                return Err(err).sdk_context(|| format!("cannot read the scan findings of {repository}:{tag}"));
             }
         }
         if Instant::now() >= deadline {
@@ -468,12 +495,12 @@ async fn scan(ecr_client: &Client, image: &Image, tag: &str, threshold: Severity
 /// Immutable tags, scan on push, a lifecycle policy (the settings' own, else a warning).
 async fn repository_settings(
     ecr_client: &Client,
-    image: &Image,
+    repository: &str,
     expected: &crate::domain::retention::Policy,
     create_hint: &str,
 ) -> Result<Check> {
-    let name = format!("repository {}", image.repository);
-    let repo = ecr::repository(ecr_client, &image.repository, create_hint).await?;
+    let name = format!("repository {repository}");
+    let repo = ecr::repository(ecr_client, repository, create_hint).await?;
     let mut problems = vec![];
     if repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable) {
         problems.push("tags are mutable (a commit's tag could be moved to another image)".to_string());
@@ -482,7 +509,7 @@ async fn repository_settings(
         problems.push("scan on push is off".to_string());
     }
     let mut stale_policy = false;
-    match ecr_client.get_lifecycle_policy().repository_name(&image.repository).send().await {
+    match ecr_client.get_lifecycle_policy().repository_name(repository).send().await {
         Ok(out) if out.lifecycle_policy_text().is_some_and(|t| !t.is_empty()) => {
             let text = out.lifecycle_policy_text().unwrap_or_default();
             stale_policy =
@@ -493,7 +520,7 @@ async fn repository_settings(
             problems.push("no lifecycle policy".to_string())
         }
         Err(err) => {
-            return Err(err).sdk_context(|| format!("cannot read the lifecycle policy of `{}`", image.repository));
+            return Err(err).sdk_context(|| format!("cannot read the lifecycle policy of `{repository}`"));
         }
     }
     Ok(if problems.is_empty() && stale_policy {

@@ -1,5 +1,9 @@
 //! Deploy a commit's images with `cdk deploy`, never an image that is not in ECR, and
 //! prove afterwards that each service runs it.
+//!
+//! The images run from main's repositories; a commit whose images are only in the
+//! pull-request ones (a branch, a dirty work tree on the local stage) runs from those, and
+//! only on a stage that trusts the key that signed them.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -13,6 +17,7 @@ use crate::{
         git::Git,
         registry_api::Registry,
     },
+    domain::channel::Channel,
     stage::{EcsRollouts, Rollouts, StageContext},
     support::exit::Verdict,
     workflows::{
@@ -57,6 +62,8 @@ pub struct DeployedImage {
 /// reference each container must use once rolled out, and what the stage ran before.
 pub struct Prepared {
     pub tag: String,
+    /// Where the images are: main's repositories or the pull-request ones.
+    pub channel: Channel,
     /// Per image name, in the configured order: its digest.
     pub digests: Vec<(String, String)>,
     /// Per image name: the reference its container must use (`<uri>:<tag>` or `<uri>@<digest>`).
@@ -84,9 +91,20 @@ pub async fn deploy(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Resu
 pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Result<Prepared> {
     let config = &ctx.ws.config;
     let tag = options.tag;
+    let mut found = present(ctx, Channel::Main, tag).await?;
+    let mut channel = Channel::Main;
+    // Not all in main's repositories: a stage that builds its images may have them all in
+    // the pull-request ones.
+    if found.iter().any(|(_, f)| f.is_none()) && ctx.stage.promote_from.is_none() {
+        let pr = present(ctx, Channel::Pr, tag).await?;
+        let there = |found: &[(check::Check, Option<_>)]| found.iter().map(|(_, f)| f.is_some()).collect::<Vec<_>>();
+        channel = channel_of(&there(&found), &there(&pr));
+        if channel == Channel::Pr {
+            found = pr;
+        }
+    }
     let mut digests = vec![];
-    for image in &config.images {
-        let (check, found) = check::presence(&ctx.ecr, image, tag).await?;
+    for (image, (check, found)) in config.images.iter().zip(found) {
         let Some((digest, _)) = found else {
             let how = match &ctx.stage.promote_from {
                 Some(from) => format!(
@@ -111,19 +129,26 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
         eprintln!("{}: {}", check.name, check.detail);
     }
     // Only bytes a trusted builder signed for this commit roll out: a name proves nothing.
+    // A stage that does not trust the pull-request key refuses a pull request's images here.
     let trust = attest::Trust::of(ctx, options.source).await?;
     let registry = Registry::new(ctx.registry().await?)?;
     for (image, (_, digest)) in config.images.iter().zip(&digests) {
-        match attest::find(&registry, &image.repository, digest, Some(tag), &trust).await? {
+        let repository = channel.repository(image);
+        match attest::find(&registry, &repository, digest, Some(tag), &trust).await? {
             Ok(verified) => {
                 eprintln!("{}: provenance signed by {} for {}", image.name, verified.signer, verified.builder)
             }
             Err(unproven) => bail!(Verdict(format!(
-                "refusing to deploy: {unproven}; stage `{}` runs only images its trusted release path signed: push the commit with `cargo xtask push`{}",
+                "refusing to deploy: {unproven}; stage `{}` runs only images its trusted release path signed: {}",
                 ctx.stage.name,
-                match &ctx.stage.promote_from {
-                    Some(from) => format!(" to stage `{from}` and promote it"),
-                    None => String::new(),
+                match (&ctx.stage.promote_from, channel) {
+                    (Some(from), _) =>
+                        format!("push the commit with `cargo xtask push` to stage `{from}` and promote it"),
+                    (None, Channel::Pr) => format!(
+                        "{tag} has images only in the pull-request repositories; merge it to `{}` and deploy the commit main's push made",
+                        config.main_branch
+                    ),
+                    (None, Channel::Main) => "push the commit with `cargo xtask push`".to_string(),
                 }
             ))),
         }
@@ -134,7 +159,7 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
     // The image reference each container must use once the deploy rolled out.
     let mut expected = BTreeMap::new();
     for (image, (_, digest)) in config.images.iter().zip(&digests) {
-        let repository = ecr::repository(&ctx.ecr, &image.repository, &ctx.bootstrap_hint()).await?;
+        let repository = ecr::repository(&ctx.ecr, &channel.repository(image), &ctx.bootstrap_hint()).await?;
         let uri = repository.repository_uri().context("ECR returned a repository without its URI")?;
         let reference = if options.pin_digest { format!("{uri}@{digest}") } else { format!("{uri}:{tag}") };
         expected.insert(image.name.clone(), reference);
@@ -142,13 +167,47 @@ pub async fn prepare(ctx: &StageContext<'_>, options: &DeployOptions<'_>) -> Res
     // Protect the images before anything rolls them out: the stage's lifecycle rule and gc
     // keep an image with a `deployed-<stage>.` tag, and it stays whatever the outcome,
     // until a later deploy of the stage prunes it out of the rollback window.
-    deployed_tags::record(ctx, tag).await.with_context(|| {
+    deployed_tags::record(ctx, tag, channel).await.with_context(|| {
         format!(
             "cannot tag the images of {tag} `{}<time>`, which protects them from the lifecycle policy and gc while they roll out; nothing was deployed: run the deploy again",
             crate::domain::retention::deployed_prefix(&ctx.stage.name)
         )
     })?;
-    Ok(Prepared { tag: tag.to_string(), digests, expected, before, stack: config.service_stack(ctx.stage) })
+    Ok(Prepared { tag: tag.to_string(), channel, digests, expected, before, stack: config.service_stack(ctx.stage) })
+}
+
+/// Where a commit's images deploy from, given which of them main's repositories and the
+/// pull-request ones hold: main's when it has them all, else the pull-request ones when they
+/// have them all. Never a mix (the images of a commit deploy together): otherwise main's,
+/// whose missing images the deploy then names.
+fn channel_of(in_main: &[bool], in_pr: &[bool]) -> Channel {
+    match (in_main.iter().all(|&b| b), in_pr.iter().all(|&b| b)) {
+        (false, true) => Channel::Pr,
+        _ => Channel::Main,
+    }
+}
+
+/// Per configured image, the presence check of `tag` in `channel`'s repository and, when
+/// the image is there, its digest and tags. A missing pull-request repository (a stage
+/// bootstrapped before they existed) holds nothing.
+async fn present(
+    ctx: &StageContext<'_>,
+    channel: Channel,
+    tag: &str,
+) -> Result<Vec<(check::Check, Option<(String, Vec<String>)>)>> {
+    let mut found = vec![];
+    for image in &ctx.ws.config.images {
+        let repository = channel.repository(image);
+        if channel == Channel::Pr && !ecr::repository_exists(&ctx.ecr, &repository).await? {
+            found.push((
+                check::Check::fail(format!("image {}", image.name), format!("no repository {repository}")),
+                None,
+            ));
+            continue;
+        }
+        found.push(check::presence(&ctx.ecr, image, &repository, tag).await?);
+    }
+    Ok(found)
 }
 
 /// `cdk deploy` of the service stack with `-c imageTag=<tag>` (and the digests when pinned);
@@ -159,7 +218,8 @@ pub async fn cdk_deploy(
     options: &DeployOptions<'_>,
 ) -> Result<BTreeMap<String, String>> {
     let pinned = if options.pin_digest { prepared.digests.clone() } else { vec![] };
-    let image = ImageContext { tag: prepared.tag.clone(), digests: pinned };
+    let image =
+        ImageContext { tag: prepared.tag.clone(), digests: pinned, pr_repositories: prepared.channel == Channel::Pr };
     let service = &prepared.stack;
     let status = cdk.deploy(service, Some(&image), options.approve, options.cdk_args).await?;
     if !status.success() {
@@ -225,4 +285,20 @@ async fn running_commit(ctx: &StageContext<'_>) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_deploys_from_main_unless_only_the_pull_request_repositories_hold_it_all() {
+        assert_eq!(channel_of(&[true, true], &[true, true]), Channel::Main);
+        assert_eq!(channel_of(&[true, true], &[false, false]), Channel::Main);
+        assert_eq!(channel_of(&[false, false], &[true, true]), Channel::Pr);
+        assert_eq!(channel_of(&[true, false], &[true, true]), Channel::Pr);
+        // A mix is never deployed: main's, whose missing image the deploy names.
+        assert_eq!(channel_of(&[true, false], &[false, true]), Channel::Main);
+        assert_eq!(channel_of(&[false, false], &[true, false]), Channel::Main);
+    }
 }

@@ -7,19 +7,23 @@ use anyhow::{Context, Result};
 
 use crate::{
     clients::ecr::{self, Tagged},
-    domain::retention::{self, Facts},
+    domain::{
+        channel::Channel,
+        retention::{self, Facts},
+    },
     stage::StageContext,
 };
 
-/// Adds `deployed-<stage>.<now>` to the image `tag` names in each configured repository.
-/// Before, the images that leave the rollback window lose the stage's deployed tags; after,
-/// each image keeps only its newest one.
-pub async fn record(ctx: &StageContext<'_>, tag: &str) -> Result<()> {
+/// Adds `deployed-<stage>.<now>` to the image `tag` names in each configured image's
+/// repository of `channel` (where the deploy takes the images from). Before, the images
+/// that leave the rollback window lose the stage's deployed tags; after, each image keeps
+/// only its newest one.
+pub async fn record(ctx: &StageContext<'_>, tag: &str, channel: Channel) -> Result<()> {
     let config = &ctx.ws.config;
     let stage = &ctx.stage.name;
     let window = config.rollback_window as usize;
     for image in &config.images {
-        let repository = &image.repository;
+        let repository = &channel.repository(image);
         let manifest = ecr::manifest(&ctx.ecr, repository, tag).await?;
         // First make room (the window less this image), then tag: an interruption between
         // the two leaves fewer deployed images than the rule keeps, never more.

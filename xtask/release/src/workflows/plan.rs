@@ -3,7 +3,8 @@
 //! is, and which; build: new inputs, and what changed since the nearest earlier commit
 //! with an image), and for deploy the commit each image runs in the stage now, the commits
 //! between that and the target, and `cdk diff` of the service stack. Its JSON lists the
-//! images to build as a CI matrix takes them.
+//! images to build as a CI matrix takes them. Push's decision is read in the repository
+//! the channel's images go to (main's, or a pull request's `pr/<repository>`).
 
 use anyhow::Result;
 use serde::Serialize;
@@ -13,10 +14,10 @@ use crate::{
     clients::ecr,
     clients::git::{Git, ImageTag},
     clients::registry_api::Registry,
-    domain::config::Image,
     domain::image::{self, BASE_IMAGES_LABEL, Plan},
     domain::inventory::timestamp_rfc3339,
     domain::retention::{self, Facts},
+    domain::{channel::Channel, config::Image},
     stage::StageContext,
 };
 
@@ -28,6 +29,8 @@ pub struct PlanOptions<'a> {
     pub work_tree: Option<&'a ImageTag>,
     /// Run `cdk diff` of the service stack.
     pub diff: bool,
+    /// Where the commit's images go: main's repositories or the pull-request ones.
+    pub channel: Channel,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +47,7 @@ pub struct Report {
 #[derive(Debug, Serialize)]
 pub struct ImagePlan {
     pub name: String,
+    /// The repository of the channel's images (`pr/<repository>` for a pull request's).
     pub repository: String,
     pub action: Action,
     /// The digest the commit's tag names, or will name (skip, retag, promote).
@@ -126,7 +130,8 @@ pub async fn plan(ctx: &StageContext<'_>, options: &PlanOptions<'_>) -> Result<R
     let stack = ws.config.service_stack(ctx.stage);
     let diff = if options.diff {
         let cdk = Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk)?;
-        Some(cdk.diff(&stack, &ImageContext { tag: commit.to_string(), digests: vec![] }).await?)
+        let pr_repositories = options.channel == Channel::Pr;
+        Some(cdk.diff(&stack, &ImageContext { tag: commit.to_string(), digests: vec![], pr_repositories }).await?)
     } else {
         None
     };
@@ -149,15 +154,16 @@ pub async fn plan(ctx: &StageContext<'_>, options: &PlanOptions<'_>) -> Result<R
 async fn push_plan(ctx: &StageContext<'_>, git: &Git, image: &Image, options: &PlanOptions<'_>) -> Result<ImagePlan> {
     let ecr_client = &ctx.ecr;
     let commit = options.commit;
+    let repository = options.channel.repository(image);
     let mut plan = ImagePlan {
         name: image.name.clone(),
-        repository: image.repository.clone(),
+        repository: repository.clone(),
         action: Action::Skip,
         digest: None,
         from: vec![],
         changed: vec![],
     };
-    if let Some(found) = ecr::image_by_tag(ecr_client, &image.repository, commit).await? {
+    if let Some(found) = ecr::image_by_tag(ecr_client, &repository, commit).await? {
         plan.digest = found.image_digest().map(str::to_owned);
         return Ok(plan);
     }
@@ -174,30 +180,42 @@ async fn push_plan(ctx: &StageContext<'_>, git: &Git, image: &Image, options: &P
     let ws = ctx.ws;
     let build = Plan::new(&ws.config, ctx.stage, image, tag, &git.source_url())?;
     let image::Inputs { bases, tag: inputs_tag, .. } = build.inputs(ctx.docker().await?).await?;
-    if let Some(found) = ecr::image_by_tag(ecr_client, &image.repository, &inputs_tag).await? {
+    if let Some(found) = ecr::image_by_tag(ecr_client, &repository, &inputs_tag).await? {
         plan.action = Action::Retag;
         plan.digest = found.image_digest().map(str::to_owned);
         plan.from = found.image_tags().iter().filter(|t| is_commit(t)).cloned().collect();
         return Ok(plan);
     }
     plan.action = Action::Build;
-    plan.changed = changed_inputs(ctx, git, image, commit, &bases).await?;
+    // A pull request's first push compares with main's images too: its branch starts there.
+    let mut compared = vec![repository];
+    if options.channel == Channel::Pr {
+        compared.push(image.repository.clone());
+    }
+    plan.changed = changed_inputs(ctx, git, image, &compared, commit, &bases).await?;
     Ok(plan)
 }
 
-/// What differs from the nearest earlier commit (first parents) whose image is in ECR:
-/// files of the context and the Dockerfile, the settings, and base images that moved.
+/// What differs from the nearest earlier commit (first parents) whose image is in ECR (in
+/// the first of `repositories` that has one): files of the context and the Dockerfile, the
+/// settings, and base images that moved.
 async fn changed_inputs(
     ctx: &StageContext<'_>,
     git: &Git,
     image: &Image,
+    repositories: &[String],
     commit: &str,
     bases: &[crate::domain::dockerfile::Base],
 ) -> Result<Vec<String>> {
     for earlier in git.first_parents(commit, LOOK_BACK)? {
-        if ecr::image_by_tag(&ctx.ecr, &image.repository, &earlier).await?.is_none() {
-            continue;
+        let mut found = None;
+        for repository in repositories {
+            if ecr::image_by_tag(&ctx.ecr, repository, &earlier).await?.is_some() {
+                found = Some(repository.as_str());
+                break;
+            }
         }
+        let Some(repository) = found else { continue };
         let context = image.context.to_string_lossy().trim_end_matches('/').to_string();
         let dockerfile = image.dockerfile.to_string_lossy().to_string();
         let mut changed: Vec<String> = git
@@ -216,8 +234,8 @@ async fn changed_inputs(
             })
             .collect();
         let registry = Registry::new(ctx.registry().await?)?;
-        let manifest = ecr::manifest(&ctx.ecr, &image.repository, &earlier).await?;
-        if let Ok(config) = registry.image_config(&image.repository, &manifest, image.platform.as_str()).await {
+        let manifest = ecr::manifest(&ctx.ecr, repository, &earlier).await?;
+        if let Ok(config) = registry.image_config(repository, &manifest, image.platform.as_str()).await {
             let recorded = image::recorded_bases(config.labels.get(BASE_IMAGES_LABEL).map_or("", String::as_str));
             for base in bases {
                 if recorded.iter().any(|r| r.reference == base.reference && r.digest != base.digest) {
@@ -235,17 +253,35 @@ async fn changed_inputs(
 }
 
 /// The commit the stage runs for `image`: a commit tag of the image its newest deployed
-/// tag marks (the newest such commit this clone has, when the image carries several).
+/// tag marks (the newest such commit this clone has, when the image carries several), in
+/// main's repository or, for a stage that builds its images, the pull-request one (a
+/// branch deployed to a stage that trusts the pull-request key runs from there).
 pub async fn runs(ctx: &StageContext<'_>, git: &Git, image: &Image) -> Result<Running> {
+    let mut repositories = vec![Channel::Main.repository(image)];
+    if ctx.stage.promote_from.is_none() {
+        repositories.push(Channel::Pr.repository(image));
+    }
     // The tags say it; no manifest need be read (this runs before every deploy).
-    let details = ecr::images(&ctx.ecr, &image.repository).await?;
-    let tags: Vec<Vec<String>> = details.iter().map(|d| d.image_tags().to_vec()).collect();
-    let facts: Vec<Facts> = tags.iter().map(|t| Facts { tags: t, pushed_at: 0 }).collect();
-    let newest = retention::deployments(&facts).remove(&ctx.stage.name).and_then(|list| list.into_iter().next());
-    let Some((index, timestamp)) = newest else {
+    let mut newest: Option<(Vec<String>, String)> = None;
+    for repository in &repositories {
+        // A stage bootstrapped before the pull-request repositories existed has none.
+        if *repository != image.repository && !ecr::repository_exists(&ctx.ecr, repository).await? {
+            continue;
+        }
+        let details = ecr::images(&ctx.ecr, repository).await?;
+        let tags: Vec<Vec<String>> = details.iter().map(|d| d.image_tags().to_vec()).collect();
+        let facts: Vec<Facts> = tags.iter().map(|t| Facts { tags: t, pushed_at: 0 }).collect();
+        let here = retention::deployments(&facts).remove(&ctx.stage.name).and_then(|list| list.into_iter().next());
+        if let Some((index, timestamp)) = here
+            && newest.as_ref().is_none_or(|(_, newest)| timestamp > *newest)
+        {
+            newest = Some((tags[index].clone(), timestamp));
+        }
+    }
+    let Some((tags, timestamp)) = newest else {
         return Ok(Running { name: image.name.clone(), runs: None, since: None });
     };
-    let commits: Vec<&String> = tags[index].iter().filter(|t| is_commit(t)).collect();
+    let commits: Vec<&String> = tags.iter().filter(|t| is_commit(t)).collect();
     let runs = commits
         .iter()
         .copied()

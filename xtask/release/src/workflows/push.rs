@@ -1,6 +1,10 @@
 //! Build, tag with the commit and push each image to ECR, never twice: a commit already
 //! in ECR is skipped, and one whose image inputs match an image already pushed gets that
 //! image's tag (BatchGetImage + PutImage) instead of a build.
+//!
+//! Each channel writes its own repositories (`domain::channel`): main's push reads and
+//! writes main's alone; a pull request's writes `pr/<repository>` alone, and reads nothing
+//! of main's but its build cache.
 
 use std::io::Write;
 
@@ -8,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::OnceCell;
+
+pub use crate::domain::channel::Channel;
 
 use crate::{
     clients::docker::{
@@ -33,10 +39,12 @@ pub struct PushOptions<'a> {
     pub images: &'a [String],
     /// Build even when an image with the same inputs is in ECR.
     pub rebuild: bool,
-    /// Read and write the images' build cache in ECR.
+    /// Read the images' build cache in ECR (main's repository), and on the main channel
+    /// write it there.
     pub build_cache: bool,
     pub builder: BuilderChoice,
-    /// Which lifecycle rule counts the images: main's or pull requests'.
+    /// Which line of history the images belong to: where they go and which lifecycle rule
+    /// counts them.
     pub channel: Channel,
     /// How many images are built and pushed at once (at least 1).
     pub jobs: usize,
@@ -48,30 +56,12 @@ pub fn default_jobs(images: usize) -> usize {
     images.clamp(1, cpus.max(1))
 }
 
-/// The line of history a commit's images belong to; its tag (`main-<tag>`, `pr-<tag>`)
-/// puts them under that line's lifecycle rule, so pull requests never shorten main's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Main,
-    Pr,
-}
-
 impl Channel {
     /// `main` when the commit is reachable from the main branch (origin's or the local one);
     /// `pr` otherwise, and for a dirty work tree.
     pub fn of(git: &Git, tag: &ImageTag, main_branch: &str) -> Result<Channel> {
         let on_main = !tag.is_dirty() && git.is_on_branch(&tag.commit, main_branch)?;
         Ok(if on_main { Channel::Main } else { Channel::Pr })
-    }
-
-    /// The channel tag of the image tagged `tag`.
-    pub fn tag(self, tag: &str) -> String {
-        let prefix = match self {
-            Channel::Main => retention::MAIN_PREFIX,
-            Channel::Pr => retention::PR_PREFIX,
-        };
-        format!("{prefix}{tag}")
     }
 }
 
@@ -85,6 +75,7 @@ pub struct Report {
 #[derive(Debug, Serialize)]
 pub struct ImageReport {
     pub name: String,
+    /// The repository the channel's images go to (`pr/<repository>` for a pull request's).
     pub repository: String,
     pub uri: String,
     pub tag: String,
@@ -178,7 +169,7 @@ async fn drop_stale_main_tags(ctx: &StageContext<'_>, repositories: &[&str], hea
     Ok(())
 }
 
-/// An image's build cache in ECR.
+/// An image's build cache in ECR, in main's repository.
 struct Cache {
     /// `buildcache-<key>`.
     tag: String,
@@ -186,6 +177,10 @@ struct Cache {
     reference: String,
     /// Whether ECR has it already.
     present: bool,
+    /// Whether this push writes it when missing: main's alone. A pull request's push reads
+    /// main's cache and writes none: a cache a pull request wrote would be read by the next
+    /// pull request's build, and it would be another tag for its lifecycle rule to count.
+    export: bool,
 }
 
 struct Session<'a> {
@@ -235,12 +230,16 @@ impl Session<'_> {
     async fn push(&self, plan: &Plan<'_>) -> Result<ImageReport> {
         let image = plan.image;
         let ecr = &self.ctx.ecr;
-        let repository = ecr::repository(ecr, &image.repository, &self.ctx.bootstrap_hint()).await?;
+        let channel = self.options.channel;
+        // The channel's repository: everything below reads and writes it alone (but the
+        // build cache, read from main's).
+        let repo = channel.repository(image);
+        let repository = ecr::repository(ecr, &repo, &self.ctx.bootstrap_hint()).await?;
         let uri = repository.repository_uri().context("ECR returned a repository without its URI")?.to_string();
         let tag = plan.tag.to_string();
         let report = |digest: String, action| ImageReport {
             name: image.name.clone(),
-            repository: image.repository.clone(),
+            repository: repo.clone(),
             uri: uri.clone(),
             tag: tag.clone(),
             digest,
@@ -251,15 +250,13 @@ impl Session<'_> {
 
         // 1. The commit is already there: nothing to do.
         //    Only if this stage's release path put it there: its provenance names the commit.
-        if let Some(existing) = ecr::image_by_tag(ecr, &image.repository, &tag).await? {
+        if let Some(existing) = ecr::image_by_tag(ecr, &repo, &tag).await? {
             let digest = existing.image_digest().context("ECR listed an image without a digest")?;
-            let trust = self.reuse_trust(self.options.channel == Channel::Pr).await?;
-            if let Err(unproven) =
-                attest::find(self.registry().await?, &image.repository, digest, Some(&tag), &trust).await?
-            {
+            let trust = self.reuse_trust(channel == Channel::Pr).await?;
+            if let Err(unproven) = attest::find(self.registry().await?, &repo, digest, Some(&tag), &trust).await? {
                 bail!(Verdict(format!(
-                    "{}:{tag} is in ECR, but {unproven}: something other than this stage's push wrote the tag; delete the image (`cargo xtask untag --stage {} --delete-image {}:{tag}`) and push again",
-                    image.repository, self.ctx.stage.name, image.name
+                    "{repo}:{tag} is in ECR, but {unproven}: something other than this stage's push wrote the tag; delete the image (`cargo xtask untag --stage {} --delete-image {}:{tag}`) and push again",
+                    self.ctx.stage.name, image.name
                 )));
             }
             return Ok(report(digest.to_string(), Action::Skipped));
@@ -285,31 +282,20 @@ impl Session<'_> {
         }
         let started = attest::now();
         let inputs_key = inputs_tag.strip_prefix(image::INPUTS_TAG_PREFIX).unwrap_or(inputs_tag);
-        // Main's images carry `inputs-<key>`, a pull request's `inputs-pr-<key>`: the two
-        // never contend for a tag. Main reuses only what main's key signed; a pull request
-        // reuses main's image first, else one of its own line.
-        let own_inputs_tag = match self.options.channel {
-            Channel::Main => inputs_tag.clone(),
-            Channel::Pr => image::pr_inputs_tag(inputs_key),
+        // Reuse stays inside the channel's repository: main reuses only what main's key
+        // signed; a pull request what either key signed there. Main's image is not taken
+        // into a pull request's repository (ECR cannot mount another repository's layers):
+        // that push builds, mostly from main's build cache.
+        let reusable = match self.options.rebuild {
+            true => None,
+            false => self.reusable(&repo, inputs_tag, inputs_key, channel == Channel::Pr).await?,
         };
-        let candidates = match self.options.channel {
-            Channel::Main => vec![(inputs_tag.clone(), false)],
-            Channel::Pr => vec![(inputs_tag.clone(), false), (own_inputs_tag.clone(), true)],
-        };
-        for (candidate, with_pr_key) in candidates.iter().filter(|_| !self.options.rebuild) {
-            let Some((commit, digest)) = self.reusable(&image.repository, candidate, inputs_key, *with_pr_key).await?
-            else {
-                continue;
-            };
-            let manifest = ecr::manifest_by_digest(ecr, &image.repository, &digest).await?;
-            ecr::put_tag(ecr, &image.repository, &manifest, &tag).await?.require(
-                &image.repository,
-                &tag,
-                &manifest.digest,
-            )?;
-            let digest = self.confirm(&image.repository, &tag, &manifest.digest).await?;
+        if let Some((commit, digest)) = reusable {
+            let manifest = ecr::manifest_by_digest(ecr, &repo, &digest).await?;
+            ecr::put_tag(ecr, &repo, &manifest, &tag).await?.require(&repo, &tag, &manifest.digest)?;
+            let digest = self.confirm(&repo, &tag, &manifest.digest).await?;
             let mut done = report(digest.clone(), Action::Retagged);
-            let build = self.build_facts(plan, &digest, inputs_key, &started, Some(commit));
+            let build = self.build_facts(plan, &repo, &digest, inputs_key, &started, Some(commit));
             done.provenance = Some(self.attest(&image.name, build).await?);
             return Ok(done);
         }
@@ -325,25 +311,24 @@ impl Session<'_> {
             spec.registry = Some(auth.clone());
         }
         docker::build::build(docker, &spec, &self.progress).await?;
-        let pushed =
-            match docker::push::push(docker, &plan.local_name(), &image.repository, &tag, auth, &self.progress).await {
-                Ok(pushed) => pushed,
-                // Another job pushed this commit's tag first (two runners, one commit): its
-                // image serves if it was built from the same revision and inputs.
-                Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
-                    let digest = self.adopt(plan, source_key, bases).await.map_err(|e| e.context(err))?;
-                    return Ok(report(digest, Action::PushedByAnotherJob));
-                }
-                Err(err) => return Err(err),
-            };
-        let digest = self.confirm(&image.repository, &tag, &pushed.digest).await?;
+        let pushed = match docker::push::push(docker, &plan.local_name(), &repo, &tag, auth, &self.progress).await {
+            Ok(pushed) => pushed,
+            // Another job pushed this commit's tag first (two runners, one commit): its
+            // image serves if it was built from the same revision and inputs.
+            Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
+                let digest = self.adopt(plan, &repo, source_key, bases).await.map_err(|e| e.context(err))?;
+                return Ok(report(digest, Action::PushedByAnotherJob));
+            }
+            Err(err) => return Err(err),
+        };
+        let digest = self.confirm(&repo, &tag, &pushed.digest).await?;
         let mut done = report(digest.clone(), Action::Built);
-        let build = self.build_facts(plan, &digest, inputs_key, &started, None);
+        let build = self.build_facts(plan, &repo, &digest, inputs_key, &started, None);
         done.provenance = Some(self.attest(&image.name, build).await?);
 
         // Record the inputs key on the image, for the next commit with the same inputs.
-        let manifest = ecr::manifest(ecr, &image.repository, &tag).await?;
-        match ecr::put_tag(ecr, &image.repository, &manifest, &own_inputs_tag).await? {
+        let manifest = ecr::manifest(ecr, &repo, &tag).await?;
+        match ecr::put_tag(ecr, &repo, &manifest, inputs_tag).await? {
             Tagged::Added | Tagged::AlreadyThere => {}
             // Another job built an equivalent image first; its inputs tag serves as well.
             Tagged::Taken(other) => self.progress.println(format!(
@@ -354,7 +339,7 @@ impl Session<'_> {
 
         // 4. Export the build cache for the next runner, once per key. It is an optimisation:
         //    a failure is reported, never fatal, and touches no tag of the image.
-        if let Some(cache @ Cache { present: false, .. }) = &cache
+        if let Some(cache @ Cache { present: false, export: true, .. }) = &cache
             && let Err(err) = self.export_cache(plan, cache, auth).await
         {
             self.progress.println(format!("warning: {}: the build cache was not pushed: {err:#}", image.name));
@@ -400,8 +385,9 @@ impl Session<'_> {
         self.trust[slot].get_or_try_init(read).await.cloned()
     }
 
-    /// The image under `inputs_tag`, if a trusted provenance says it was built from these
-    /// inputs: `(the commit it names, its digest)`. Otherwise says why it is not reused.
+    /// The image under `inputs_tag` in `repository` (the channel's), if a trusted provenance
+    /// says it was built from these inputs: `(the commit it names, its digest)`. Otherwise
+    /// says why it is not reused.
     async fn reusable(
         &self,
         repository: &str,
@@ -433,6 +419,7 @@ impl Session<'_> {
     fn build_facts(
         &self,
         plan: &Plan<'_>,
+        repository: &str,
         digest: &str,
         inputs_key: &str,
         started: &str,
@@ -441,7 +428,7 @@ impl Session<'_> {
         let image = plan.image;
         provenance::Build {
             image_digest: digest.to_string(),
-            image_repository: image.repository.clone(),
+            image_repository: repository.to_string(),
             commit: plan.tag.to_string(),
             repository_url: self.source.clone(),
             inputs_key: inputs_key.to_string(),
@@ -465,7 +452,8 @@ impl Session<'_> {
         Ok(referrer)
     }
 
-    /// The image's build cache in ECR (`cache-stage`), when BuildKit builds it.
+    /// The image's build cache in main's repository (`cache-stage`), when BuildKit builds it:
+    /// read by either channel, written by main's alone.
     async fn cache(&self, plan: &Plan<'_>, inputs: &image::Inputs, auth: &RegistryAuth) -> Result<Option<Cache>> {
         if !self.options.build_cache {
             return Ok(None);
@@ -476,7 +464,7 @@ impl Session<'_> {
         }
         let present = ecr::image_by_tag(&self.ctx.ecr, &plan.image.repository, &tag).await?.is_some();
         let reference = format!("{}/{}:{tag}", auth.host, plan.image.repository);
-        Ok(Some(Cache { tag, reference, present }))
+        Ok(Some(Cache { tag, reference, present, export: self.options.channel == Channel::Main }))
     }
 
     /// Builds the cache stage alone with inline cache metadata (its steps are cached from
@@ -513,26 +501,26 @@ impl Session<'_> {
     async fn adopt(
         &self,
         plan: &Plan<'_>,
+        repository: &str,
         source_key: &str,
         bases: &[crate::domain::dockerfile::Base],
     ) -> Result<String> {
         let (image, tag) = (plan.image, plan.tag.to_string());
-        let manifest = ecr::manifest(&self.ctx.ecr, &image.repository, &tag).await?;
-        let config = self.registry().await?.image_config(&image.repository, &manifest, image.platform.as_str()).await?;
+        let manifest = ecr::manifest(&self.ctx.ecr, repository, &tag).await?;
+        let config = self.registry().await?.image_config(repository, &manifest, image.platform.as_str()).await?;
         let theirs = |key: &str| config.labels.get(key).map(String::as_str).unwrap_or_default();
         let ours = plan.input_labels(source_key, bases);
         let same = theirs("org.opencontainers.image.revision") == plan.tag.commit
             && [image::SOURCE_KEY_LABEL, image::BASE_IMAGES_LABEL].iter().all(|key| theirs(key) == ours[*key]);
         if !same {
             bail!(
-                "{}:{tag} names an image another job pushed from other inputs (revision {}); find out which job pushed it",
-                image.repository,
+                "{repository}:{tag} names an image another job pushed from other inputs (revision {}); find out which job pushed it",
                 theirs("org.opencontainers.image.revision")
             );
         }
         self.progress.println(format!(
-            "{}: another job pushed {}:{tag} first; its image has this commit's revision and inputs, so this run uses it ({})",
-            image.name, image.repository, manifest.digest
+            "{}: another job pushed {repository}:{tag} first; its image has this commit's revision and inputs, so this run uses it ({})",
+            image.name, manifest.digest
         ));
         Ok(manifest.digest)
     }
