@@ -262,6 +262,10 @@ impl Session<'_> {
             return Ok(report(digest.to_string(), Action::Skipped));
         }
 
+        // Whatever comes next tags an image with the commit, which only a signed statement
+        // may follow: fail now, before anything is pushed, if this caller cannot sign.
+        self.signer().await?;
+
         // 2. An image with the same inputs (source, and base images as they resolve now)
         //    exists: add this commit's tag to it.
         let docker = self.ctx.docker().await?;
