@@ -48,11 +48,16 @@ pub async fn ensure_for(ctx: &StageContext<'_>, stack_dir: &Path) -> Result<()> 
     if aliases.is_empty() {
         return Ok(());
     }
+    let kms = Client::new(&ctx.access.sdk);
+    // The usual case, every key made already, takes no lock: callers side by side (tests,
+    // two checkouts) neither wait nor say they wait.
+    if ready(&kms, &aliases).await? {
+        return Ok(());
+    }
     let lock = stack_dir.join("signing-keys.lock");
-    let _one_at_a_time =
-        xtask_release::support::lock::Lock::acquire(&lock, "another caller making the local stack's signing keys")
-            .await?;
-    ensure(&Client::new(&ctx.access.sdk), &aliases)
+    // Short, and no news to the person at the terminal: waited for without a word.
+    let _one_at_a_time = xtask_release::support::lock::Lock::acquire_quietly(&lock).await?;
+    ensure(&kms, &aliases)
         .await
         .with_context(|| format!("cannot make the signing keys of stage `{}` on the local stack", ctx.stage.name))
 }
@@ -64,6 +69,17 @@ pub async fn ensure(kms: &Client, aliases: &[String]) -> Result<()> {
         ensure_alias(kms, alias).await?;
     }
     Ok(())
+}
+
+/// Does each alias of `aliases` point at one signing key already?
+async fn ready(kms: &Client, aliases: &[String]) -> Result<bool> {
+    for alias in aliases {
+        match targets(kms, alias).await?.as_slice() {
+            [only] if is_signing_key(kms, only).await? => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 async fn ensure_alias(kms: &Client, alias: &str) -> Result<()> {

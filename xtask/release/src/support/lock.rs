@@ -26,8 +26,18 @@ impl Lock {
     }
 
     /// Takes the lock at `path`, waiting (without blocking the runtime) while `what`
-    /// holds it.
+    /// holds it, and saying so.
     pub async fn acquire(path: &Path, what: &str) -> Result<Lock> {
+        Lock::take(path, Some(what)).await
+    }
+
+    /// Takes the lock at `path`, waiting without a word: for a short section whose wait
+    /// is no news to the person at the terminal.
+    pub async fn acquire_quietly(path: &Path) -> Result<Lock> {
+        Lock::take(path, None).await
+    }
+
+    async fn take(path: &Path, what: Option<&str>) -> Result<Lock> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
@@ -43,7 +53,9 @@ impl Lock {
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
             let holder = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
-            eprintln!("waiting for {what}{holder} to finish");
+            if let Some(what) = what {
+                eprintln!("waiting for {what}{holder} to finish");
+            }
             file = tokio::task::spawn_blocking(move || flock(&file, libc::LOCK_EX).map(|_| file))
                 .await
                 .context("the wait for a lock was cancelled")??;
