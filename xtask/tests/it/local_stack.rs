@@ -626,3 +626,71 @@ fn a_restart_keeps_the_aws_state_whatever_the_history() {
     assert!(!own.join("moto-state.pickle.unrestorable").exists(), "purge removes the state set aside");
     eprintln!("whole test in {:.1}s", started.elapsed().as_secs_f64());
 }
+
+#[test]
+fn a_deployed_and_promoted_stack_survives_restarts_and_deploys_again() {
+    if !docker_or_skip("a_deployed_and_promoted_stack_survives_restarts_and_deploys_again") {
+        return;
+    }
+    local_stack(); // the base images
+    let started = Instant::now();
+    // The whole chain on a stack of its own: deploy to `local`, promote to `local-prod`.
+    let repo = crate::support::clone_workspace();
+    let dir = repo.sh.create_temp_dir().unwrap();
+    let own = dir.path().join("stack");
+    let env = [("XTASK_LOCAL_STACK", own.to_str().unwrap())];
+    let xtask_here = |args: &[&str]| repo.xtask_env(args, &env);
+    xtask_here(&["deploy", "--stage", "local"]).ok();
+    xtask_here(&["promote", "--to", "local-prod"]).ok();
+    eprintln!("deployed and promoted after {:.1}s", started.elapsed().as_secs_f64());
+
+    // What a person on call looks at: the images with their tags, signers and deploys, in
+    // both accounts, and the stacks.
+    let state = || {
+        let images: Vec<String> = ["local", "local-prod"]
+            .iter()
+            .map(|stage| xtask_here(&["images", "--stage", stage, "--json"]).ok())
+            .collect();
+        let stacks = runtime().block_on(async {
+            let ports = xtask_local_stack::running(&own).await.unwrap();
+            stack_statuses(&ports.moto_url()).await
+        });
+        (images, stacks)
+    };
+    let (images, stacks) = state();
+    for stack in ["CDKToolkit", "hello-local-registry", "hello-local-service"] {
+        let status = stacks.get(stack).map(String::as_str).unwrap_or("missing");
+        assert!(["CREATE_COMPLETE", "UPDATE_COMPLETE"].contains(&status), "{stack} is {status}: {stacks:?}");
+    }
+    assert!(images[1].contains(&repo.head()), "local-prod holds the promoted commit: {}", images[1]);
+    let kept = |what: &str| {
+        let (now_images, now_stacks) = state();
+        assert_eq!(now_images, images, "{what}: images --json of local and local-prod");
+        for stack in ["CDKToolkit", "hello-local-registry", "hello-local-service"] {
+            assert_eq!(now_stacks.get(stack), stacks.get(stack), "{what}: {stack}");
+        }
+    };
+
+    xtask_here(&["local", "down"]).ok();
+    xtask_here(&["local", "up"]).ok();
+    kept("after down and up");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(own.join("moto.pid")).unwrap()).unwrap();
+    let moto = record["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill(2) of the moto process this test's stack started.
+    unsafe { libc::kill(moto, libc::SIGKILL) };
+    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
+        crate::support::process_ended(moto)
+    });
+    xtask_here(&["local", "up"]).ok();
+    kept("after the AWS API was killed");
+
+    // A new commit deploys on the restored state, its images signed by the same key.
+    repo.append("README.md", "\nA change after the restarts.\n");
+    let next = repo.commit("after the restarts");
+    let run = xtask_here(&["deploy", "--stage", "local"]);
+    run.ok();
+    assert!(run.stderr().contains(&format!("deployed hello-local-service at {next}")), "{}", run.stderr());
+    xtask_here(&["local", "down", "--purge"]).ok();
+    eprintln!("whole test in {:.1}s", started.elapsed().as_secs_f64());
+}
