@@ -9,7 +9,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use bollard::{
     Docker,
     auth::DockerCredentials,
-    query_parameters::{BuildImageOptions, CreateImageOptions, PushImageOptions},
+    query_parameters::{CreateImageOptions, PushImageOptions},
 };
 use futures_util::StreamExt;
 use xtask_release::clients::ecr;
@@ -39,23 +39,28 @@ async fn connect() -> Local {
     Local { ecr, docker, registry, credentials }
 }
 
-/// A one-file image built from an in-memory context, unique per call.
+/// A one-file image, unique per call, imported from an in-memory root filesystem
+/// (`docker import`): no build steps, so no intermediate image a concurrent build or
+/// cleanup on the same daemon could remove from under it.
 async fn tiny_image(docker: &Docker, tag: &str) {
     let mut tar = tar::Builder::new(Vec::new());
-    let files: [(&str, Vec<u8>); 2] =
-        [("Dockerfile", b"FROM scratch\nCOPY id /id\n".to_vec()), ("id", unique("content").into_bytes())];
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, data.as_slice()).unwrap();
-    }
+    let data = unique("content").into_bytes();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "id", data.as_slice()).unwrap();
     let body = bollard::body_full(tar.into_inner().unwrap().into());
-    let options = BuildImageOptions { t: Some(tag.to_string()), rm: true, ..Default::default() };
-    let mut stream = docker.build_image(options, None, Some(body));
+    let (repo, tag) = tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')).expect("a reference with a tag");
+    let options = CreateImageOptions {
+        from_src: Some("-".to_string()),
+        repo: Some(repo.to_string()),
+        tag: Some(tag.to_string()),
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(options), Some(body), None);
     while let Some(item) = stream.next().await {
-        item.expect("tiny image build");
+        item.expect("tiny image import");
     }
 }
 
@@ -471,6 +476,18 @@ async fn stack_statuses(moto: &str) -> HashMap<String, String> {
     text.split("<StackId>").filter_map(|m| Some((field(m, "StackName")?, field(m, "StackStatus")?))).collect()
 }
 
+/// `kill -9` of the AWS API of the stack in `own`, seen gone.
+fn kill_aws_api(own: &std::path::Path) {
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(own.join("moto.pid")).unwrap()).unwrap();
+    let moto = record["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill(2) of the moto process this test's stack started.
+    unsafe { libc::kill(moto, libc::SIGKILL) };
+    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
+        crate::support::process_ended(moto)
+    });
+}
+
 #[test]
 fn a_restart_keeps_the_aws_state_whatever_the_history() {
     if !docker_or_skip("a_restart_keeps_the_aws_state_whatever_the_history") {
@@ -587,14 +604,7 @@ fn a_restart_keeps_the_aws_state_whatever_the_history() {
     kept("after down and up");
 
     // A kill -9 of the AWS API, then up: it alone restarts.
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(own.join("moto.pid")).unwrap()).unwrap();
-    let moto = record["pid"].as_u64().unwrap() as i32;
-    // SAFETY: kill(2) of the moto process this test's stack started.
-    unsafe { libc::kill(moto, libc::SIGKILL) };
-    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
-        crate::support::process_ended(moto)
-    });
+    kill_aws_api(&own);
     let up = xtask_here(&["local", "up"]);
     up.ok();
     assert!(up.stderr().contains("(started AWS API)"), "{}", up.stderr());
@@ -674,14 +684,7 @@ fn a_deployed_and_promoted_stack_survives_restarts_and_deploys_again() {
     xtask_here(&["local", "down"]).ok();
     xtask_here(&["local", "up"]).ok();
     kept("after down and up");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(own.join("moto.pid")).unwrap()).unwrap();
-    let moto = record["pid"].as_u64().unwrap() as i32;
-    // SAFETY: kill(2) of the moto process this test's stack started.
-    unsafe { libc::kill(moto, libc::SIGKILL) };
-    crate::support::wait_until("the killed AWS API to end", Duration::from_secs(10), || {
-        crate::support::process_ended(moto)
-    });
+    kill_aws_api(&own);
     xtask_here(&["local", "up"]).ok();
     kept("after the AWS API was killed");
 
