@@ -80,7 +80,9 @@ impl Trust {
     }
 }
 
-async fn read(key: &TrustedKey, ctx: &StageContext<'_>, source: Option<&StageContext<'_>>) -> Result<Key> {
+/// Reads the trusted `key`: a PEM file of the repository, or a KMS key's public half
+/// through the stage that owns it (`ctx`, or `source`, opened by the caller).
+pub async fn read(key: &TrustedKey, ctx: &StageContext<'_>, source: Option<&StageContext<'_>>) -> Result<Key> {
     let name = key.to_string();
     let der = match key {
         TrustedKey::Pem(path) => {

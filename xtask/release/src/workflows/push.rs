@@ -22,10 +22,9 @@ use crate::{
     },
     clients::ecr::{self, RegistryAuth, Tagged},
     clients::git::{Git, ImageTag},
-    clients::kms,
     clients::registry_api::Registry,
     domain::image::{self, Plan},
-    domain::{provenance, retention},
+    domain::{config::TrustedKey, provenance, retention},
     stage::StageContext,
     support::{exit::Verdict, progress::Progress},
     workflows::attest::{self, Key, Signer, Trust},
@@ -115,7 +114,10 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
         bail!("a dirty work tree can only be pushed to the local stage; commit or stash the changes first");
     }
     let source = Git::open(&ws.root)?.source_url();
-    let plans_source = source.clone();
+    let mut plans = vec![];
+    for image in images {
+        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &source)?);
+    }
     let session = Session {
         ctx,
         progress: Progress::detect(),
@@ -125,10 +127,6 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
         registry: OnceCell::new(),
         trust: [OnceCell::new(), OnceCell::new()],
     };
-    let mut plans = vec![];
-    for image in images {
-        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &plans_source)?);
-    }
     // Images go through the daemon side by side, `jobs` at a time; the report keeps the
     // configured order. The first failure ends the command (the others are dropped mid-way,
     // as an interruption drops them: nothing incomplete is tagged).
@@ -381,12 +379,10 @@ impl Session<'_> {
         Ok(trust)
     }
 
-    /// The public half of the KMS key `name`, read once into `self.trust[slot]`.
+    /// The public half of the stage's KMS key `name`, read once into `self.trust[slot]`.
     async fn key(&self, slot: usize, name: &str) -> Result<Key> {
-        let kms = aws_sdk_kms::Client::new(&self.ctx.access.sdk);
-        let read =
-            || async { anyhow::Ok(Key { name: format!("KMS key {name}"), der: kms::public_key(&kms, name).await? }) };
-        self.trust[slot].get_or_try_init(read).await.cloned()
+        let key = TrustedKey::Kms { key: name.to_string(), stage: self.ctx.stage.name.clone() };
+        self.trust[slot].get_or_try_init(|| attest::read(&key, self.ctx, None)).await.cloned()
     }
 
     /// The image under `inputs_tag` in `repository` (the channel's), if a trusted provenance
