@@ -77,7 +77,7 @@ async fn serve(config: Config) -> Result<(), String> {
     info!(%addr, commit, image_tag, version = env!("CARGO_PKG_VERSION"), interval_secs, "listening");
 
     let ticks = Arc::new(Ticks::new(config.interval));
-    tokio::spawn(ticks::run(Arc::clone(&ticks)));
+    ticks::start(Arc::clone(&ticks));
     let status = routes::Status { commit: config.commit, image_tag: config.image_tag, ticks };
     let server = axum::serve(listener, routes::router(status)).with_graceful_shutdown(shutdown);
     server.await.map_err(|e| format!("server failed: {e}"))

@@ -47,15 +47,25 @@ impl Ticks {
     }
 }
 
-/// Runs the job every interval, the first time at once, for as long as the runtime runs.
-pub async fn run(ticks: Arc<Ticks>) {
-    let mut interval = tokio::time::interval(ticks.interval);
+/// Runs the job once now, before the caller serves anything (so `/version` never shows
+/// a worker that has not ticked yet), then every interval on a task of its own, for as
+/// long as the runtime runs.
+pub fn start(ticks: Arc<Ticks>) {
+    tick(&ticks);
+    let first = tokio::time::Instant::now() + ticks.interval;
+    let mut interval = tokio::time::interval_at(first, ticks.interval);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let count = ticks.record();
-        tracing::info!(count, "tick");
-    }
+    tokio::spawn(async move {
+        loop {
+            interval.tick().await;
+            tick(&ticks);
+        }
+    });
+}
+
+fn tick(ticks: &Ticks) {
+    let count = ticks.record();
+    tracing::info!(count, "tick");
 }
 
 #[cfg(test)]
