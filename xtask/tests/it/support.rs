@@ -133,9 +133,9 @@ impl Fixture {
         let sh = Shell::new().unwrap();
         let dir = sh.create_temp_dir().unwrap();
         sh.change_dir(dir.path());
-        cmd!(sh, "git init -q -b main").run().unwrap();
-        cmd!(sh, "git config user.email test@example.com").run().unwrap();
-        cmd!(sh, "git config user.name Test").run().unwrap();
+        cmd!(sh, "git init -q -b main").quiet().run().unwrap();
+        cmd!(sh, "git config user.email test@example.com").quiet().run().unwrap();
+        cmd!(sh, "git config user.name Test").quiet().run().unwrap();
         Fixture { sh, dir, subdir: None }
     }
 
@@ -157,8 +157,8 @@ impl Fixture {
 
     pub fn commit(&self, message: &str) -> String {
         let sh = &self.sh;
-        cmd!(sh, "git add -A").run().unwrap();
-        cmd!(sh, "git commit -q --allow-empty -m {message}").run().unwrap();
+        cmd!(sh, "git add -A").quiet().run().unwrap();
+        cmd!(sh, "git commit -q --allow-empty -m {message}").quiet().run().unwrap();
         self.head()
     }
 
@@ -208,11 +208,27 @@ pub async fn local_ports() -> xtask_local_stack::Ports {
     xtask_local_stack::running(&stack_dir()).await.unwrap()
 }
 
-/// Brings the workspace's local stack up once per test run (reusing a running one).
+/// Brings the workspace's local stack up once per test run (reusing a running one), with
+/// the fixtures' signing keys made: the first command of a stage on a fresh stack makes its
+/// keys and says so, a line no test should see or not depending on which test ran first.
 pub fn local_stack() {
     static UP: OnceLock<()> = OnceLock::new();
     UP.get_or_init(|| {
         xtask(&workspace_root(), &["local", "up"]).ok();
+        let config = xtask_release::domain::config::Config::parse(
+            &workspace_root(),
+            FIXTURE_CARGO_TOML,
+            &xtask_local_stack::settings::IMPLICIT,
+        )
+        .unwrap();
+        let stage = config.stage(xtask_local_stack::settings::LOCAL_STAGE).unwrap();
+        let aliases = xtask_local_stack::signing_keys::aliases(&config, stage);
+        assert!(!aliases.is_empty(), "the fixture's local stage signs");
+        runtime().block_on(async {
+            let region = stage.region.clone().unwrap();
+            let kms = aws_sdk_kms::Client::new(&local_ports().await.sdk_config(&region).await);
+            xtask_local_stack::signing_keys::ensure(&kms, &aliases).await.unwrap();
+        });
     });
 }
 
@@ -347,13 +363,13 @@ pub fn clone_workspace() -> Fixture {
     let dir = sh.create_temp_dir().unwrap();
     let root = workspace_root();
     let target = dir.path().join("ws");
-    cmd!(sh, "git clone -q {root} {target}").run().unwrap();
+    cmd!(sh, "git clone -q {root} {target}").quiet().run().unwrap();
     sh.change_dir(&target);
-    cmd!(sh, "git config user.email test@example.com").run().unwrap();
-    cmd!(sh, "git config user.name Test").run().unwrap();
+    cmd!(sh, "git config user.email test@example.com").quiet().run().unwrap();
+    cmd!(sh, "git config user.name Test").quiet().run().unwrap();
     // The clone's commits are main's, whatever branch this workspace is on: its pushes take
     // the main channel (main's repositories), as CI's on main do.
-    cmd!(sh, "git checkout -q -B main").run().unwrap();
+    cmd!(sh, "git checkout -q -B main").quiet().run().unwrap();
     let modules = root.join("infra/node_modules");
     assert!(modules.exists(), "run `npm ci` in infra/ first (cargo xtask test does)");
     std::os::unix::fs::symlink(&modules, target.join("infra/node_modules")).unwrap();
