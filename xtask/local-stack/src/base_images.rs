@@ -1,12 +1,16 @@
-//! Base images for the app's Dockerfile, made on this machine because public
-//! images cannot be pulled here. Their names are ours, never an official image's;
-//! the `local` stage passes them as build arguments
-//! (`[workspace.metadata.xtask.stages.local] build-args`).
+//! Base images for the services' Dockerfiles where the Docker daemon cannot pull the
+//! official ones (as on a machine without internet access), made on this machine. Their names
+//! are ours, never an official image's:
 //!
 //! - a Debian bookworm rootfs from Debian's packages (`debootstrap --variant=minbase`);
 //! - that rootfs with gcc and the host's Rust toolchain (without its docs).
+//!
+//! Where the daemon has or can pull the official images (Docker Desktop on a laptop, a daemon
+//! whose `registry-mirrors` serve them), the Dockerfiles' own bases are built on and no
+//! stand-in is made: [`substitutes`] decides, per daemon, and the local stages pass what it
+//! says as build arguments ([`xtask_release::stage::Access::build_args`]).
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
@@ -18,7 +22,9 @@ use xtask_release::{
         self,
         build::{BuildSpec, BuilderChoice},
     },
+    domain::config::{Config, Stage},
     domain::context::BuildContext,
+    domain::dockerfile,
     domain::workspace::Workspace,
     support::progress::Progress,
 };
@@ -31,23 +37,113 @@ pub const RUST: &str = "xtask-local/rust:host";
 /// Where debootstrap fetches Debian's packages unless `--debian-mirror` says otherwise.
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
-/// Makes whichever base image is missing.
+/// The official image `reference` names that a stand-in stands in for, if any: Docker Hub's
+/// `rust` (any tag) and `debian:bookworm*`, however the reference spells Docker Hub.
+pub fn stand_in_for(reference: &str) -> Option<&'static str> {
+    let name = ["docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/", "library/"]
+        .iter()
+        .find_map(|prefix| reference.strip_prefix(prefix))
+        .unwrap_or(reference);
+    // A digest pins bytes, not a name: the name before it says what it is.
+    let name = name.split('@').next().unwrap_or(name);
+    if name.contains('/') {
+        return None;
+    }
+    let (repository, tag) = name.split_once(':').unwrap_or((name, "latest"));
+    match repository {
+        "rust" => Some(RUST),
+        "debian" if tag.starts_with("bookworm") => Some(DEBIAN),
+        _ => None,
+    }
+}
+
+/// The build arguments the builds of `stage` on `docker` need: each Dockerfile argument that
+/// names a base image a stand-in stands in for (`ARG RUST_IMAGE=…`, `FROM ${RUST_IMAGE}`),
+/// given the image's and the stage's own build arguments, names the stand-in when the daemon
+/// neither has that image nor can pull it. No daemon (`None`): every such argument does.
+/// A Dockerfile that cannot be read is left to the build, which says why.
+pub async fn substitutes(config: &Config, stage: &Stage, docker: Option<&Docker>) -> Result<BTreeMap<String, String>> {
+    let mut reachable: BTreeMap<String, bool> = BTreeMap::new();
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    for image in &config.images {
+        let Ok(text) = std::fs::read_to_string(config.root.join(&image.dockerfile)) else { continue };
+        let mut given = image.build_args.clone();
+        given.extend(stage.build_args.clone());
+        let Ok(named) = dockerfile::base_image_args(&text, &given) else { continue };
+        for (arg, reference) in named {
+            let Some(stand_in) = stand_in_for(&reference) else { continue };
+            let can = match reachable.get(&reference) {
+                Some(can) => *can,
+                None => {
+                    let can = match docker {
+                        Some(docker) => can_reach(docker, &reference).await,
+                        None => false,
+                    };
+                    *reachable.entry(reference.clone()).or_insert(can)
+                }
+            };
+            if can {
+                continue;
+            }
+            if let Some(other) = args.get(&arg)
+                && other != stand_in
+            {
+                bail!(
+                    "build argument {arg} names both {other}'s and {stand_in}'s originals in the Dockerfiles of \
+                     stage `{}`; give the images arguments of their own",
+                    stage.name
+                );
+            }
+            args.insert(arg, stand_in.to_string());
+        }
+    }
+    Ok(args)
+}
+
+/// Does the daemon have `reference`, or can it pull it (from Docker Hub or a mirror it is
+/// configured with)? Asked of the daemon's distribution endpoint: a manifest, not a pull.
+async fn can_reach(docker: &Docker, reference: &str) -> bool {
+    if exists(docker, reference).await {
+        return true;
+    }
+    let asked = tokio::time::timeout(Duration::from_secs(15), docker.inspect_registry_image(reference, None)).await;
+    matches!(asked, Ok(Ok(_)))
+}
+
+/// The stand-ins the stages the stack serves need on `docker`.
+async fn needed(config: &Config, docker: &Docker) -> Result<Vec<&'static str>> {
+    let mut needed = vec![];
+    for stage in config.stages.values().filter(|stage| crate::settings::serves(stage)) {
+        for stand_in in substitutes(config, stage, Some(docker)).await?.values() {
+            let stand_in = if stand_in == RUST { RUST } else { DEBIAN };
+            if !needed.contains(&stand_in) {
+                needed.push(stand_in);
+            }
+        }
+    }
+    Ok(needed)
+}
+
+/// Makes whichever stand-in the workspace's builds need on `docker` and it lacks.
 pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str) -> Result<()> {
     let dir = dir.join("base");
     let progress = Progress::detect();
-    if !exists(docker, DEBIAN).await {
+    let needed = needed(&ws.config, docker).await?;
+    // The Rust stand-in is built on the Debian one.
+    if !needed.is_empty() && !exists(docker, DEBIAN).await {
         make_debian(ws, docker, &dir, mirror, &progress).await?;
     }
-    if !exists(docker, RUST).await {
+    if needed.contains(&RUST) && !exists(docker, RUST).await {
         make_rust(ws, docker, &dir, &progress).await?;
     }
     Ok(())
 }
 
-/// Must [`ensure`] make the Debian base image (with debootstrap)? The Rust one is built
-/// from it by the daemon and needs nothing more from this machine.
-pub async fn must_make_debian(docker: &Docker) -> bool {
-    !exists(docker, DEBIAN).await
+/// Must [`ensure`] make the Debian base image (with debootstrap)? Only where a stand-in is
+/// needed and the Debian one is missing: the Rust one is built from it by the daemon and
+/// needs nothing more from this machine.
+pub async fn must_make_debian(ws: &Workspace, docker: &Docker) -> Result<bool> {
+    Ok(!needed(&ws.config, docker).await?.is_empty() && !exists(docker, DEBIAN).await)
 }
 
 /// Each base image and whether the daemon has it.
@@ -199,4 +295,54 @@ async fn build(
     };
     docker::build::build(docker, &spec, progress).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_ins_stand_in_for_docker_hubs_rust_and_debian_bookworm_however_named() {
+        for (reference, stand_in) in [
+            ("docker.io/library/rust:1.95-slim-bookworm", Some(RUST)),
+            ("rust:1.95", Some(RUST)),
+            ("library/rust@sha256:00", Some(RUST)),
+            ("docker.io/library/debian:bookworm-slim", Some(DEBIAN)),
+            ("index.docker.io/library/debian:bookworm", Some(DEBIAN)),
+            ("debian:bookworm-slim@sha256:00", Some(DEBIAN)),
+            ("debian:trixie-slim", None),
+            ("debian", None),
+            ("ghcr.io/library/rust:1.95", None),
+            ("docker.io/someone/rust:1.95", None),
+            ("127.0.0.1:5000/debian:bookworm-slim", None),
+            ("xtask-local/rust:host", None),
+        ] {
+            assert_eq!(stand_in_for(reference), stand_in, "{reference}");
+        }
+    }
+
+    #[test]
+    fn without_a_daemon_every_argument_naming_an_original_names_its_stand_in() {
+        let dir = std::env::temp_dir().join(format!("xtask-substitutes-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("svc")).unwrap();
+        std::fs::write(
+            dir.join("svc/Dockerfile"),
+            "ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm\nARG RUNTIME_IMAGE=debian:bookworm-slim\n\
+             ARG OTHER=alpine:3\nFROM ${RUST_IMAGE} AS build\nFROM ${OTHER} AS tools\nFROM ${RUNTIME_IMAGE}\n",
+        )
+        .unwrap();
+        let settings = "[workspace.metadata.xtask]\nproject = \"p\"\n\n[[workspace.metadata.xtask.images]]\n\
+                        name = \"svc\"\ncontext = \"svc\"\ndockerfile = \"svc/Dockerfile\"\nrepository = \"p/svc\"\nport = 80\n\n\
+                        [workspace.metadata.xtask.stages.local]\nbuild-args = { RUNTIME_IMAGE = \"debian:trixie\" }\n";
+        let config = Config::parse(&dir, settings, &crate::settings::IMPLICIT).unwrap();
+        let stage = config.stage(crate::settings::LOCAL_STAGE).unwrap();
+        let args = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(substitutes(&config, stage, None))
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // RUNTIME_IMAGE names trixie through the stage: no stand-in is that.
+        assert_eq!(args, BTreeMap::from([("RUST_IMAGE".to_string(), RUST.to_string())]));
+    }
 }

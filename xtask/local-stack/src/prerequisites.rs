@@ -6,7 +6,8 @@
 //!
 //! Each prerequisite is a thing to find (a program, or python3's `venv`) and the Debian
 //! package that brings it. What is needed depends on what this `up` has to make
-//! ([`Work`]): debootstrap only while the Debian base image is missing, python3 only while
+//! ([`Work`]): debootstrap only while a stand-in base image is needed (the Docker daemon
+//! cannot pull the official ones) and the Debian one is missing, python3 only while
 //! no `moto_server` is at hand.
 //!
 //! Each part still fails with its own message when its program is missing (registry.rs,
@@ -28,7 +29,7 @@ use crate::process;
 /// What this `local up` has to make, which decides what it needs from the machine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Work {
-    /// The Debian base image is missing from the Docker daemon: debootstrap makes it. (The
+    /// The Debian stand-in is needed and missing from the Docker daemon: debootstrap makes it. (The
     /// Rust base image is built from it by the daemon, with nothing more from the host.)
     pub debian_image: bool,
     /// Neither PATH nor the stack's virtualenv has `moto_server`: python3 makes the

@@ -120,7 +120,7 @@ impl Stack {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
         // Everything it needs from the machine, at once, before anything starts.
         let work = prerequisites::Work {
-            debian_image: base_images::must_make_debian(&docker).await,
+            debian_image: base_images::must_make_debian(ws, &docker).await?,
             moto: moto::must_install(ws, &self.dir),
         };
         prerequisites::ensure(&ws.sh, work, &self.file("apt-get.log"))?;

@@ -8,15 +8,22 @@
 //!   credentials, deploys without change sets (moto cannot delete them) and never asks;
 //! - builds run their steps on the host's network (the stack's daemons have no bridge);
 //! - images of a dirty work tree are accepted;
+//! - where the Docker daemon cannot pull the official base images the Dockerfiles name,
+//!   builds get the stand-ins instead, as build arguments ([`crate::base_images`]);
 //! - a stage with an account of its own acts in it through a role assumed there, and
 //!   pushes to that account's registry;
 //! - its signing keys are made by the stack ([`crate::signing_keys`]), since moto's
 //!   CloudFormation makes no signing key.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use xtask_release::{
     clients::cdk::CdkEnv,
-    domain::{config::Stage, workspace::Workspace},
+    domain::{
+        config::{Config, Stage},
+        workspace::Workspace,
+    },
     stage::{Access, RegistryEndpoint, StageContext},
 };
 
@@ -61,7 +68,7 @@ pub struct LocalStage<'w> {
 pub async fn open<'w>(ws: &'w Workspace, stage: &'w Stage) -> Result<LocalStage<'w>> {
     let stack = Stack::new(ws);
     let ports = stack.attach().await?;
-    let access = access(&stack, &ports, stage).await?;
+    let access = access(ws, &stack, &ports, stage).await?;
     let local = LocalStage { ctx: StageContext::open(ws, stage, access)?, stack, ports };
     if !crate::signing_keys::aliases(&ws.config, stage).is_empty() && repositories_exist(&local).await? {
         crate::signing_keys::ensure_for(&local.ctx, local.stack.dir()).await?;
@@ -79,8 +86,16 @@ pub async fn repositories_exist(local: &LocalStage<'_>) -> Result<bool> {
     Ok(true)
 }
 
+/// The build arguments `stage`'s builds get from the Docker daemon `DOCKER_HOST` names: the
+/// stand-ins of the base images it can neither find nor pull ([`crate::base_images`]); all
+/// of them when no daemon answers (the command then fails where it needs one, saying so).
+pub async fn build_args(config: &Config, stage: &Stage) -> Result<BTreeMap<String, String>> {
+    let docker = xtask_release::clients::docker::connect().await.ok();
+    crate::base_images::substitutes(config, stage, docker.as_ref()).await
+}
+
 /// How `stage` is reached on the stack running at `ports`.
-async fn access(stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
+async fn access(ws: &Workspace, stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
     let region = stage.region.as_deref().unwrap_or_default();
     let account = crate::ports::other_account(stage);
     // The stack serves the account's registry once `local up` ran with this stage.
@@ -109,5 +124,6 @@ async fn access(stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
         },
         build_network: build_network(stage),
         accepts_dirty_images: true,
+        build_args: build_args(&ws.config, stage).await?,
     })
 }

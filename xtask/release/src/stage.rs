@@ -9,7 +9,7 @@
 //! caller that serves a stage some other way fills the fields itself. The workflows never
 //! ask which kind of stage they work on.
 
-use std::{future::Future, time::Duration};
+use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
@@ -41,6 +41,9 @@ pub struct Access {
     pub build_network: Option<String>,
     /// May images of a dirty work tree (`<sha>-dirty-<hash>`) be pushed to and deployed here?
     pub accepts_dirty_images: bool,
+    /// Build arguments every build for the stage gets over the image's and the stage's own:
+    /// base images the engine reaches in place of those a Dockerfile names (none in AWS).
+    pub build_args: BTreeMap<String, String>,
 }
 
 /// A registry endpoint other than ECR's own.
@@ -65,6 +68,7 @@ impl Access {
             cdk: CdkEnv { profile, ..CdkEnv::default() },
             build_network: None,
             accepts_dirty_images: false,
+            build_args: BTreeMap::new(),
         })
     }
 }
@@ -100,6 +104,13 @@ impl<'w> StageContext<'w> {
                 Ok(auth)
             })
             .await
+    }
+
+    /// The build arguments of the stage as it is reached: its own, then its access's.
+    pub fn build_args(&self) -> BTreeMap<String, String> {
+        let mut args = self.stage.build_args.clone();
+        args.extend(self.access.build_args.clone());
+        args
     }
 
     /// The Docker daemon, connected once.

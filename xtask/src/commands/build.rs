@@ -42,8 +42,12 @@ impl Args {
         let docker = docker::connect().await?;
         let progress = Progress::detect();
         let source = git.source_url();
+        let mut stage_args = stage.build_args.clone();
+        if local::serves(stage) {
+            stage_args.extend(local::build_args(&ws.config, stage).await?);
+        }
         for image in images {
-            let plan = Plan::new(&ws.config, stage, image, &tag, &source)?;
+            let plan = Plan::new(&ws.config, &stage_args, image, &tag, &source)?;
             let id =
                 docker::build::build(&docker, &build_spec(&plan, local::build_network(stage), self.builder), &progress)
                     .await?;

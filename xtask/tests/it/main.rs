@@ -18,6 +18,7 @@ mod plan;
 mod pr_channel;
 mod promote;
 mod provenance;
+mod pull_path;
 mod push;
 mod readme;
 mod support;

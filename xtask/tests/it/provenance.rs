@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
-use crate::support::{PROD_ACCOUNT, docker_or_skip, local_ports, local_stack, promotion_fixture, runtime, unique};
+use crate::support::{
+    PROD_ACCOUNT, docker_or_skip, local_ports, local_stack, promotion_fixture, runtime, tool_or_skip, unique,
+};
 
 /// The local stack's KMS in `account` (moto's own when `None`).
 pub async fn local_kms_in(account: Option<&str>) -> aws_sdk_kms::Client {
@@ -81,17 +83,6 @@ pub fn copy_by_hand(from: &str, to: &str) {
     )
     .run()
     .unwrap();
-}
-
-/// Is the program on PATH? CI installs every one the tests use; elsewhere a test says
-/// what it skips.
-fn tool_or_skip(program: &str, test: &str) -> bool {
-    let found = Shell::new().unwrap().cmd(program).arg("--help").quiet().ignore_stdout().ignore_stderr().run().is_ok();
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{program} is missing: CI must install it (see .ci/run)");
-        eprintln!("skipping {test}: {program} is not installed");
-    }
-    found
 }
 
 /// The commits the statements cosign verified name (it prints each DSSE envelope as a JSON line).

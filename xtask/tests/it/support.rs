@@ -713,3 +713,14 @@ pub fn assert_output(name: &str, text: &str) {
         insta::assert_snapshot!(name, text);
     });
 }
+
+/// Is the program on PATH? CI installs every one the tests use; elsewhere a test says
+/// what it skips.
+pub fn tool_or_skip(program: &str, test: &str) -> bool {
+    let found = Shell::new().unwrap().cmd(program).arg("--help").quiet().ignore_stdout().ignore_stderr().run().is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{program} is missing: CI must install it (see .ci/run)");
+        eprintln!("skipping {test}: {program} is not installed");
+    }
+    found
+}

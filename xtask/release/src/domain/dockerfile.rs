@@ -15,9 +15,29 @@ use anyhow::{Result, bail};
 
 /// The images the `FROM` lines of `dockerfile` name, in order, without duplicates.
 pub fn base_images(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    Ok(from_images(dockerfile, build_args)?.into_iter().map(|(image, _)| image).collect())
+}
+
+/// The global build arguments that name a base image whole (`FROM ${NAME}` or `FROM $NAME`),
+/// each with the image it names given `build_args`, in order, without duplicates: what a
+/// build can point at another image (a mirror's, a stand-in) without editing the file.
+pub fn base_image_args(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
+    let mut args: Vec<(String, String)> = vec![];
+    for (image, arg) in from_images(dockerfile, build_args)? {
+        if let Some(arg) = arg
+            && !args.iter().any(|(name, _)| *name == arg)
+        {
+            args.push((arg, image));
+        }
+    }
+    Ok(args)
+}
+
+/// Each image a `FROM` line names, with the global argument that names it whole, if one does.
+fn from_images(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Result<Vec<(String, Option<String>)>> {
     let mut globals: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<String> = vec![];
-    let mut bases: Vec<String> = vec![];
+    let mut bases: Vec<(String, Option<String>)> = vec![];
     let mut seen_from = false;
     for (number, line) in logical_lines(dockerfile) {
         let mut words = line.split_whitespace();
@@ -45,8 +65,11 @@ pub fn base_images(dockerfile: &str, build_args: &BTreeMap<String, String>) -> R
                 }
                 let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
                     || image.parse::<usize>().is_ok_and(|i| i < stages.len());
-                if !is_stage && !image.eq_ignore_ascii_case("scratch") && !bases.contains(&image) {
-                    bases.push(image);
+                if !is_stage && !image.eq_ignore_ascii_case("scratch") && !bases.iter().any(|(b, _)| *b == image) {
+                    let whole =
+                        reference.strip_prefix("${").and_then(|r| r.strip_suffix('}')).or(reference.strip_prefix('$'));
+                    let arg = whole.filter(|name| globals.contains_key(*name)).map(str::to_string);
+                    bases.push((image, arg));
                 }
                 if let [_, keyword, name, ..] = rest.as_slice()
                     && keyword.eq_ignore_ascii_case("as")
@@ -335,6 +358,21 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_arguments_that_name_a_base_image_whole_with_what_they_name() {
+        let text = "ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm\nARG RUNTIME_IMAGE=debian:bookworm-slim\n\
+                    ARG TAG=3\nFROM ${RUST_IMAGE} AS deps\nFROM deps AS build\nFROM $RUNTIME_IMAGE AS runtime\n\
+                    FROM alpine:${TAG}\nFROM ${RUST_IMAGE}\n";
+        let args = BTreeMap::from([("RUNTIME_IMAGE".to_string(), "d:2".to_string())]);
+        assert_eq!(
+            base_image_args(text, &args).unwrap(),
+            [
+                ("RUST_IMAGE".to_string(), "docker.io/library/rust:1.95-slim-bookworm".to_string()),
+                ("RUNTIME_IMAGE".to_string(), "d:2".to_string())
+            ]
+        );
+    }
 
     fn bases(dockerfile: &str, args: &[(&str, &str)]) -> Vec<String> {
         let args = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     clients::git::ImageTag,
-    domain::config::{Config, Image, Stage},
+    domain::config::{Config, Image},
     domain::context::BuildContext,
     domain::dockerfile::{self, Base},
 };
@@ -40,7 +40,15 @@ pub struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    pub fn new(config: &Config, stage: &Stage, image: &'a Image, tag: &ImageTag, source: &str) -> Result<Plan<'a>> {
+    /// The plan to build `image` at `tag` for a stage whose build arguments are
+    /// `stage_args` (over the image's own; [`crate::stage::StageContext::build_args`]).
+    pub fn new(
+        config: &Config,
+        stage_args: &BTreeMap<String, String>,
+        image: &'a Image,
+        tag: &ImageTag,
+        source: &str,
+    ) -> Result<Plan<'a>> {
         let context_dir = config.root.join(&image.context);
         let dockerfile = config.root.join(&image.dockerfile);
         let context = BuildContext::new(&context_dir, &dockerfile)
@@ -48,7 +56,7 @@ impl<'a> Plan<'a> {
 
         // Stage arguments override the image's own; the commit argument is set last.
         let mut build_args = image.build_args.clone();
-        build_args.extend(stage.build_args.clone());
+        build_args.extend(stage_args.clone());
         let keyed_args = build_args.clone();
         build_args.insert(config.commit_arg.clone(), tag.to_string());
 

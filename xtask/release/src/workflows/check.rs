@@ -84,7 +84,7 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
             // failure to recompute it is a failed check, never a reason to trust the record.
             let key = if at_head {
                 let tag = ImageTag { commit: commit.clone(), dirty: None };
-                Some(Plan::new(&ws.config, ctx.stage, image, &tag, &source).and_then(|plan| plan.source_key()))
+                Some(Plan::new(&ws.config, &ctx.build_args(), image, &tag, &source).and_then(|plan| plan.source_key()))
             } else {
                 None
             };

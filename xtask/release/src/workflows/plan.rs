@@ -178,7 +178,7 @@ async fn push_plan(ctx: &StageContext<'_>, git: &Git, image: &Image, options: &P
         return Ok(plan);
     };
     let ws = ctx.ws;
-    let build = Plan::new(&ws.config, ctx.stage, image, tag, &git.source_url())?;
+    let build = Plan::new(&ws.config, &ctx.build_args(), image, tag, &git.source_url())?;
     let image::Inputs { bases, tag: inputs_tag, .. } = build.inputs(ctx.docker().await?).await?;
     if let Some(found) = ecr::image_by_tag(ecr_client, &repository, &inputs_tag).await? {
         plan.action = Action::Retag;

@@ -116,7 +116,7 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     let source = Git::open(&ws.root)?.source_url();
     let mut plans = vec![];
     for image in images {
-        plans.push(Plan::new(&ws.config, ctx.stage, image, tag, &source)?);
+        plans.push(Plan::new(&ws.config, &ctx.build_args(), image, tag, &source)?);
     }
     let session = Session {
         ctx,
