@@ -8,6 +8,7 @@
 //! [`digest`](BuildContext::digest) is a content key of exactly what is sent, without times or
 //! owners.
 
+pub mod beneath;
 pub mod ignore;
 pub mod selected;
 mod tar_stream;

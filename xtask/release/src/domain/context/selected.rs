@@ -47,6 +47,8 @@ pub struct SyncEntry {
     /// For a regular file with other hard links: the path of the first one sent, which
     /// the receiver links it to (fsutil sends it so, without data).
     pub hardlink_of: Option<String>,
+    /// What the walk saw of a regular file, which its read must still find.
+    pub listed: Option<super::beneath::Listed>,
 }
 
 /// Calls `visit` for each selected entry under `root`, in the order fsutil sends them.
@@ -133,6 +135,7 @@ impl Walker<'_> {
                     _ => None,
                 },
                 hardlink_of: None,
+                listed: (kind == EntryKind::File).then(|| super::beneath::Listed::of(&meta)),
             };
             let selected = included && !excluded;
             if selected {

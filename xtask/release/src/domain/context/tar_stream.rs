@@ -9,7 +9,6 @@
 
 use std::{
     collections::HashMap,
-    fs,
     io::{self, Read, Write},
     path::Path,
     pin::Pin,
@@ -23,7 +22,7 @@ use futures_util::Stream;
 use tar::{EntryType, Header};
 use tokio::sync::mpsc;
 
-use super::{DockerfileSource, EntryKind, Inner, walk};
+use super::{DockerfileSource, EntryKind, Inner, beneath, walk};
 
 const CHUNK: usize = 64 * 1024;
 const DEPTH: usize = 8;
@@ -164,7 +163,8 @@ fn append_all<W: Write>(inner: &Inner, builder: &mut tar::Builder<W>) -> io::Res
                 // drops it from the context after reading it.
                 saw_dockerignore = true;
                 let name = outside_name.unwrap_or_default();
-                let mut content = fs::read(&node.abs).map_err(|e| walk::at(&node.abs, "read", e))?;
+                let mut content = Vec::new();
+                beneath::open(&inner.root, &node.rel, listed(&node)?)?.read_to_end(&mut content)?;
                 content.extend_from_slice(format!("\n{name}\n").as_bytes());
                 header.set_size(content.len() as u64);
                 builder.append_data(&mut header, &node.rel, content.as_slice())
@@ -178,9 +178,9 @@ fn append_all<W: Write>(inner: &Inner, builder: &mut tar::Builder<W>) -> io::Res
                     }
                     first_links.insert(inode, node.rel.clone());
                 }
-                let file = fs::File::open(&node.abs).map_err(|e| walk::at(&node.abs, "open", e))?;
+                let file = beneath::open(&inner.root, &node.rel, listed(&node)?)?;
                 header.set_size(node.size);
-                builder.append_data(&mut header, &node.rel, Exactly::new(file, node.size, &node.abs))
+                builder.append_data(&mut header, &node.rel, file)
             }
         }
         .map_err(|e| with_path(e, &node.abs))
@@ -243,31 +243,9 @@ fn append_link<W: Write>(
     builder.append_data(header, path, io::empty())
 }
 
-/// Reads exactly `size` bytes of a file, failing if it changed length while being sent.
-struct Exactly<'a> {
-    file: io::Take<fs::File>,
-    left: u64,
-    path: &'a Path,
-}
-
-impl<'a> Exactly<'a> {
-    fn new(file: fs::File, size: u64, path: &'a Path) -> Exactly<'a> {
-        Exactly { file: file.take(size), left: size, path }
-    }
-}
-
-impl Read for Exactly<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf).map_err(|e| walk::at(self.path, "read", e))?;
-        self.left -= n as u64;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{} shrank while it was being sent; run the build again", self.path.display()),
-            ));
-        }
-        Ok(n)
-    }
+/// What the walk listed of a regular file.
+fn listed(node: &walk::Node) -> io::Result<beneath::Listed> {
+    node.listed.ok_or_else(|| io::Error::other(format!("{} was listed without its identity", node.abs.display())))
 }
 
 /// Errors from `tar` itself (a name it cannot encode) do not say which file; these do.

@@ -33,6 +33,8 @@ pub struct Node {
     pub target: Option<OsString>,
     /// `(device, inode)` of a regular file that has other hard links.
     pub inode: Option<(u64, u64)>,
+    /// What the walk saw of a regular file, which its read must still find.
+    pub listed: Option<super::beneath::Listed>,
 }
 
 /// Calls `visit` for each included entry of the context at `root`, in Docker's order.
@@ -93,6 +95,7 @@ fn walk_dir(
             mtime: u64::try_from(meta.mtime()).unwrap_or(0),
             target,
             inode: (kind == EntryKind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
+            listed: (kind == EntryKind::File).then(|| super::beneath::Listed::of(&meta)),
         };
         visit(node)?;
         if kind == EntryKind::Dir {

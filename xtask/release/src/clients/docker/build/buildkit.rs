@@ -258,7 +258,6 @@ impl<'t> Trace<'t> {
             None => ("(before the first step)".to_string(), self.all.text()),
         };
         let message = message.or(self.failed.as_ref().map(|(_, error)| error.as_str()));
-        let reason = message.map(|m| format!(": {m}")).unwrap_or_default();
-        anyhow::anyhow!("build of {} failed at {step}{reason}\n--- last lines of its output ---\n{tail}", self.name)
+        anyhow::anyhow!(super::failure_message(self.name, &step, message, &tail))
     }
 }

@@ -48,21 +48,22 @@ pub(super) async fn build(docker: &Docker, spec: &BuildSpec<'_>, progress: &Prog
             Err(err) => {
                 task.abandon();
                 let output: Vec<String> = tail.into_iter().collect();
-                return Err(anyhow::Error::new(err)).context(format!(
-                    "build of {} failed at {step}\n--- last lines of its output ---\n{}",
+                return Err(anyhow::Error::new(err)).context(super::failure_message(
                     spec.name,
-                    output.join("\n")
+                    &step,
+                    None,
+                    &output.join("\n"),
                 ));
             }
         };
         if let Some(detail) = info.error_detail {
             task.abandon();
-            bail!(
-                "build of {} failed at {step}: {}\n--- last lines of its output ---\n{}",
+            bail!(super::failure_message(
                 spec.name,
-                detail.message.unwrap_or_default(),
-                tail.into_iter().collect::<Vec<_>>().join("\n")
-            );
+                &step,
+                Some(&detail.message.unwrap_or_default()),
+                &tail.into_iter().collect::<Vec<_>>().join("\n"),
+            ));
         }
         if let Some(BuildInfoAux::Default(ImageId { id: Some(aux) })) = info.aux {
             id = Some(aux);

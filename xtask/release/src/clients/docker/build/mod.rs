@@ -17,6 +17,16 @@ use crate::{clients::ecr::RegistryAuth, domain::context::BuildContext, support::
 mod buildkit;
 mod classic;
 
+/// The message of a failed build: the failing step, the reason when there is one, and the
+/// last lines of its output when it printed any (no empty trailer when it printed none).
+fn failure_message(name: &str, step: &str, reason: Option<&str>, tail: &str) -> String {
+    let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    match tail.trim().is_empty() {
+        true => format!("build of {name} failed at {step}{reason}"),
+        false => format!("build of {name} failed at {step}{reason}\n--- last lines of its output ---\n{tail}"),
+    }
+}
+
 /// What to build.
 pub struct BuildSpec<'a> {
     /// Shown in progress lines.
@@ -150,4 +160,21 @@ fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 /// `sha256:0123456789ab` for display.
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(19)]
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_without_output_has_no_empty_trailer() {
+        assert_eq!(
+            failure_message("svc", "[2/2] RUN x", Some("exit 1"), " \n"),
+            "build of svc failed at [2/2] RUN x: exit 1"
+        );
+        assert_eq!(
+            failure_message("svc", "RUN x", None, "one\ntwo"),
+            "build of svc failed at RUN x\n--- last lines of its output ---\none\ntwo"
+        );
+    }
 }

@@ -31,6 +31,7 @@ use tonic::{
 
 use crate::domain::context::{
     EntryKind,
+    beneath::{self, Listed},
     ignore::PatternMatcher,
     selected::{self, Selection, SyncEntry},
 };
@@ -74,16 +75,20 @@ impl FileSync for Dirs {
             .ok_or_else(|| Status::not_found(format!("no access allowed to dir {:?}", options.dir)))?;
         let selection = options.selection(&root)?;
         let (out, rx) = mpsc::channel(IN_FLIGHT);
-        let files: Arc<Mutex<HashMap<u32, PathBuf>>> = Arc::default();
+        let files: Arc<Mutex<HashMap<u32, Wanted>>> = Arc::default();
 
         // The walk, on a blocking thread: stats as they are found.
         let walk_out = out.clone();
         let walk_files = files.clone();
+        let walk_root = root.clone();
         tokio::task::spawn_blocking(move || {
             let mut id: u32 = 0;
-            let result = selected::walk(&root, &selection, &mut |entry| {
-                if entry.kind == EntryKind::File && entry.hardlink_of.is_none() {
-                    walk_files.lock().expect("file table").insert(id, entry.abs.clone());
+            let result = selected::walk(&walk_root, &selection, &mut |entry| {
+                if entry.kind == EntryKind::File
+                    && entry.hardlink_of.is_none()
+                    && let Some(listed) = entry.listed
+                {
+                    walk_files.lock().expect("file table").insert(id, Wanted { rel: entry.rel.clone(), listed });
                 }
                 id += 1;
                 let packet =
@@ -100,22 +105,22 @@ impl FileSync for Dirs {
         });
 
         // Requests from the receiver: files to send, then the end.
-        let (want_tx, want_rx) = std::sync::mpsc::channel::<(u32, PathBuf)>();
+        let (want_tx, want_rx) = std::sync::mpsc::channel::<(u32, Wanted)>();
         let sender_out = out.clone();
         let sent = self.sent.clone();
-        tokio::task::spawn_blocking(move || send_files(want_rx, sender_out, &sent));
+        tokio::task::spawn_blocking(move || send_files(&root, want_rx, sender_out, &sent));
         let mut incoming = request.into_inner();
         tokio::spawn(async move {
             while let Some(packet) = incoming.next().await {
                 let Ok(packet) = packet else { break };
                 match PacketType::try_from(packet.r#type) {
                     Ok(PacketType::PacketReq) => {
-                        let Some(path) = files.lock().expect("file table").remove(&packet.id) else {
+                        let Some(wanted) = files.lock().expect("file table").remove(&packet.id) else {
                             let _ =
                                 out.send(Err(Status::invalid_argument(format!("invalid file id {}", packet.id)))).await;
                             break;
                         };
-                        if want_tx.send((packet.id, path)).is_err() {
+                        if want_tx.send((packet.id, wanted)).is_err() {
                             break;
                         }
                     }
@@ -143,14 +148,34 @@ impl FileSync for Dirs {
     }
 }
 
-/// Sends each requested file as `DATA` packets and an empty one.
-fn send_files(want: std::sync::mpsc::Receiver<(u32, PathBuf)>, out: mpsc::Sender<Result<Packet, Status>>, sent: &Sent) {
+/// A file the walk listed, which the receiver may ask for.
+struct Wanted {
+    rel: String,
+    listed: Listed,
+}
+
+/// Sends each requested file as `DATA` packets and an empty one: the file the walk listed,
+/// opened beneath `root` without following a link, and exactly the size listed
+/// ([`beneath`]). One that vanished since the walk is sent empty, as fsutil does for one it
+/// cannot open; one replaced, grown, shrunk or unreadable ends the transfer with the reason.
+fn send_files(
+    root: &Path,
+    want: std::sync::mpsc::Receiver<(u32, Wanted)>,
+    out: mpsc::Sender<Result<Packet, Status>>,
+    sent: &Sent,
+) {
     let data = |id: u32, data: Vec<u8>| Ok(Packet { r#type: PacketType::PacketData as i32, stat: None, id, data });
-    for (id, path) in want {
+    for (id, wanted) in want {
         sent.files.fetch_add(1, Ordering::Relaxed);
-        // A file that vanished or cannot be read since the walk is sent empty, as fsutil does
-        // for one it cannot open; one it can open but not read ends the transfer.
-        if let Ok(mut file) = std::fs::File::open(&path) {
+        let mut file = match beneath::open(root, &wanted.rel, wanted.listed) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                let _ = out.blocking_send(Err(Status::internal(e.to_string())));
+                return;
+            }
+        };
+        if let Some(file) = &mut file {
             let mut buf = vec![0u8; CHUNK];
             loop {
                 match file.read(&mut buf) {
@@ -163,8 +188,7 @@ fn send_files(want: std::sync::mpsc::Receiver<(u32, PathBuf)>, out: mpsc::Sender
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        let message = format!("cannot read {}: {e}", path.display());
-                        let _ = out.blocking_send(Err(Status::internal(message)));
+                        let _ = out.blocking_send(Err(Status::internal(e.to_string())));
                         return;
                     }
                 }
@@ -358,6 +382,7 @@ mod tests {
             mtime_nanos: 5,
             link: None,
             hardlink_of: None,
+            listed: None,
         };
         assert_eq!(stat(&entry(EntryKind::File, 0o4755)).mode, GO_MODE_SETUID | 0o755);
         assert_eq!(stat(&entry(EntryKind::Dir, 0o1777)).mode, GO_MODE_DIR | GO_MODE_STICKY | 0o777);
