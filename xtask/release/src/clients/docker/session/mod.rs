@@ -9,6 +9,7 @@
 //! lets BuildKit ask only for the files that changed since its cached copy.
 
 mod auth;
+mod dockerfile_only;
 mod filesync;
 
 use std::{
@@ -39,6 +40,7 @@ use tokio::{
 
 use super::endpoint::Endpoint;
 use crate::{clients::ecr::RegistryAuth, domain::context::BuildContext};
+use dockerfile_only::DockerfileOnly;
 use filesync::{Dirs, Sent};
 
 /// The largest gRPC message either side takes (BuildKit's own limit).
@@ -48,13 +50,15 @@ const MAX_MESSAGE: usize = 16 << 20;
 pub struct Session {
     pub id: String,
     sent: Arc<Sent>,
+    /// Offered as the `dockerfile` local for as long as the session lasts.
+    _dockerfile: DockerfileOnly,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl Session {
     /// Opens a session on the daemon at `endpoint` (API path prefix `api`, e.g. `/v1.41`)
-    /// that offers `context`'s directory as `context` and its Dockerfile's as `dockerfile`,
+    /// that offers `context`'s directory as `context` and its Dockerfile alone as `dockerfile`,
     /// and `registry`'s credentials to the build.
     pub async fn open(
         endpoint: &Endpoint,
@@ -63,10 +67,10 @@ impl Session {
         registry: Option<RegistryAuth>,
     ) -> Result<Session> {
         let id = session_id();
-        let (dockerfile_dir, _) = context.dockerfile_dir_and_name();
+        let dockerfile = DockerfileOnly::new(context.dockerfile_path(), &id)?;
         let dirs = HashMap::from([
             ("context".to_string(), context.root().to_path_buf()),
-            ("dockerfile".to_string(), dockerfile_dir.to_path_buf()),
+            ("dockerfile".to_string(), dockerfile.path().to_path_buf()),
         ]);
         let sent = Arc::new(Sent::default());
         let services = Dirs { dirs, sent: sent.clone() };
@@ -121,7 +125,7 @@ impl Session {
                 })
                 .await;
         });
-        Ok(Session { id, sent, stop: Some(stop), task })
+        Ok(Session { id, sent, _dockerfile: dockerfile, stop: Some(stop), task })
     }
 
     /// File bytes and files sent so far.
