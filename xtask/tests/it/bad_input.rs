@@ -107,6 +107,30 @@ const CASES: &[Case] = &[
         only_the_error: true,
     },
     Case {
+        name: "a context that is a symbolic link out of the workspace",
+        setup: |r| {
+            std::os::unix::fs::symlink("..", r.path().join("up")).unwrap();
+            settings(r, "context = \"svc\"", "context = \"up\"");
+        },
+        args: &["push", "--json"],
+        env: &[],
+        code: 2,
+        says: "image `svc`: its context `up` leads to",
+        only_the_error: true,
+    },
+    Case {
+        name: "a Dockerfile behind a symbolic link out of the workspace",
+        setup: |r| {
+            std::os::unix::fs::symlink("/etc/hostname", r.path().join("svc/Linkfile")).unwrap();
+            settings(r, "dockerfile = \"svc/Dockerfile\"", "dockerfile = \"svc/Linkfile\"");
+        },
+        args: &["push", "--json"],
+        env: &[],
+        code: 2,
+        says: "image `svc`: its dockerfile `svc/Linkfile` leads to",
+        only_the_error: true,
+    },
+    Case {
         name: "a missing Dockerfile",
         setup: |r| settings(r, "dockerfile = \"svc/Dockerfile\"", "dockerfile = \"svc/Nofile\""),
         args: &["push", "--json"],
