@@ -34,6 +34,7 @@ mod moto;
 pub mod ports;
 pub mod prerequisites;
 pub mod process;
+pub mod quote;
 mod referrers;
 mod registry;
 mod repository_settings;

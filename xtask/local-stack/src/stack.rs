@@ -18,7 +18,7 @@ use crate::{
     ports::{self, Ports, RegistryPorts},
     prerequisites,
     process::{self, Started},
-    registry, service, settings, sync,
+    quote, registry, service, settings, sync,
 };
 
 /// The running stack whose directory is `dir`, for tools outside this binary (tests).
@@ -53,6 +53,17 @@ impl Stack {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The `export` lines another shell evaluates to reach the stack at `ports`
+    /// (`eval "$(cargo xtask local env)"`), each value quoted for the shell.
+    pub fn env_exports(&self, ports: &Ports, region: &str) -> Result<String> {
+        let dir = quote::text(&self.dir, "the local stack's directory")?;
+        let mut text = String::new();
+        for (key, value) in ports.env(region).into_iter().chain([("XTASK_LOCAL_STACK", dir.to_string())]) {
+            text += &format!("export {key}={}\n", quote::shell(&value));
+        }
+        Ok(text)
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -558,6 +569,19 @@ mod tests {
         std::fs::write(stack.file("moto.pid"), "garbage").unwrap();
         let err = format!("{:#}", stack.stop().unwrap_err());
         assert!(err.contains("moto.pid is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn env_exports_come_back_whole_through_sh() {
+        let sh = xshell::Shell::new().unwrap();
+        let tmp = sh.create_temp_dir().unwrap();
+        let dir = tmp.path().join(r#"a b'c"d$HOME`e`"#);
+        let stack = Stack { dir: dir.clone(), settings: settings::Ports::default() };
+        let ports = Ports { moto: 4566, registry: 1, registry_backend: 2, sync: 3, accounts: BTreeMap::new() };
+        let script =
+            stack.env_exports(&ports, "eu-west-1").unwrap() + r#"printf '%s|%s' "$XTASK_LOCAL_STACK" "$AWS_REGION""#;
+        let out = xshell::cmd!(sh, "sh -c {script}").read().unwrap();
+        assert_eq!(out, format!("{}|eu-west-1", dir.display()));
     }
 
     #[test]
