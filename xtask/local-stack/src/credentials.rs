@@ -48,12 +48,8 @@ pub fn write_aws_config(dir: &Path, accounts: &[&str]) -> Result<PathBuf> {
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(path);
     }
-    // Commands of one stack run side by side (tests do): each writes its own partial file,
-    // then renames it into place, so none renames away another's.
-    let partial = path.with_extension(format!("partial.{}", std::process::id()));
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, &path))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    // Commands of one stack run side by side (tests do): each writes its own partial file.
+    crate::files::write_whole(&path, text.as_bytes())?;
     Ok(path)
 }
 

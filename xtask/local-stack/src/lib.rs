@@ -29,6 +29,7 @@ pub mod chain;
 mod credentials;
 pub mod deploy;
 pub mod dockerd;
+mod files;
 mod front;
 mod moto;
 pub mod ports;

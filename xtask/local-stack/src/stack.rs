@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::Lock};
 
 use crate::{
-    agreement, base_images, moto,
+    agreement, base_images, files, moto,
     ports::{self, Ports, RegistryPorts},
     prerequisites,
     process::{self, Started},
@@ -520,12 +520,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is corrupt", path.display()))
 }
 
-/// Writes whole or not at all: a crash mid-write leaves the old file.
+/// Writes whole or not at all (see [`files::write_whole`]).
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, serde_json::to_vec_pretty(value)?)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+    files::write_whole(path, &serde_json::to_vec_pretty(value)?)
 }
 
 /// Waits until `url` answers HTTP, or fails with the tail of the process's log.
@@ -569,6 +566,37 @@ mod tests {
         std::fs::write(stack.file("moto.pid"), "garbage").unwrap();
         let err = format!("{:#}", stack.stop().unwrap_err());
         assert!(err.contains("moto.pid is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn records_written_side_by_side_never_fail_and_one_stays_whole() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        let path = dir.path().join("ports.json");
+        let writers: Vec<_> = (0..4u16)
+            .map(|writer| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for round in 0..200u16 {
+                        let ports = Ports {
+                            moto: writer,
+                            registry: round,
+                            registry_backend: 0,
+                            sync: 0,
+                            accounts: BTreeMap::new(),
+                        };
+                        write_json(&path, &ports).unwrap_or_else(|err| panic!("writer {writer}: {err:#}"));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let ports: Ports = read_json(&path).unwrap().unwrap();
+        assert_eq!(ports.registry, 199, "{ports:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("ports.json")]);
     }
 
     #[test]
