@@ -139,26 +139,35 @@ mod tests {
 
     use super::*;
 
+    /// Removes the directory on drop, when the test fails too.
+    struct Removed(PathBuf);
+
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn a_private_dir_is_new_each_time_and_only_ours() {
-        let (a, b) = (private_dir("xtask-test-").unwrap(), private_dir("xtask-test-").unwrap());
+        let made = [Removed(private_dir("xtask-test-").unwrap()), Removed(private_dir("xtask-test-").unwrap())];
+        let (a, b) = (&made[0].0, &made[1].0);
         assert_ne!(a, b);
-        for dir in [&a, &b] {
+        for dir in [a, b] {
             let meta = std::fs::symlink_metadata(dir).unwrap();
             assert!(meta.is_dir() && meta.mode() & 0o777 == 0o700, "{}: {:o}", dir.display(), meta.mode());
             check_private(dir).unwrap();
         }
         // What a predictable name could find there first: a directory others can enter, a
-        // symlink to a directory of ours. Neither gets a daemon (none is started).
-        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // symlink to a directory of ours. Neither gets a daemon (and should one be started,
+        // the unknown flag stops it before it mounts anything there).
+        std::fs::set_permissions(a, std::fs::Permissions::from_mode(0o755)).unwrap();
         let link = b.join("link");
-        std::os::unix::fs::symlink(&b, &link).unwrap();
-        for dir in [&a, &link] {
-            let err = PrivateDaemon::start(dir.clone(), "unix:///nonexistent/docker.sock".into(), &[]).err().unwrap();
+        std::os::unix::fs::symlink(b, &link).unwrap();
+        let args = ["--no-such-flag".to_string()];
+        for dir in [a, &link] {
+            let err = PrivateDaemon::start(dir.clone(), "unix:///nonexistent/docker.sock".into(), &args).err().unwrap();
             assert!(err.to_string().contains("refusing to run a private Docker daemon"), "{err:#}");
-        }
-        for dir in [a, b] {
-            std::fs::remove_dir_all(dir).unwrap();
         }
     }
 }
