@@ -10,7 +10,7 @@
 //!
 //! Both build the real app/ (axum, tokio, serde, tracing), fetching crates from crates.io.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use xshell::cmd;
@@ -53,7 +53,7 @@ pub async fn cache_row(b: &Bench<'_>) -> Result<Row> {
     let mut push = |cache: bool| -> Result<f64> {
         round += 1;
         // Short: its sockets live below it (a socket path holds at most 107 bytes).
-        let daemon = PrivateDaemon::unix(PathBuf::from(format!("/tmp/xtask-bench-dd-{}", std::process::id())))?;
+        let daemon = PrivateDaemon::unix("xtask-bench-dd-")?;
         copy_base_images(&daemon)?;
         change(&fixture, &format!("{nonce} {round}"))?;
         let (sh, exe, host) = (&fixture.sh, &b.exe, &daemon.host);

@@ -244,6 +244,44 @@ mod tests {
         assert_eq!(save_error(dir.path()).as_deref(), Some("the saved state would not load: TypeError: x"));
     }
 
+    /// STATUS is written by a request's save and by the check thread, side by side.
+    #[test]
+    fn the_entry_points_writers_side_by_side_never_fail() {
+        let sh = xshell::Shell::new().unwrap();
+        if cmd!(sh, "python3 -c 'import moto'").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+            eprintln!("skipped: python3 cannot import moto (pip install moto[server])");
+            return;
+        }
+        let dir = sh.create_temp_dir().unwrap();
+        std::fs::write(dir.path().join("moto_state.py"), ENTRY_POINT).unwrap();
+        let script = r#"
+import json, os, sys, threading
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import moto_state
+path = os.path.join(sys.argv[1], "moto-state.json")
+errors = []
+def write(writer):
+    try:
+        for n in range(300):
+            moto_state.write_json(path, {"writer": writer, "n": n, "padding": "x" * 20000})
+    except Exception as err:
+        errors.append(repr(err))
+threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(errors[0] if errors else json.load(open(path))["n"])
+"#;
+        let dir_arg = dir.path();
+        let out = cmd!(sh, "python3 -c {script} {dir_arg}").read().unwrap();
+        assert_eq!(out, "299");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, ["moto-state.json", "moto_state.py"]);
+    }
+
     #[test]
     fn an_older_recording_is_reported_once_and_purged_with_the_state() {
         let sh = xshell::Shell::new().unwrap();

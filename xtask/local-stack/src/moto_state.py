@@ -24,6 +24,7 @@ made it.
 """
 
 import collections
+import contextlib
 import copy
 import importlib
 import io
@@ -32,6 +33,7 @@ import os
 import pickle
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -171,10 +173,24 @@ def restore(path):
     }
 
 
+def write_whole(path, data):
+    """Writes `data` (bytes) to `path` whole or not at all: into a new file of this writer's
+    own beside it (mkstemp's unique name), then renamed over `path`. Writers side by side
+    (a request's save and the check thread both write STATUS) never clobber each other's."""
+    directory, name = os.path.split(path)
+    fd, partial = tempfile.mkstemp(dir=directory or ".", prefix=name + ".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
 def write_json(path, value):
-    with open(path + ".partial", "w") as file:
-        json.dump(value, file)
-    os.replace(path + ".partial", path)
+    write_whole(path, json.dumps(value).encode())
 
 
 def changes_state(environ, body):
@@ -229,9 +245,7 @@ class Saving:
         for attempt in range(3):
             try:
                 data = snapshot()
-                with open(self.path + ".partial", "wb") as file:
-                    file.write(data)
-                os.replace(self.path + ".partial", self.path)
+                write_whole(self.path, data)
                 self.saves += 1
                 if self.status.pop("save_error", None) is not None:
                     self.write_status()

@@ -8,6 +8,7 @@ use xshell::cmd;
 
 use super::process::{self, Started};
 use crate::ports::RegistryPorts;
+use crate::quote;
 use xtask_release::{clients::ecr::RegistryAuth, domain::workspace::Workspace};
 
 pub fn start(ws: &Workspace, dir: &Path, ports: &RegistryPorts, auth: &RegistryAuth, log: &Path) -> Result<Started> {
@@ -26,7 +27,7 @@ pub fn start(ws: &Workspace, dir: &Path, ports: &RegistryPorts, auth: &RegistryA
         .with_context(|| format!("cannot write the registry's htpasswd file {}", htpasswd.display()))?;
 
     let config = dir.join("config.yml");
-    std::fs::write(&config, config_yaml(dir, ports)).with_context(|| format!("cannot write {}", config.display()))?;
+    std::fs::write(&config, config_yaml(dir, ports)?).with_context(|| format!("cannot write {}", config.display()))?;
     process::spawn(cmd!(sh, "docker-registry serve {config}"), log)
 }
 
@@ -46,8 +47,15 @@ fn htpasswd_line(auth: &RegistryAuth) -> Result<String> {
     Ok(format!("{}:{hash}\n", auth.username))
 }
 
-fn config_yaml(dir: &Path, ports: &RegistryPorts) -> String {
-    format!(
+/// The registry's config; its paths quoted as YAML, so that any directory reads back as itself.
+fn config_yaml(dir: &Path, ports: &RegistryPorts) -> Result<String> {
+    let path = |name: &str| {
+        let path = dir.join(name);
+        quote::text(&path, "the registry's directory")
+            .and_then(quote::yaml)
+            .context("cannot write the registry's config; use a local stack directory (--local-stack, XTASK_LOCAL_STACK) without such characters")
+    };
+    Ok(format!(
         r#"version: 0.1
 log:
   level: info
@@ -75,12 +83,12 @@ notifications:
       threshold: 5
       backoff: 200ms
 "#,
-        data = dir.join("data").display(),
+        data = path("data")?,
         registry = ports.registry_backend,
         front = ports.registry,
-        htpasswd = dir.join("htpasswd").display(),
+        htpasswd = path("htpasswd")?,
         sync = ports.sync,
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -100,5 +108,59 @@ mod tests {
         assert!(hash.starts_with("$2b$05$"), "{hash}");
         assert!(bcrypt::verify("123456789012-auth-token", hash).unwrap());
         assert!(!bcrypt::verify("another-token", hash).unwrap());
+    }
+
+    /// Stops the process on drop, when the test fails too.
+    struct Stopped(Started);
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.stop(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// The registry itself reads the config of a directory whose name is YAML syntax
+    /// unquoted (`: `, ` #`) and shell syntax (`'`, `"`, `$`): its htpasswd file lets the
+    /// password in, and an upload lands under its storage directory.
+    #[test]
+    fn the_registry_reads_its_config_in_a_directory_of_any_name() {
+        let sh = xshell::Shell::new().unwrap();
+        let tmp = sh.create_temp_dir().unwrap();
+        let dir = tmp.path().join(r#"registry a'b"c$HOME: d #e"#);
+        std::fs::create_dir_all(&dir).unwrap();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ports = RegistryPorts { registry: free(), registry_backend: free(), sync: free() };
+        let auth = RegistryAuth {
+            username: "AWS".into(),
+            password: "123456789012-auth-token".into(),
+            host: format!("127.0.0.1:{}", ports.registry_backend),
+            plain_http: true,
+        };
+        std::fs::write(dir.join("htpasswd"), htpasswd_line(&auth).unwrap()).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(&config, config_yaml(&dir, &ports).unwrap()).unwrap();
+        let log = tmp.path().join("registry.log");
+        let registry = Stopped(process::spawn(cmd!(sh, "docker-registry serve {config}"), &log).unwrap());
+        let base = format!("http://127.0.0.1:{}/v2/", ports.registry_backend);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !xtask_release::clients::http::answers(&base).await {
+                let tail = process::log_tail(&log, 15);
+                assert!(registry.0.is_alive(), "the registry exited; its log ends with:\n{tail}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the registry did not answer; its log ends with:\n{tail}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let client = xtask_release::clients::http::Client::new(Some(auth.basic_header()));
+            assert_eq!(client.anonymous().get(&base, &[]).await.unwrap().status, 401);
+            assert_eq!(client.get(&base, &[]).await.unwrap().status, 200);
+            let uploads = format!("{base}it/blobs/uploads/");
+            let started = client.send(hyper::Method::POST, &uploads, &[], bytes::Bytes::new()).await.unwrap();
+            assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+        });
+        assert!(dir.join("data/docker/registry/v2/repositories/it/_uploads").is_dir());
     }
 }

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::Lock};
 
 use crate::{
-    agreement, base_images, moto,
+    agreement, base_images, files, moto,
     ports::{self, Ports, RegistryPorts},
     prerequisites,
     process::{self, Started},
-    registry, service, settings, sync,
+    quote, registry, service, settings, sync,
 };
 
 /// The running stack whose directory is `dir`, for tools outside this binary (tests).
@@ -53,6 +53,17 @@ impl Stack {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The `export` lines another shell evaluates to reach the stack at `ports`
+    /// (`eval "$(cargo xtask local env)"`), each value quoted for the shell.
+    pub fn env_exports(&self, ports: &Ports, region: &str) -> Result<String> {
+        let dir = quote::text(&self.dir, "the local stack's directory")?;
+        let mut text = String::new();
+        for (key, value) in ports.env(region).into_iter().chain([("XTASK_LOCAL_STACK", dir.to_string())]) {
+            text += &format!("export {key}={}\n", quote::shell(&value));
+        }
+        Ok(text)
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -509,12 +520,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is corrupt", path.display()))
 }
 
-/// Writes whole or not at all: a crash mid-write leaves the old file.
+/// Writes whole or not at all (see [`files::write_whole`]).
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, serde_json::to_vec_pretty(value)?)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+    files::write_whole(path, &serde_json::to_vec_pretty(value)?)
 }
 
 /// Waits until `url` answers HTTP, or fails with the tail of the process's log.
@@ -558,6 +566,50 @@ mod tests {
         std::fs::write(stack.file("moto.pid"), "garbage").unwrap();
         let err = format!("{:#}", stack.stop().unwrap_err());
         assert!(err.contains("moto.pid is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn records_written_side_by_side_never_fail_and_one_stays_whole() {
+        let sh = xshell::Shell::new().unwrap();
+        let dir = sh.create_temp_dir().unwrap();
+        let path = dir.path().join("ports.json");
+        let writers: Vec<_> = (0..4u16)
+            .map(|writer| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for round in 0..200u16 {
+                        let ports = Ports {
+                            moto: writer,
+                            registry: round,
+                            registry_backend: 0,
+                            sync: 0,
+                            accounts: BTreeMap::new(),
+                        };
+                        write_json(&path, &ports).unwrap_or_else(|err| panic!("writer {writer}: {err:#}"));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let ports: Ports = read_json(&path).unwrap().unwrap();
+        assert_eq!(ports.registry, 199, "{ports:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("ports.json")]);
+    }
+
+    #[test]
+    fn env_exports_come_back_whole_through_sh() {
+        let sh = xshell::Shell::new().unwrap();
+        let tmp = sh.create_temp_dir().unwrap();
+        let dir = tmp.path().join(r#"a b'c"d$HOME`e`"#);
+        let stack = Stack { dir: dir.clone(), settings: settings::Ports::default() };
+        let ports = Ports { moto: 4566, registry: 1, registry_backend: 2, sync: 3, accounts: BTreeMap::new() };
+        let script =
+            stack.env_exports(&ports, "eu-west-1").unwrap() + r#"printf '%s|%s' "$XTASK_LOCAL_STACK" "$AWS_REGION""#;
+        let out = xshell::cmd!(sh, "sh -c {script}").read().unwrap();
+        assert_eq!(out, format!("{}|eu-west-1", dir.display()));
     }
 
     #[test]

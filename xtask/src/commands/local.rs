@@ -61,12 +61,7 @@ impl Command {
             Command::Env => {
                 let ports = stack.attach().await?;
                 let region = ws.config.stage(LOCAL_STAGE)?.region.clone().unwrap_or_default();
-                let mut text = String::new();
-                for (key, value) in ports.env(&region) {
-                    text += &format!("export {key}={value}\n");
-                }
-                text += &format!("export XTASK_LOCAL_STACK={}\n", stack.dir().display());
-                output::text(&text)?;
+                output::text(&stack.env_exports(&ports, &region)?)?;
             }
             Command::Credentials => output::text(&format!("{}\n", xtask_local_stack::credentials_json()))?,
             Command::Sync(args) => {

@@ -96,7 +96,7 @@ fn status_and_env_describe_the_running_stack() {
     assert!(status.contains("present      xtask-local/rust:host"), "{status}");
 
     let env = xtask(&workspace_root(), &["local", "env"]).ok();
-    assert!(env.contains("export AWS_ENDPOINT_URL=http://localhost:"), "{env}");
+    assert!(env.contains("export AWS_ENDPOINT_URL='http://localhost:"), "{env}");
 
     // Idempotent: a second `up` reuses the stack.
     let again = xtask(&workspace_root(), &["local", "up"]);

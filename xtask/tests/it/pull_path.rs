@@ -104,14 +104,14 @@ fn a_daemon_that_can_pull_builds_on_the_official_base_and_one_that_cannot_on_the
         return;
     }
     local_stack();
-    let id = std::process::id();
-    let mirror = Mirror::start(PathBuf::from(format!("/tmp/xtask-mirror-{id}")));
+    let mirror =
+        Mirror::start(xtask_local_stack::dockerd::private_dir("xtask-mirror-").unwrap_or_else(|err| panic!("{err:#}")));
     // Docker Hub's debian:bookworm-slim, as far as the mirror's clients can tell.
     let sh = Shell::new().unwrap();
     let (from, to) =
         (format!("docker-daemon:{DEBIAN}"), format!("docker://127.0.0.1:{}/library/debian:bookworm-slim", mirror.port));
     cmd!(sh, "skopeo copy --quiet --dest-tls-verify=false {from} {to}").run().unwrap();
-    let dir = PathBuf::from(format!("/tmp/xtask-pull-{id}"));
+    let dir = xtask_local_stack::dockerd::private_dir("xtask-pull-").unwrap_or_else(|err| panic!("{err:#}"));
     let host = format!("unix://{}/docker.sock", dir.display());
     let daemon = PrivateDaemon::start(dir, host.clone(), &["--registry-mirror".to_string(), mirror.url()])
         .unwrap_or_else(|err| panic!("{err:#}"));

@@ -405,15 +405,15 @@ pub struct SecondDaemon {
 impl SecondDaemon {
     pub fn start() -> SecondDaemon {
         // Short: the daemon's sockets live below it (a socket path holds at most 107 bytes).
-        let dir = PathBuf::from(format!("/tmp/xtask-dd-{}", std::process::id()));
-        let daemon = xtask_local_stack::dockerd::PrivateDaemon::unix(dir).unwrap_or_else(|err| panic!("{err:#}"));
+        let daemon =
+            xtask_local_stack::dockerd::PrivateDaemon::unix("xtask-dd-").unwrap_or_else(|err| panic!("{err:#}"));
         SecondDaemon { host: daemon.host.clone(), daemon }
     }
 
     /// A daemon on a loopback TCP port that takes only TLS clients with a certificate of a
     /// CA made here; `certs()` is the directory to give as DOCKER_CERT_PATH.
     pub fn start_tls() -> SecondDaemon {
-        let dir = PathBuf::from(format!("/tmp/xtask-tls-{}", std::process::id()));
+        let dir = xtask_local_stack::dockerd::private_dir("xtask-tls-").unwrap_or_else(|err| panic!("{err:#}"));
         std::fs::create_dir_all(dir.join("client")).unwrap();
         let sh = Shell::new().unwrap();
         sh.change_dir(&dir);
@@ -466,7 +466,8 @@ pub struct SshServer {
 
 impl SshServer {
     pub fn start() -> SshServer {
-        let dir = PathBuf::from(format!("/tmp/xtask-ssh-{}", std::process::id()));
+        // Its keys let anyone in as root: a directory only this user can enter.
+        let dir = xtask_local_stack::dockerd::private_dir("xtask-ssh-").unwrap_or_else(|err| panic!("{err:#}"));
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap(); // sshd's privilege separation directory
         let sh = Shell::new().unwrap();

@@ -260,10 +260,20 @@ pub fn is_index(media_type: &str) -> bool {
     media_type.contains("manifest.list") || media_type.contains("image.index")
 }
 
-/// The `mediaType` field of a manifest.
+/// The media type of a manifest: its `mediaType` field, or, where OCI lets it leave that
+/// out, what its shape says: an index lists `manifests`, an image has a `config`.
 pub fn media_type_of(manifest: &str) -> Result<String> {
     let value: serde_json::Value = serde_json::from_str(manifest).context("the manifest is not JSON")?;
-    value["mediaType"].as_str().map(str::to_owned).context("the manifest names no mediaType")
+    if let Some(media_type) = value["mediaType"].as_str() {
+        return Ok(media_type.to_owned());
+    }
+    if value["manifests"].is_array() {
+        return Ok("application/vnd.oci.image.index.v1+json".to_owned());
+    }
+    if value["config"].is_object() {
+        return Ok("application/vnd.oci.image.manifest.v1+json".to_owned());
+    }
+    bail!("the manifest names no mediaType and is neither an index (`manifests`) nor an image (`config`)")
 }
 
 /// What adding a tag did.

@@ -66,7 +66,7 @@ pub struct StageUse {
 impl Inventory {
     /// Reads every image of `repository`, and the manifests each index lists.
     pub async fn read(client: &aws_sdk_ecr::Client, repository: &str) -> Result<Inventory> {
-        let mut images: Vec<Image> = ecr::images(client, repository)
+        let images: Vec<Image> = ecr::images(client, repository)
             .await?
             .into_iter()
             .filter_map(|d| {
@@ -84,13 +84,41 @@ impl Inventory {
                 })
             })
             .collect();
+        // Each manifest the inventory must see: an index's (which manifests it references),
+        // that of an image whose media type DescribeImages left out (the API does not
+        // promise `imageManifestMediaType`: it may be an index), and an untagged one's (it
+        // may be a referrer).
+        let mut manifests = BTreeMap::new();
+        for image in images.iter().filter(|i| i.media_type.as_deref().is_none_or(ecr::is_index) || i.tags.is_empty()) {
+            let manifest = ecr::manifest_by_digest(client, repository, &image.digest).await?;
+            manifests.insert(image.digest.clone(), manifest);
+        }
+        Inventory::of(repository, images, &manifests)
+    }
+
+    /// The inventory of `images` (as DescribeImages gives them) with `manifests`, by digest:
+    /// those of indexes, of images without a media type, and of untagged images. An image
+    /// without a media type takes its manifest's: an index is known as one whether or not
+    /// DescribeImages said so, so the manifests it references stay while it stays.
+    pub fn of(
+        repository: &str,
+        mut images: Vec<Image>,
+        manifests: &BTreeMap<String, ecr::Manifest>,
+    ) -> Result<Inventory> {
+        for image in images.iter_mut().filter(|i| i.media_type.is_none()) {
+            image.media_type = manifests.get(&image.digest).map(|m| m.media_type.clone());
+        }
         images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.cmp(&b.digest)));
+        let body = |image: &Image, what: &str| -> Result<serde_json::Value> {
+            let manifest = manifests
+                .get(&image.digest)
+                .with_context(|| format!("the {what} {repository}@{} was not read", image.digest))?;
+            serde_json::from_str(&manifest.body)
+                .with_context(|| format!("the {what} {repository}@{} is not JSON", image.digest))
+        };
         let mut referenced_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for index in images.iter().filter(|i| i.media_type.as_deref().is_some_and(ecr::is_index)) {
-            let manifest = ecr::manifest_by_digest(client, repository, &index.digest).await?;
-            let body: serde_json::Value = serde_json::from_str(&manifest.body)
-                .with_context(|| format!("the index {repository}@{} is not JSON", index.digest))?;
-            for child in body["manifests"].as_array().into_iter().flatten() {
+            for child in body(index, "index")?["manifests"].as_array().into_iter().flatten() {
                 if let Some(digest) = child["digest"].as_str() {
                     referenced_by.entry(digest.to_string()).or_default().push(index.digest.clone());
                 }
@@ -102,10 +130,7 @@ impl Inventory {
         for untagged in
             images.iter().filter(|i| i.tags.is_empty() && !i.media_type.as_deref().is_some_and(ecr::is_index))
         {
-            let manifest = ecr::manifest_by_digest(client, repository, &untagged.digest).await?;
-            let body: serde_json::Value = serde_json::from_str(&manifest.body)
-                .with_context(|| format!("the manifest {repository}@{} is not JSON", untagged.digest))?;
-            if let Some(subject) = body["subject"]["digest"].as_str() {
+            if let Some(subject) = body(untagged, "manifest")?["subject"]["digest"].as_str() {
                 subjects.insert(untagged.digest.clone(), subject.to_string());
             }
         }

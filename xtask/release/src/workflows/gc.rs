@@ -265,6 +265,44 @@ mod tests {
         assert!(plan[1].reason.contains("deleted index old-index"), "{}", plan[1].reason);
     }
 
+    /// DescribeImages may leave out `imageManifestMediaType`; the index is then known from
+    /// its manifest (which may itself leave out `mediaType`, as OCI allows), and its
+    /// untagged platform manifests stay with it past the day's grace.
+    #[test]
+    fn an_index_without_a_media_type_in_describe_images_keeps_its_children() {
+        let day = UNTAGGED_GRACE_MILLIS;
+        let images = vec![
+            image("sha256:index", &["b", "main-b"], 10 * day),
+            image("sha256:child", &[], 10 * day),
+            image("sha256:orphan", &[], 10 * day),
+        ];
+        let manifest = |digest: &str, body: serde_json::Value| {
+            let body = body.to_string();
+            let media_type = ecr::media_type_of(&body).unwrap();
+            (digest.to_string(), ecr::Manifest { body, media_type, digest: digest.to_string() })
+        };
+        let image_body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "digest": "sha256:config" },
+            "layers": [],
+        });
+        let manifests = BTreeMap::from([
+            manifest(
+                "sha256:index",
+                serde_json::json!({ "schemaVersion": 2, "manifests": [{ "digest": "sha256:child" }] }),
+            ),
+            manifest("sha256:child", image_body.clone()),
+            manifest("sha256:orphan", image_body),
+        ]);
+        let inventory = Inventory::of("it/app", images, &manifests).unwrap();
+        let plan = plan(&inventory, &policy(), 2, 20 * day);
+        let digests: Vec<&str> = plan.iter().map(|d| d.digest.as_str()).collect();
+        assert_eq!(digests, vec!["sha256:orphan"], "{plan:#?}");
+        let index = &inventory.images[inventory.by_tag("main-b").unwrap()];
+        assert_eq!(index.media_type.as_deref(), Some("application/vnd.oci.image.index.v1+json"));
+    }
+
     #[test]
     fn a_referrer_stays_with_its_image_and_goes_with_it() {
         let day = UNTAGGED_GRACE_MILLIS;
