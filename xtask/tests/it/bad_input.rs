@@ -115,7 +115,7 @@ const CASES: &[Case] = &[
         args: &["push", "--json"],
         env: &[],
         code: 2,
-        says: "image `svc`: its context `up` leads to",
+        says: "images[0].context: `up` leads to",
         only_the_error: true,
     },
     Case {
@@ -127,7 +127,7 @@ const CASES: &[Case] = &[
         args: &["push", "--json"],
         env: &[],
         code: 2,
-        says: "image `svc`: its dockerfile `svc/Linkfile` leads to",
+        says: "images[0].dockerfile: `svc/Linkfile` leads to /etc/hostname, outside the workspace",
         only_the_error: true,
     },
     Case {

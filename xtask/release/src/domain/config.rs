@@ -337,6 +337,19 @@ impl Config {
                         path.display()
                     );
                 }
+                // Written inside, it may still lead out through a symbolic link (committed or
+                // not): where it leads is checked too, when it exists (a missing one is said
+                // where it is read).
+                if let (Ok(workspace), Ok(resolved)) =
+                    (std::fs::canonicalize(&self.root), std::fs::canonicalize(self.root.join(path)))
+                    && !resolved.starts_with(&workspace)
+                {
+                    bail!(
+                        "{at}.{key}: `{}` leads to {}, outside the workspace, through a symbolic link; give a path inside it",
+                        path.display(),
+                        resolved.display()
+                    );
+                }
             }
             if image.port == 0 {
                 bail!("{at}.port: must be the TCP port the container listens on (1-65535)");

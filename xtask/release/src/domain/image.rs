@@ -53,23 +53,6 @@ impl<'a> Plan<'a> {
         let dockerfile = config.root.join(&image.dockerfile);
         let context = BuildContext::new(&context_dir, &dockerfile)
             .with_context(|| format!("image `{}`: cannot read its build context", image.name))?;
-        // The settings' paths are checked as written; a symbolic link on the way (committed
-        // or not) may still lead anywhere, so where they lead is checked too.
-        let workspace = std::fs::canonicalize(&config.root)
-            .with_context(|| format!("cannot resolve the workspace root {}", config.root.display()))?;
-        for (key, given, resolved) in
-            [("context", &image.context, context.root()), ("dockerfile", &image.dockerfile, context.dockerfile_path())]
-        {
-            if !resolved.starts_with(&workspace) {
-                bail!(
-                    "image `{}`: its {key} `{}` leads to {}, outside the workspace (through a symbolic link); \
-                     give a path inside the workspace",
-                    image.name,
-                    given.display(),
-                    resolved.display()
-                );
-            }
-        }
 
         // Stage arguments override the image's own; the commit argument is set last.
         let mut build_args = image.build_args.clone();
