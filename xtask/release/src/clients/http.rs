@@ -196,3 +196,27 @@ pub async fn answers(url: &str) -> bool {
 
 /// How long [`answers`] waits for a server that accepted the connection.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_belong_to_a_scheme_host_and_port() {
+        let registry = origin("https://r.example/v2/").unwrap();
+        for same in ["https://R.EXAMPLE/v2/r/blobs/uploads/x?_state=y", "https://r.example:443/v2/"] {
+            assert_eq!(origin(same).as_deref(), Some(registry.as_str()), "{same}");
+        }
+        for other in ["http://r.example/v2/", "https://r.example:8443/v2/", "https://s3.example/r.example", "/v2/"] {
+            assert_ne!(origin(other).as_deref(), Some(registry.as_str()), "{other}");
+        }
+        assert!(Client::new().with_credentials("/v2/", "Basic x".to_string()).is_err());
+    }
+
+    #[test]
+    fn a_url_in_a_message_has_no_query_string() {
+        let presigned = "https://s3.example/layer?X-Amz-Security-Token=t&X-Amz-Signature=s#f";
+        assert_eq!(redact(presigned), "https://s3.example/layer");
+        assert_eq!(redact("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000/v2/");
+    }
+}

@@ -892,13 +892,6 @@ mod tests {
         assert!(elsewhere_saw.iter().all(|(_, auth)| auth.is_none()), "credentials went elsewhere: {elsewhere_saw:?}");
     }
 
-    #[test]
-    fn credentials_belong_to_a_scheme_host_and_port() {
-        let client = http::Client::new().with_credentials("https://r.example/v2/", "Basic x".to_string()).unwrap();
-        let _ = client;
-        assert!(http::Client::new().with_credentials("/v2/", "Basic x".to_string()).is_err());
-    }
-
     /// A presigned S3 URL's secrets, as ECR's blob redirects carry them.
     const PRESIGNED: &str = "X-Amz-Security-Token=the-session-token&X-Amz-Signature=the-signature";
 
@@ -995,9 +988,10 @@ mod tests {
             assert!(!shown.contains('\n') && shown.contains("more than"), "{shown}");
             let sent_mib = sent.load(std::sync::atomic::Ordering::Relaxed) >> 20;
             eprintln!("announced={announced}: sent {sent_mib} MiB, peak memory grew {grown_mib} MiB: {shown}");
-            // What crossed is the cap and what the sockets buffer, far from the whole.
+            // What crossed is the cap and what the sockets buffer, far from the whole: what is
+            // not read is not held. (The peak memory is shown, not asserted: it is the whole
+            // test process's, and other tests run beside this one.)
             assert!(sent_mib < 32, "the client read {sent_mib} MiB of a {} MiB config", SIZE >> 20);
-            assert!(grown_mib < 32, "memory grew {grown_mib} MiB");
         }
     }
 }
