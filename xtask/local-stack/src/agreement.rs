@@ -37,8 +37,8 @@ struct Tags {
 /// Checks the registry of `account` (`None`: moto's own) against its ECR, and repairs what it can.
 pub async fn check(ports: &Ports, region: &str, account: Option<&str>) -> Result<Agreement> {
     let sync = Sync::new(ports, region, account).await?;
-    let registry = http::Client::new(Some(ecr::authorization(&sync.ecr).await?.basic_header()));
     let url = format!("http://127.0.0.1:{}/v2", ports.registry_of(account)?.registry_backend);
+    let registry = http::Client::new().with_credentials(&url, ecr::authorization(&sync.ecr).await?.basic_header())?;
     let json = |path: String| {
         let (registry, url) = (registry.clone(), format!("{url}/{path}"));
         async move {

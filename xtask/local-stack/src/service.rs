@@ -55,7 +55,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Outcome> {
     let image = local_reference(&container.image, &registry.host)?;
-    let health_client = http::Client::new(None).with_timeout(Duration::from_secs(2));
+    let health_client = http::Client::new().with_timeout(Duration::from_secs(2));
     // The service already runs this image and answers: nothing to replace.
     for listed in containers(docker, stack_dir).await? {
         if listed.service == service && listed.image == container.image && listed.running {

@@ -61,11 +61,12 @@ impl Sync {
     pub async fn new(ports: &Ports, region: &str, account: Option<&str>) -> Result<Sync> {
         let ecr_client = Ecr::new(&ports.sdk_config_in(region, account).await);
         let auth = ecr::authorization(&ecr_client).await?;
+        // The registry itself, behind the front: what the sync writes, ECR already has.
+        let registry_url = format!("http://127.0.0.1:{}", ports.registry_backend);
         Ok(Sync {
             ecr: ecr_client,
-            registry: http::Client::new(Some(auth.basic_header())),
-            // The registry itself, behind the front: what the sync writes, ECR already has.
-            registry_url: format!("http://127.0.0.1:{}", ports.registry_backend),
+            registry: http::Client::new().with_credentials(&registry_url, auth.basic_header())?,
+            registry_url,
             synced: Mutex::new(HashSet::new()),
         })
     }

@@ -11,6 +11,7 @@ use xtask_release::{
     domain::image::rfc3339,
     domain::inventory::{Image, Inventory, StageUse},
     domain::workspace::Workspace,
+    support::text::prefix,
     workflows::attest::{self, Trust},
 };
 
@@ -116,10 +117,10 @@ fn commit_of(tag: &str) -> Option<&str> {
 }
 
 fn describe(image: &ImageReport) -> String {
-    let short = |digest: &str| digest.get(..19).unwrap_or(digest).to_string();
+    let short = |digest: &str| xtask_release::support::text::short_digest(digest).to_string();
     let mut head = match (&image.commit, &image.subject) {
-        (Some(c), Some(s)) => format!("{} {s}", &c[..12]),
-        (Some(c), None) => c[..12].to_string(),
+        (Some(c), Some(s)) => format!("{} {s}", prefix(c, 12)),
+        (Some(c), None) => prefix(c, 12).to_string(),
         (None, _) => short(&image.image.digest),
     };
     for u in &image.stages {
@@ -127,7 +128,7 @@ fn describe(image: &ImageReport) -> String {
     }
     let tags: Vec<String> = (image.image.tags.iter())
         .map(|t| match &image.commit {
-            Some(c) => t.replace(c.as_str(), &c[..12]),
+            Some(c) => t.replace(c.as_str(), prefix(c, 12)),
             None => t.clone(),
         })
         .collect();
@@ -146,7 +147,7 @@ fn describe(image: &ImageReport) -> String {
     };
     let tags = if tags.is_empty() { "untagged".to_string() } else { tags.join(", ") };
     let provenance = match &image.commit {
-        Some(c) => image.provenance.replace(c.as_str(), &c[..12]),
+        Some(c) => image.provenance.replace(c.as_str(), prefix(c, 12)),
         None => image.provenance.clone(),
     };
     format!(

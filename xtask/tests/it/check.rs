@@ -94,7 +94,7 @@ fn set_scan_result(repository: &str, tag: &str, status: &str, counts: Value) {
     runtime().block_on(async {
         let url =
             format!("{}/moto-api/static/ecr/scan-finding-results", crate::support::local_ports().await.moto_url());
-        let response = xtask_release::clients::http::Client::new(None)
+        let response = xtask_release::clients::http::Client::new()
             .send(
                 hyper::Method::POST,
                 &url,

@@ -26,7 +26,7 @@ fn failed_checks(json: &serde_json::Value) -> Vec<&str> {
 /// `/version` at `url`: what the running service says it is.
 fn version_at(url: &str) -> serde_json::Value {
     let response = runtime()
-        .block_on(xtask_release::clients::http::Client::new(None).get(&format!("{url}/version"), &[]))
+        .block_on(xtask_release::clients::http::Client::new().get(&format!("{url}/version"), &[]))
         .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
     assert!(response.status.is_success(), "{url}/version: {}", response.status);
     serde_json::from_slice(&response.body).unwrap()

@@ -24,7 +24,8 @@ impl Registry {
     pub async fn connect() -> Registry {
         let auth = xtask_release::clients::ecr::authorization(&local_ecr().await).await.unwrap();
         let base = format!("http://{}", local_ports().await.registry_host());
-        Registry { client: xtask_release::clients::http::Client::new(Some(auth.basic_header())), base }
+        let client = xtask_release::clients::http::Client::new().with_credentials(&base, auth.basic_header()).unwrap();
+        Registry { client, base }
     }
 
     /// Uploads `bytes` as a blob of `repository`; returns its digest.

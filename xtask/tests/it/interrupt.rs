@@ -237,7 +237,9 @@ fn sigterm_during_the_upload_tags_nothing() {
             let body: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
             let auth = xtask_release::clients::ecr::authorization(&ecr).await.unwrap();
             let registry = crate::support::local_ports().await.registry_host();
-            let client = xtask_release::clients::http::Client::new(Some(auth.basic_header()));
+            let client = xtask_release::clients::http::Client::new()
+                .with_credentials(&format!("http://{registry}/"), auth.basic_header())
+                .unwrap();
             let blobs = body["layers"].as_array().unwrap().iter().chain([&body["config"]]);
             for blob in blobs {
                 let digest = blob["digest"].as_str().unwrap();

@@ -98,7 +98,7 @@ fn the_front_door_serves_the_referrers_api_as_ecr_does() {
         let (registry, auth) = registry(&ecr, &ports).await;
         let subject = push_subject(&registry, &repository, "subject").await;
         let api = |path: &str| format!("http://{}/v2/{repository}/referrers/{path}", ports.registry_host());
-        let http = Http::new(Some(auth.basic_header()));
+        let http = Http::new().with_credentials(&api(""), auth.basic_header()).unwrap();
 
         // No referrers yet: an empty index, not a 404 (which would mean "no API").
         let empty = http.get(&api(&subject.digest), &[]).await.unwrap();
@@ -168,7 +168,7 @@ fn the_front_door_serves_the_referrers_api_as_ecr_does() {
         let unknown = http.get(&absent, &[]).await.unwrap();
         assert_eq!(unknown.status, 404);
         assert!(String::from_utf8_lossy(&unknown.body).contains("NAME_UNKNOWN"));
-        let anonymous = Http::new(None).get(&api(&subject.digest), &[]).await.unwrap();
+        let anonymous = Http::new().get(&api(&subject.digest), &[]).await.unwrap();
         assert_eq!(anonymous.status, 401);
     });
 }

@@ -361,7 +361,7 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
         crate::support::create_repository(&local.ecr, &repository, true).await;
         tiny_image(&local.docker, &format!("{}/{repository}:{tag}", local.registry)).await;
         let digest = push(&local, &repository, tag).await;
-        let bucket = xtask_release::clients::http::Client::new(None)
+        let bucket = xtask_release::clients::http::Client::new()
             .send(hyper::Method::PUT, &format!("{}/it-kept-bucket", ports.moto_url()), &[], Default::default())
             .await
             .unwrap();
@@ -393,10 +393,8 @@ fn the_stack_keeps_its_data_across_down_up_and_a_crash() {
                 .collect()
                 .await;
             assert!(pulled.iter().all(Result::is_ok), "{what}: the registry serves the image: {pulled:?}");
-            let buckets = xtask_release::clients::http::Client::new(None)
-                .get(&format!("{}/", ports.moto_url()), &[])
-                .await
-                .unwrap();
+            let buckets =
+                xtask_release::clients::http::Client::new().get(&format!("{}/", ports.moto_url()), &[]).await.unwrap();
             assert!(String::from_utf8_lossy(&buckets.body).contains("it-kept-bucket"), "{what}: the S3 bucket");
         })
     };
@@ -439,7 +437,9 @@ async fn aws_json(moto: &str, service: &str, target: &str, body: serde_json::Val
     let scope = format!(
         "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
-    let response = xtask_release::clients::http::Client::new(Some(scope))
+    let response = xtask_release::clients::http::Client::new()
+        .with_credentials(moto, scope)
+        .unwrap()
         .send(
             hyper::Method::POST,
             &format!("{moto}/"),
@@ -456,7 +456,9 @@ async fn aws_json(moto: &str, service: &str, target: &str, body: serde_json::Val
 /// query API, read directly).
 async fn stack_statuses(moto: &str) -> HashMap<String, String> {
     let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0";
-    let response = xtask_release::clients::http::Client::new(Some(scope.to_string()))
+    let response = xtask_release::clients::http::Client::new()
+        .with_credentials(moto, scope.to_string())
+        .unwrap()
         .send(
             hyper::Method::POST,
             &format!("{moto}/"),

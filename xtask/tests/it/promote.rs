@@ -90,8 +90,12 @@ fn promotion_keeps_the_digest_and_a_rerun_sends_nothing() {
         let registry = crate::support::local_ports().await.registry_of(Some(PROD_ACCOUNT)).unwrap().registry_host();
         let url = format!("http://{registry}/v2/{repository}/manifests/{attestation}");
         let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
-        let got =
-            xtask_release::clients::http::Client::new(Some(auth.basic_header())).get(&url, &accept).await.unwrap();
+        let got = xtask_release::clients::http::Client::new()
+            .with_credentials(&url, auth.basic_header())
+            .unwrap()
+            .get(&url, &accept)
+            .await
+            .unwrap();
         assert!(got.status.is_success(), "{url}: {}", got.status);
     });
 }

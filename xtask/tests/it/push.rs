@@ -442,3 +442,22 @@ fn two_images_push_side_by_side() {
         assert!(named, "a line that names no image: {line:?}\n{stderr}");
     }
 }
+
+/// A daemon at a public address without TLS would get ECR's password in clear text: push
+/// refuses it, in one line, before any connection (the address is never reached: a
+/// connection attempt would fail otherwise, with another message, or hang).
+#[test]
+fn push_refuses_a_public_docker_daemon_without_tls() {
+    let (repo, _) = pushable(false);
+    let started = std::time::Instant::now();
+    let run = repo.xtask_env(&["push"], &[("DOCKER_HOST", "tcp://8.8.8.8:2375"), ("DOCKER_TLS_VERIFY", "")]);
+    let stderr = run.fails();
+    assert_eq!(run.output.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    for part in ["tcp://8.8.8.8:2375", "public address", "clear text", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
+        assert!(errors[0].contains(part), "{part}: {stderr}");
+    }
+    assert!(!stderr.contains("cannot connect") && !stderr.contains("no Docker daemon answers"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}

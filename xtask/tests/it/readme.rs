@@ -60,7 +60,7 @@ fn the_readmes_commands_run_as_written_on_a_fresh_clone() {
         if command == "curl <url>/version" {
             let url: String = last_url.clone().expect("a deploy printed the URL before the README asks for it");
             let response = runtime()
-                .block_on(xtask_release::clients::http::Client::new(None).get(&format!("{url}/version"), &[]))
+                .block_on(xtask_release::clients::http::Client::new().get(&format!("{url}/version"), &[]))
                 .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
             assert!(response.status.is_success(), "{url}/version: {}", response.status);
             let version: serde_json::Value = serde_json::from_slice(&response.body).unwrap();

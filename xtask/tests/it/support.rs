@@ -278,7 +278,7 @@ async fn moto_json_as(key: &str, service: &str, target: &str, body: serde_json::
     let scope = format!(
         "AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
-    let client = xtask_release::clients::http::Client::new(Some(scope));
+    let client = xtask_release::clients::http::Client::new().with_credentials(&url, scope).unwrap();
     let response = client
         .send(
             hyper::Method::POST,
@@ -343,7 +343,9 @@ pub async fn moto_query_as(key: &str, service: &str, params: &[(&str, &str)]) ->
     );
     let body: Vec<String> =
         params.iter().map(|(k, v)| format!("{k}={v}")).chain(["Version=2010-05-15".to_string()]).collect();
-    let response = xtask_release::clients::http::Client::new(Some(scope))
+    let response = xtask_release::clients::http::Client::new()
+        .with_credentials(&url, scope)
+        .unwrap()
         .send(
             hyper::Method::POST,
             &url,

@@ -2,7 +2,7 @@
 //! profile and region are handed to `cdk`, so the SDK and cdk never disagree), and
 //! SDK errors reduced to one readable line.
 
-use std::error::Error as StdError;
+use std::{error::Error as StdError, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -28,7 +28,7 @@ pub async fn load(stage: &Stage, profile: Option<&str>) -> Result<(SdkConfig, Op
     if let Some(region) = &stage.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    let config = loader.load().await;
+    let config = loader.timeout_config(timeouts()).load().await;
     if config.region().is_none() {
         bail!(
             "no AWS region for stage `{0}`; set `region` under [workspace.metadata.xtask.stages.{0}] or AWS_REGION",
@@ -36,6 +36,21 @@ pub async fn load(stage: &Stage, profile: Option<&str>) -> Result<(SdkConfig, Op
         );
     }
     Ok((config, profile))
+}
+
+/// How long one call to an AWS API may take, its retries included: a call that hangs
+/// (a half-open connection, an endpoint that accepts and never answers) fails instead.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long one attempt of a call may take before it is retried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SDK's time limits: per call and per attempt (the connect timeout stays the SDK's).
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
 }
 
 /// Fails early, naming the profile and how to log in, when no credentials can be had.
@@ -108,4 +123,18 @@ fn innermost(err: &(dyn StdError + 'static)) -> String {
         current = next;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_call_and_attempt_has_a_time_limit() {
+        let stage = Stage { name: "s".to_string(), region: Some("eu-west-1".to_string()), ..Stage::default() };
+        let (config, _) = load(&stage, None).await.unwrap();
+        let timeouts = config.timeout_config().expect("a timeout config");
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+    }
 }

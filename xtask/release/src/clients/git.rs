@@ -111,7 +111,7 @@ impl Git {
             };
             bail!(
                 "the work tree has changes that are not in commit {}; {fix} (or pass --allow-dirty for a local-only tag):\n{}",
-                &commit[..12],
+                crate::support::text::prefix(&commit, 12),
                 list.join("\n")
             );
         }

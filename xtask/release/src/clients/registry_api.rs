@@ -149,7 +149,9 @@ struct ContainerConfig {
 impl Registry {
     /// The registry `auth` names, with its credentials.
     pub fn new(auth: &ecr::RegistryAuth) -> Result<Registry> {
-        Ok(Registry { client: http::Client::new(Some(auth.basic_header())), base: auth.base_url()? })
+        let base = auth.base_url()?;
+        let client = http::Client::new().with_credentials(&base, auth.basic_header())?;
+        Ok(Registry { client, base })
     }
 
     /// The manifest `reference` (a tag or digest) names, as stored; `None` when absent.
@@ -161,7 +163,7 @@ impl Registry {
             return Ok(None);
         }
         if !response.status.is_success() {
-            bail!("GET {url}: {}", response.status);
+            bail!("GET {}: {}", http::redact(&url), response.status);
         }
         let media_type = match response.headers.get("content-type").and_then(|t| t.to_str().ok()) {
             Some(t) if !t.is_empty() => t.to_string(),
@@ -179,7 +181,7 @@ impl Registry {
             .send(hyper::Method::PUT, &url, &[("content-type", &manifest.media_type)], manifest.body.clone())
             .await?;
         if !response.status.is_success() {
-            bail!("PUT {url}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+            bail!("PUT {}: {} {}", http::redact(&url), response.status, String::from_utf8_lossy(&response.body).trim());
         }
         let digest = response.headers.get("docker-content-digest").and_then(|d| d.to_str().ok()).unwrap_or_default();
         Ok(digest.to_string())
@@ -200,13 +202,13 @@ impl Registry {
             .send(hyper::Method::PUT, &url, &[("content-type", &manifest.media_type)], manifest.body.clone())
             .await?;
         if !response.status.is_success() {
-            bail!("PUT {url}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+            bail!("PUT {}: {} {}", http::redact(&url), response.status, String::from_utf8_lossy(&response.body).trim());
         }
         let header = |name: &str| response.headers.get(name).and_then(|d| d.to_str().ok()).map(str::to_string);
         if let Some(stored) = header("docker-content-digest")
             && stored != digest
         {
-            bail!("PUT {url}: the registry stored the manifest as {stored}, not as {digest}");
+            bail!("PUT {}: the registry stored the manifest as {stored}, not as {digest}", http::redact(&url));
         }
         Ok((digest, header("oci-subject")))
     }
@@ -225,7 +227,7 @@ impl Registry {
         if patched.status != hyper::StatusCode::ACCEPTED {
             bail!(
                 "PATCH {} (blob {digest}): {} {}",
-                location.split('?').next().unwrap_or_default(),
+                http::redact(&location),
                 patched.status,
                 String::from_utf8_lossy(&patched.body).trim()
             );
@@ -276,7 +278,12 @@ impl Registry {
             let response =
                 self.client.send(hyper::Method::PUT, &url, &[("content-type", OCI_INDEX)], updated.into()).await?;
             if !response.status.is_success() {
-                bail!("PUT {url}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+                bail!(
+                    "PUT {}: {} {}",
+                    http::redact(&url),
+                    response.status,
+                    String::from_utf8_lossy(&response.body).trim()
+                );
             }
         }
         Ok(Attached { digest, fallback_tag: Some(tag) })
@@ -301,16 +308,21 @@ impl Registry {
                 return Ok(None);
             }
             if !response.status.is_success() {
-                bail!("GET {url}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+                bail!(
+                    "GET {}: {} {}",
+                    http::redact(&url),
+                    response.status,
+                    String::from_utf8_lossy(&response.body).trim()
+                );
             }
-            manifests.extend(parse_index(&response.body).with_context(|| format!("GET {url}"))?);
+            manifests.extend(parse_index(&response.body).with_context(|| format!("GET {}", http::redact(&url)))?);
             match next_page(&response.headers) {
                 Some(next) if next.starts_with('/') => url = format!("{}{next}", self.base),
                 Some(next) => url = next,
                 None => return Ok(Some(manifests)),
             }
         }
-        bail!("GET {url}: the registry's referrers list has more than 100 pages")
+        bail!("GET {}: the registry's referrers list has more than 100 pages", http::redact(&url))
     }
 
     /// The index under the fallback tag of `digest` (raw, if any) and its entries.
@@ -321,9 +333,9 @@ impl Registry {
             return Ok((None, Vec::new()));
         }
         if !response.status.is_success() {
-            bail!("GET {url}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+            bail!("GET {}: {} {}", http::redact(&url), response.status, String::from_utf8_lossy(&response.body).trim());
         }
-        let manifests = parse_index(&response.body).with_context(|| format!("GET {url}"))?;
+        let manifests = parse_index(&response.body).with_context(|| format!("GET {}", http::redact(&url)))?;
         Ok((Some(response.body), manifests))
     }
 
@@ -334,7 +346,7 @@ impl Registry {
         match response.status {
             s if s.is_success() || s.is_redirection() => Ok(true),
             hyper::StatusCode::NOT_FOUND => Ok(false),
-            s => bail!("HEAD {url}: {s}"),
+            s => bail!("HEAD {}: {s}", http::redact(&url)),
         }
     }
 
@@ -343,7 +355,12 @@ impl Registry {
         let start = format!("{}/v2/{repository}/blobs/uploads/", self.base);
         let response = self.client.send(hyper::Method::POST, &start, &[], bytes::Bytes::new()).await?;
         if response.status != hyper::StatusCode::ACCEPTED {
-            bail!("POST {start}: {} {}", response.status, String::from_utf8_lossy(&response.body).trim());
+            bail!(
+                "POST {}: {} {}",
+                http::redact(&start),
+                response.status,
+                String::from_utf8_lossy(&response.body).trim()
+            );
         }
         self.location(&response.headers, &start)
     }
@@ -356,7 +373,7 @@ impl Registry {
         if response.status != hyper::StatusCode::CREATED {
             bail!(
                 "PUT {} (completing blob {digest}): {} {}",
-                finish.split('?').next().unwrap_or_default(),
+                http::redact(&finish),
                 response.status,
                 String::from_utf8_lossy(&response.body).trim()
             );
@@ -368,6 +385,12 @@ impl Registry {
     /// body goes through a chunk at a time, whatever its size. The registry checks the
     /// digest of what arrived.
     pub async fn copy_blob(&self, source: &Registry, repository: &str, digest: &str, size: u64) -> Result<()> {
+        tokio::time::timeout(BLOB_TIMEOUT, self.copy_blob_unbounded(source, repository, digest, size))
+            .await
+            .map_err(|_| anyhow::anyhow!("copying blob {digest} of {repository} took longer than {BLOB_TIMEOUT:?}"))?
+    }
+
+    async fn copy_blob_unbounded(&self, source: &Registry, repository: &str, digest: &str, size: u64) -> Result<()> {
         let body = source.open_blob(repository, digest).await?;
         let location = self.start_upload(repository).await?;
         let uploader = self.client.clone().with_timeout(BLOB_TIMEOUT);
@@ -376,9 +399,13 @@ impl Registry {
         let patched = uploader.stream(hyper::Method::PATCH, &location, &headers, body).await?;
         let status = patched.status();
         let location = self.location(patched.headers(), &location)?;
-        let detail = patched.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let detail = http_body_util::Limited::new(patched.into_body(), http::MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if status != hyper::StatusCode::ACCEPTED {
-            bail!("PATCH {location}: {status} {}", String::from_utf8_lossy(&detail).trim());
+            bail!("PATCH {}: {status} {}", http::redact(&location), String::from_utf8_lossy(&detail).trim());
         }
         self.finish_upload(&location, digest).await?;
         Ok(())
@@ -387,14 +414,16 @@ impl Registry {
     /// The body of blob `digest`, unread (a redirect is followed as `redirect` says).
     async fn open_blob(&self, repository: &str, digest: &str) -> Result<http::Body> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
-        let reader = self.client.clone().with_timeout(BLOB_TIMEOUT);
+        // The head comes within the client's time limit; the body's reading is the
+        // caller's to bound ([`Registry::copy_blob`]).
+        let reader = &self.client;
         let mut response = reader.stream(hyper::Method::GET, &url, &[], http::full(bytes::Bytes::new())).await?;
         if let Some(location) = redirect(response.status(), response.headers())? {
             response =
                 reader.anonymous().stream(hyper::Method::GET, &location, &[], http::full(bytes::Bytes::new())).await?;
         }
         if !response.status().is_success() {
-            bail!("GET {url}: {}", response.status());
+            bail!("GET {}: {}", http::redact(&url), response.status());
         }
         Ok(response.into_body().map_err(Into::into).boxed())
     }
@@ -404,7 +433,7 @@ impl Registry {
         let location = headers
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .with_context(|| format!("the registry answered {after} without a Location"))?;
+            .with_context(|| format!("the registry answered {} without a Location", http::redact(after)))?;
         Ok(if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_string() })
     }
 
@@ -456,7 +485,7 @@ impl Registry {
             response = self.client.anonymous().get(&location, &[]).await?;
         }
         if !response.status.is_success() {
-            bail!("GET {url}: {}", response.status);
+            bail!("GET {}: {}", http::redact(&url), response.status);
         }
         Ok(response.body)
     }
@@ -778,5 +807,191 @@ mod tests {
         assert_eq!(next_page(&headers).as_deref(), Some("/v2/r/referrers/sha256:ab?n=2&last=x"));
         headers.insert("link", r#"<https://r.example/v2/r/tags/list>; rel="prev""#.parse().unwrap());
         assert_eq!(next_page(&headers), None);
+    }
+
+    /// What a [`serve`]d server saw of one request: `METHOD uri` and its `Authorization`.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+    /// A server on a loopback port that answers each request with `answer(method, path)`
+    /// and records what it saw; returns `http://127.0.0.1:<port>` and the record.
+    async fn serve<F>(answer: F) -> (String, Seen)
+    where
+        F: Fn(&str, &str) -> hyper::Response<http::Body> + Send + Sync + 'static,
+    {
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Seen::default();
+        let (record, answer) = (seen.clone(), std::sync::Arc::new(answer));
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (record, answer) = (record.clone(), answer.clone());
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (record, answer) = (record.clone(), answer.clone());
+                    async move {
+                        let authorization =
+                            request.headers().get("authorization").map(|a| a.to_str().unwrap().to_string());
+                        let (method, uri) = (request.method().to_string(), request.uri().to_string());
+                        record.lock().unwrap().push((format!("{method} {uri}"), authorization));
+                        let _ = request.into_body().collect().await;
+                        Ok::<_, std::convert::Infallible>(answer(&method, &uri))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (base, seen)
+    }
+
+    fn respond(status: u16, headers: &[(&str, &str)]) -> hyper::Response<http::Body> {
+        let mut response = hyper::Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response.body(http::full(bytes::Bytes::new())).unwrap()
+    }
+
+    /// The registry at `base` (`http://127.0.0.1:<port>`), as `Registry::new` makes it.
+    fn registry_at(base: &str) -> Registry {
+        let auth = ecr::RegistryAuth {
+            username: "AWS".to_string(),
+            password: "the-password".to_string(),
+            host: base.trim_start_matches("http://").to_string(),
+            plain_http: true,
+        };
+        Registry::new(&auth).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_upload_elsewhere_gets_no_credentials() {
+        // Another port of the same address is another origin, as another host is.
+        let (elsewhere, seen_elsewhere) = serve(|method, uri| match method {
+            "PATCH" => respond(202, &[("location", "/elsewhere/upload?_state=next")]),
+            "PUT" if uri.contains("digest=") => respond(201, &[]),
+            _ => respond(404, &[]),
+        })
+        .await;
+        let upload = format!("{elsewhere}/elsewhere/upload?_state=first");
+        let (base, seen_registry) = serve(move |method, _| match method {
+            "HEAD" => respond(404, &[]),
+            "POST" => respond(202, &[("location", upload.as_str())]),
+            _ => respond(404, &[]),
+        })
+        .await;
+        let registry = registry_at(&base);
+        // The PATCH's relative `Location` is the registry's own (it resolves against it),
+        // so the upload ends there; what matters is what went elsewhere.
+        let _ = registry.push_blob("r", bytes::Bytes::from_static(b"blob")).await;
+        let registry_saw = seen_registry.lock().unwrap().clone();
+        assert!(registry_saw.iter().all(|(_, auth)| auth.is_some()), "{registry_saw:?}");
+        let elsewhere_saw = seen_elsewhere.lock().unwrap().clone();
+        assert!(elsewhere_saw.iter().any(|(request, _)| request.starts_with("PATCH")), "{elsewhere_saw:?}");
+        assert!(elsewhere_saw.iter().all(|(_, auth)| auth.is_none()), "credentials went elsewhere: {elsewhere_saw:?}");
+    }
+
+    /// A presigned S3 URL's secrets, as ECR's blob redirects carry them.
+    const PRESIGNED: &str = "X-Amz-Security-Token=the-session-token&X-Amz-Signature=the-signature";
+
+    fn assert_no_query(err: &anyhow::Error) {
+        for shown in [format!("{err:#}"), format!("{err:?}")] {
+            for secret in ["X-Amz", "the-session-token", "the-signature", "?"] {
+                assert!(!shown.contains(secret), "the error shows `{secret}`: {shown}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_redirected_read_keeps_the_presigned_query_out_of_the_error() {
+        // Where the redirect points: a refused connection, a 403, a server that never answers.
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let (forbidden, _) = serve(|_, _| respond(403, &[])).await;
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_base = format!("http://{}", silent.local_addr().unwrap());
+        for target in [closed, forbidden, silent_base] {
+            let location = format!("{target}/bucket/blob?{PRESIGNED}");
+            let (base, _) = serve(move |_, _| respond(307, &[("location", location.as_str())])).await;
+            let mut registry = registry_at(&base);
+            registry.client = registry.client.with_timeout(std::time::Duration::from_millis(500));
+            let err = registry.blob("r", SUBJECT).await.unwrap_err();
+            assert_no_query(&err);
+            let err = registry.open_blob("r", SUBJECT).await.err().unwrap();
+            assert_no_query(&err);
+        }
+        drop(silent);
+    }
+
+    /// `left` bytes of zeros, 64 KiB a frame, made as they are read (never held whole);
+    /// `sent` counts what was handed over.
+    struct Zeros {
+        left: u64,
+        sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl hyper::body::Body for Zeros {
+        type Data = bytes::Bytes;
+        type Error = Box<dyn std::error::Error + Send + Sync>;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+            static CHUNK: [u8; 65536] = [0; 65536];
+            let n = self.left.min(CHUNK.len() as u64);
+            if n == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.left -= n;
+            self.sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&CHUNK[..n as usize])))))
+        }
+    }
+
+    /// The peak resident memory of this process so far (`VmHWM`), in KiB.
+    fn peak_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_config_blob_of_100_mib_fails_in_one_line_without_being_read_whole() {
+        const SIZE: u64 = 100 << 20;
+        // Announced (Content-Length) or not (chunked): refused at once, or at the cap.
+        for announced in [true, false] {
+            let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counter = sent.clone();
+            let (base, _) = serve(move |_, _| {
+                let body = Zeros { left: SIZE, sent: counter.clone() };
+                let mut response = hyper::Response::builder().status(200);
+                if announced {
+                    response = response.header("content-length", SIZE);
+                }
+                response.body(body.boxed()).unwrap()
+            })
+            .await;
+            let registry = registry_at(&base);
+            let manifest = ecr::Manifest {
+                body: format!(r#"{{"schemaVersion":2,"config":{{"digest":"{SUBJECT}","size":{SIZE}}},"layers":[]}}"#),
+                media_type: "application/vnd.oci.image.manifest.v1+json".to_string(),
+                digest: SUBJECT.to_string(),
+            };
+            let before = peak_kib();
+            let err = registry.image_config("r", &manifest, "linux/amd64").await.unwrap_err();
+            let grown_mib = (peak_kib() - before) / 1024;
+            let shown = format!("{err:#}");
+            assert!(!shown.contains('\n') && shown.contains("more than"), "{shown}");
+            let sent_mib = sent.load(std::sync::atomic::Ordering::Relaxed) >> 20;
+            eprintln!("announced={announced}: sent {sent_mib} MiB, peak memory grew {grown_mib} MiB: {shown}");
+            // What crossed is the cap and what the sockets buffer, far from the whole: what is
+            // not read is not held. (The peak memory is shown, not asserted: it is the whole
+            // test process's, and other tests run beside this one.)
+            assert!(sent_mib < 32, "the client read {sent_mib} MiB of a {} MiB config", SIZE >> 20);
+        }
     }
 }

@@ -402,8 +402,9 @@ async fn base_images(ctx: &StageContext<'_>, image: &Image, config: &ImageConfig
     })
 }
 
+/// A digest from a label (the pusher's text) for display.
 fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(19)]
+    crate::support::text::short_digest(digest)
 }
 
 /// The scan-on-push result, waited for up to `timeout`; findings at or above

@@ -246,7 +246,7 @@ async fn changed_inputs(
         if changed.is_empty() {
             changed.push("no file of the context changed; the base images or build settings did".to_string());
         }
-        let short = &earlier[..12];
+        let short = crate::support::text::prefix(&earlier, 12);
         return Ok(changed.into_iter().map(|c| format!("{c} (since {short})")).collect());
     }
     Ok(vec![format!("no image of the last {LOOK_BACK} commits is in ECR to compare with")])

@@ -267,7 +267,7 @@ async fn copy_manifest(
 
 fn short(reference: &str) -> &str {
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-    &hex[..hex.len().min(12)]
+    crate::support::text::prefix(hex, 12)
 }
 
 fn megabytes(bytes: u64) -> String {

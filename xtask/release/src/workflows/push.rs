@@ -277,7 +277,7 @@ impl Session<'_> {
                 bail!(
                     "image `{}`: its build context sends files that commit {} does not hold:\n  {}\nexclude them in the context's .dockerignore, or pass --allow-dirty for a local-only dirty tag",
                     image.name,
-                    &plan.tag.commit[..12],
+                    crate::support::text::prefix(&plan.tag.commit, 12),
                     stray.join("\n  ")
                 );
             }

@@ -42,7 +42,7 @@ impl Endpoint {
         }
         if let Some(address) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
             let address = address.trim_end_matches('/').to_string();
-            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
+            if super::tls_verify() {
                 return Ok(Endpoint::Tls(address, cert_path()?));
             }
             return Ok(Endpoint::Tcp(address));
@@ -86,15 +86,9 @@ impl Endpoint {
                     .await
                     .with_context(|| format!("cannot connect to the Docker daemon at {}", path.display()))?,
             ),
-            Endpoint::Tcp(address) => Box::new(
-                tokio::net::TcpStream::connect(address)
-                    .await
-                    .with_context(|| format!("cannot connect to the Docker daemon at {address}"))?,
-            ),
+            Endpoint::Tcp(address) => Box::new(tcp(address).await?),
             Endpoint::Tls(address, certs) => {
-                let tcp = tokio::net::TcpStream::connect(address)
-                    .await
-                    .with_context(|| format!("cannot connect to the Docker daemon at {address}"))?;
+                let tcp = tcp(address).await?;
                 let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
                 let host = host.trim_start_matches('[').trim_end_matches(']');
                 let name = rustls::pki_types::ServerName::try_from(host.to_string())
@@ -127,6 +121,19 @@ impl Endpoint {
         }
         sender.send_request(request).await.context("the Docker daemon did not answer")
     }
+}
+
+/// A TCP connection to the daemon at `address`, opened within [`super::CONNECT_TIMEOUT`].
+async fn tcp(address: &str) -> Result<tokio::net::TcpStream> {
+    tokio::time::timeout(super::CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "cannot connect to the Docker daemon at {address}: no answer within {}s",
+                super::CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .with_context(|| format!("cannot connect to the Docker daemon at {address}"))
 }
 
 /// `DOCKER_CERT_PATH`, else `DOCKER_CONFIG`, else `~/.docker`: where the docker CLI, and

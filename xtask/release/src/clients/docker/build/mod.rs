@@ -159,7 +159,7 @@ fn to_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 
 /// `sha256:0123456789ab` for display.
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(19)]
+    crate::support::text::short_digest(id)
 }
 
 #[cfg(test)]
