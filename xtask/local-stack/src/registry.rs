@@ -154,7 +154,8 @@ mod tests {
                 );
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            let client = xtask_release::clients::http::Client::new(Some(auth.basic_header()));
+            let client =
+                xtask_release::clients::http::Client::new().with_credentials(&base, auth.basic_header()).unwrap();
             assert_eq!(client.anonymous().get(&base, &[]).await.unwrap().status, 401);
             assert_eq!(client.get(&base, &[]).await.unwrap().status, 200);
             let uploads = format!("{base}it/blobs/uploads/");
