@@ -371,6 +371,59 @@ mod tests {
         assert_eq!(query_unescape("plain"), "plain");
     }
 
+    /// What `send_files` sends for the files `wanted`: the data by id, and the error if any.
+    fn send(root: &Path, wanted: Vec<(u32, Wanted)>) -> (HashMap<u32, Vec<u8>>, Option<String>) {
+        let (want_tx, want_rx) = std::sync::mpsc::channel();
+        for item in wanted {
+            want_tx.send(item).unwrap();
+        }
+        drop(want_tx);
+        let (out, mut rx) = mpsc::channel(IN_FLIGHT);
+        let root = root.to_path_buf();
+        let sender = std::thread::spawn(move || send_files(&root, want_rx, out, &Sent::default()));
+        let (mut data, mut error) = (HashMap::<u32, Vec<u8>>::new(), None);
+        while let Some(packet) = rx.blocking_recv() {
+            match packet {
+                Ok(packet) => data.entry(packet.id).or_default().extend(packet.data),
+                Err(status) => error = Some(status.message().to_string()),
+            }
+        }
+        sender.join().unwrap();
+        (data, error)
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_out_of_the_context_after_the_walk_ends_the_transfer_unsent() {
+        let base = std::env::temp_dir().join(format!("xtask-filesync-swap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("ctx")).unwrap();
+        std::fs::write(base.join("secret"), "content-that-must-not-be-sent\n").unwrap();
+        std::fs::write(base.join("ctx/a.txt"), "first\n").unwrap();
+        std::fs::write(base.join("ctx/b.txt"), "second\n").unwrap();
+        let root = std::fs::canonicalize(base.join("ctx")).unwrap();
+        let selection = Selection { excludes: PatternMatcher::new::<String>(&[]).unwrap(), includes: None };
+        let mut wanted = vec![];
+        let mut id = 0;
+        selected::walk(&root, &selection, &mut |entry| {
+            if let Some(listed) = entry.listed {
+                wanted.push((id, Wanted { rel: entry.rel, listed }));
+            }
+            id += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(wanted.len(), 2);
+        // Between the walk (the STAT packets) and the receiver's requests, b.txt becomes a link.
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), root.join("b.txt")).unwrap();
+        let (data, error) = send(&root, wanted);
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(data.get(&0).map(Vec::as_slice), Some(&b"first\n"[..]), "a.txt is sent as listed");
+        assert!(data.values().all(|d| !String::from_utf8_lossy(d).contains("content-that-must-not-be-sent")));
+        let error = error.expect("the transfer ends with an error");
+        assert!(error.contains("b.txt was replaced by a symbolic link"), "{error}");
+    }
+
     #[test]
     fn stat_carries_go_file_modes() {
         let entry = |kind, mode| SyncEntry {
