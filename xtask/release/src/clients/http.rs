@@ -131,7 +131,8 @@ impl Client {
             let response = self.stream(method.clone(), url, headers, full(body)).await?;
             let (parts, body) = response.into_parts();
             let length = parts.headers.get("content-length").and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
-            if length.is_some_and(|l| l > MAX_BODY as u64) {
+            // A HEAD answer has no body: its length is the resource's (a blob's), not a read.
+            if method != Method::HEAD && length.is_some_and(|l| l > MAX_BODY as u64) {
                 bail!(
                     "{method} {shown}: the answer is {} MiB, more than the {} MiB a manifest or image config may have",
                     length.unwrap_or(0) >> 20,

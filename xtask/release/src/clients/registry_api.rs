@@ -960,6 +960,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_blob_bigger_than_a_manifest_is_found_by_head() {
+        // A HEAD answer's length is the blob's: no body is read, so no cap applies.
+        let (base, _) = serve(|_, _| respond(200, &[("content-length", "49283072")])).await;
+        assert!(registry_at(&base).has_blob("r", SUBJECT).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_config_blob_of_100_mib_fails_in_one_line_without_being_read_whole() {
         const SIZE: u64 = 100 << 20;
         // Announced (Content-Length) or not (chunked): refused at once, or at the cap.
