@@ -146,12 +146,26 @@ pub async fn must_make_debian(ws: &Workspace, docker: &Docker) -> Result<bool> {
     Ok(!needed(&ws.config, docker).await?.is_empty() && !exists(docker, DEBIAN).await)
 }
 
-/// Each base image and whether the daemon has it.
-pub async fn present() -> Vec<(&'static str, bool)> {
+/// Each stand-in and its state on the daemon: `present`, `missing`, or `not needed` (the
+/// daemon reaches the official images the workspace's Dockerfiles name).
+pub async fn states(config: &Config) -> Vec<(&'static str, &'static str)> {
     let Ok(docker) = docker::connect().await else {
-        return vec![(DEBIAN, false), (RUST, false)];
+        return vec![(DEBIAN, "missing"), (RUST, "missing")];
     };
-    vec![(DEBIAN, exists(&docker, DEBIAN).await), (RUST, exists(&docker, RUST).await)]
+    // When it cannot be told, both count as needed: "missing" is the safer word.
+    let needed = needed(config, &docker).await.unwrap_or_else(|_| vec![DEBIAN, RUST]);
+    let mut states = vec![];
+    for stand_in in [DEBIAN, RUST] {
+        // The Debian stand-in is what the Rust one is built on.
+        let wanted = needed.contains(&stand_in) || (stand_in == DEBIAN && !needed.is_empty());
+        let state = match (exists(&docker, stand_in).await, wanted) {
+            (true, _) => "present",
+            (false, true) => "missing",
+            (false, false) => "not needed",
+        };
+        states.push((stand_in, state));
+    }
+    states
 }
 
 /// Copies the stand-in base images from the daemon `from` into `to`, as a runner whose

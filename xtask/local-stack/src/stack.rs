@@ -11,7 +11,11 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use xtask_release::{clients::http, domain::workspace::Workspace, support::lock::Lock};
+use xtask_release::{
+    clients::http,
+    domain::{config::Config, workspace::Workspace},
+    support::lock::Lock,
+};
 
 use crate::{
     agreement, base_images, files, moto,
@@ -343,7 +347,7 @@ impl Stack {
     }
 
     /// A report of what runs where.
-    pub async fn status(&self) -> Result<String> {
+    pub async fn status(&self, config: &Config) -> Result<String> {
         let mut out = String::new();
         let ports = match self.ports() {
             Ok(ports) => ports,
@@ -402,8 +406,8 @@ impl Stack {
                 );
             }
         }
-        for (name, present) in base_images::present().await {
-            out += &format!("{:<10} {:<12} {name}\n", "image", if present { "present" } else { "missing" });
+        for (name, state) in base_images::states(config).await {
+            out += &format!("{:<10} {state:<12} {name}\n", "image");
         }
         out += &format!("logs       {}\n", self.dir.display());
         Ok(out)

@@ -57,7 +57,7 @@ impl Command {
         match self {
             Command::Up(args) => drop(stack.up(ws, &args.debian_mirror).await?),
             Command::Down { purge } => stack.down(purge).await?,
-            Command::Status => output::text(&stack.status().await?)?,
+            Command::Status => output::text(&stack.status(&ws.config).await?)?,
             Command::Env => {
                 let ports = stack.attach().await?;
                 let region = ws.config.stage(LOCAL_STAGE)?.region.clone().unwrap_or_default();

@@ -146,6 +146,10 @@ fn a_daemon_that_can_pull_builds_on_the_official_base_and_one_that_cannot_on_the
         (there, here, base_images::must_make_debian(&ws, &private).await.unwrap())
     });
     assert!(there.is_empty() && !must_make, "the daemon that pulls needs no stand-in: {there:?}");
+    let status = repo.xtask_env(&["local", "status"], &[("DOCKER_HOST", &host)]).ok();
+    for stand_in in [DEBIAN, base_images::RUST] {
+        assert!(status.lines().any(|l| l.contains("not needed") && l.ends_with(stand_in)), "{status}");
+    }
     assert_eq!(here, std::collections::BTreeMap::from([("BASE_IMAGE".to_string(), DEBIAN.to_string())]));
 
     // The daemon that reaches Docker Hub's name builds on it, and no stand-in is made there.
