@@ -63,8 +63,19 @@ pub fn stand_in_for(reference: &str) -> Option<&'static str> {
 /// neither has that image nor can pull it. No daemon (`None`): every such argument does.
 /// A Dockerfile that cannot be read is left to the build, which says why.
 pub async fn substitutes(config: &Config, stage: &Stage, docker: Option<&Docker>) -> Result<BTreeMap<String, String>> {
-    let mut reachable: BTreeMap<String, bool> = BTreeMap::new();
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let args = stand_ins_of(config, stage, docker, &mut BTreeMap::new()).await?;
+    Ok(args.into_iter().map(|(arg, stand_in)| (arg, stand_in.to_string())).collect())
+}
+
+/// [`substitutes`], the daemon's answer for each reference kept in `reachable` (several
+/// stages name the same bases).
+async fn stand_ins_of(
+    config: &Config,
+    stage: &Stage,
+    docker: Option<&Docker>,
+    reachable: &mut BTreeMap<String, bool>,
+) -> Result<BTreeMap<String, &'static str>> {
+    let mut args: BTreeMap<String, &'static str> = BTreeMap::new();
     for image in &config.images {
         let Ok(text) = std::fs::read_to_string(config.root.join(&image.dockerfile)) else { continue };
         let mut given = image.build_args.clone();
@@ -72,21 +83,20 @@ pub async fn substitutes(config: &Config, stage: &Stage, docker: Option<&Docker>
         let Ok(named) = dockerfile::base_image_args(&text, &given) else { continue };
         for (arg, reference) in named {
             let Some(stand_in) = stand_in_for(&reference) else { continue };
-            let can = match reachable.get(&reference) {
-                Some(can) => *can,
-                None => {
-                    let can = match docker {
-                        Some(docker) => can_reach(docker, &reference).await,
-                        None => false,
-                    };
-                    *reachable.entry(reference.clone()).or_insert(can)
+            let can = match (reachable.get(&reference), docker) {
+                (Some(can), _) => *can,
+                (None, None) => false,
+                (None, Some(docker)) => {
+                    let can = can_reach(docker, &reference).await;
+                    reachable.insert(reference.clone(), can);
+                    can
                 }
             };
             if can {
                 continue;
             }
             if let Some(other) = args.get(&arg)
-                && other != stand_in
+                && *other != stand_in
             {
                 bail!(
                     "build argument {arg} names both {other}'s and {stand_in}'s originals in the Dockerfiles of \
@@ -94,7 +104,7 @@ pub async fn substitutes(config: &Config, stage: &Stage, docker: Option<&Docker>
                     stage.name
                 );
             }
-            args.insert(arg, stand_in.to_string());
+            args.insert(arg, stand_in);
         }
     }
     Ok(args)
@@ -110,27 +120,29 @@ async fn can_reach(docker: &Docker, reference: &str) -> bool {
     matches!(asked, Ok(Ok(_)))
 }
 
-/// The stand-ins the stages the stack serves need on `docker`.
-async fn needed(config: &Config, docker: &Docker) -> Result<Vec<&'static str>> {
+/// The stand-ins the stages the stack serves need on `docker`, the Debian one first when
+/// any is (the Rust one is built on it).
+pub async fn needed(config: &Config, docker: &Docker) -> Result<Vec<&'static str>> {
+    let mut reachable = BTreeMap::new();
     let mut needed = vec![];
     for stage in config.stages.values().filter(|stage| crate::settings::serves(stage)) {
-        for stand_in in substitutes(config, stage, Some(docker)).await?.values() {
-            let stand_in = if stand_in == RUST { RUST } else { DEBIAN };
+        for stand_in in stand_ins_of(config, stage, Some(docker), &mut reachable).await?.into_values() {
             if !needed.contains(&stand_in) {
                 needed.push(stand_in);
             }
         }
     }
+    if !needed.is_empty() && !needed.contains(&DEBIAN) {
+        needed.insert(0, DEBIAN);
+    }
     Ok(needed)
 }
 
-/// Makes whichever stand-in the workspace's builds need on `docker` and it lacks.
-pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str) -> Result<()> {
+/// Makes whichever of the stand-ins `needed` ([`needed`]) `docker` lacks.
+pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str, needed: &[&str]) -> Result<()> {
     let dir = dir.join("base");
     let progress = Progress::detect();
-    let needed = needed(&ws.config, docker).await?;
-    // The Rust stand-in is built on the Debian one.
-    if !needed.is_empty() && !exists(docker, DEBIAN).await {
+    if needed.contains(&DEBIAN) && !exists(docker, DEBIAN).await {
         make_debian(ws, docker, &dir, mirror, &progress).await?;
     }
     if needed.contains(&RUST) && !exists(docker, RUST).await {
@@ -139,11 +151,11 @@ pub async fn ensure(ws: &Workspace, docker: &Docker, dir: &Path, mirror: &str) -
     Ok(())
 }
 
-/// Must [`ensure`] make the Debian base image (with debootstrap)? Only where a stand-in is
-/// needed and the Debian one is missing: the Rust one is built from it by the daemon and
-/// needs nothing more from this machine.
-pub async fn must_make_debian(ws: &Workspace, docker: &Docker) -> Result<bool> {
-    Ok(!needed(&ws.config, docker).await?.is_empty() && !exists(docker, DEBIAN).await)
+/// Must [`ensure`] make the Debian base image (with debootstrap)? Only where it is `needed`
+/// and missing: the Rust one is built from it by the daemon and needs nothing more from
+/// this machine.
+pub async fn must_make_debian(needed: &[&str], docker: &Docker) -> bool {
+    needed.contains(&DEBIAN) && !exists(docker, DEBIAN).await
 }
 
 /// Each stand-in and its state on the daemon: `present`, `missing`, or `not needed` (the
@@ -156,9 +168,7 @@ pub async fn states(config: &Config) -> Vec<(&'static str, &'static str)> {
     let needed = needed(config, &docker).await.unwrap_or_else(|_| vec![DEBIAN, RUST]);
     let mut states = vec![];
     for stand_in in [DEBIAN, RUST] {
-        // The Debian stand-in is what the Rust one is built on.
-        let wanted = needed.contains(&stand_in) || (stand_in == DEBIAN && !needed.is_empty());
-        let state = match (exists(&docker, stand_in).await, wanted) {
+        let state = match (exists(&docker, stand_in).await, needed.contains(&stand_in)) {
             (true, _) => "present",
             (false, true) => "missing",
             (false, false) => "not needed",

@@ -134,8 +134,10 @@ impl Stack {
         let _one_at_a_time = self.lock().await?;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
         // Everything it needs from the machine, at once, before anything starts.
+        // The stand-in base images the daemon needs (none where it pulls the official ones).
+        let needed = base_images::needed(&ws.config, &docker).await?;
         let work = prerequisites::Work {
-            debian_image: base_images::must_make_debian(ws, &docker).await?,
+            debian_image: base_images::must_make_debian(&needed, &docker).await,
             moto: moto::must_install(ws, &self.dir),
         };
         prerequisites::ensure(&ws.sh, work, &self.file("apt-get.log"))?;
@@ -173,7 +175,7 @@ impl Stack {
                 ports.registry_host()
             );
         }
-        base_images::ensure(ws, &docker, &self.dir, debian_mirror).await?;
+        base_images::ensure(ws, &docker, &self.dir, debian_mirror, &needed).await?;
         Ok(ports)
     }
 

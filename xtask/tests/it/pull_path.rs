@@ -126,11 +126,11 @@ fn a_daemon_that_can_pull_builds_on_the_official_base_and_one_that_cannot_on_the
     let commit = repo.commit("on Docker Hub's Debian");
 
     // What `local up` and every command of the stage decide, per daemon: there no stand-in
-    // is needed (so none is made, and neither debootstrap nor root is asked for); on the
+    // is needed (so `local up` makes none, and asks for neither debootstrap nor root); on the
     // machine's own daemon, which cannot reach Docker Hub, the Dockerfile's argument names it.
     // (Asked of the library: `local up` on the shared stack would hold its lock while other
     // tests run.)
-    let (there, here, must_make) = runtime().block_on(async {
+    let (there, here, needed) = runtime().block_on(async {
         let ws = xtask_release::domain::workspace::Workspace::at(&repo.path(), &xtask_local_stack::settings::IMPLICIT)
             .unwrap();
         let stage = ws.config.stage(xtask_local_stack::settings::LOCAL_STAGE).unwrap();
@@ -143,9 +143,9 @@ fn a_daemon_that_can_pull_builds_on_the_official_base_and_one_that_cannot_on_the
         let own = xtask_release::clients::docker::connect().await.unwrap();
         let there = base_images::substitutes(&ws.config, stage, Some(&private)).await.unwrap();
         let here = base_images::substitutes(&ws.config, stage, Some(&own)).await.unwrap();
-        (there, here, base_images::must_make_debian(&ws, &private).await.unwrap())
+        (there, here, base_images::needed(&ws.config, &private).await.unwrap())
     });
-    assert!(there.is_empty() && !must_make, "the daemon that pulls needs no stand-in: {there:?}");
+    assert!(there.is_empty() && needed.is_empty(), "the daemon that pulls needs no stand-in: {there:?} {needed:?}");
     let status = repo.xtask_env(&["local", "status"], &[("DOCKER_HOST", &host)]).ok();
     for stand_in in [DEBIAN, base_images::RUST] {
         assert!(status.lines().any(|l| l.contains("not needed") && l.ends_with(stand_in)), "{status}");
