@@ -68,8 +68,15 @@ pub struct LocalStage<'w> {
 pub async fn open<'w>(ws: &'w Workspace, stage: &'w Stage) -> Result<LocalStage<'w>> {
     let stack = Stack::new(ws);
     let ports = stack.attach().await?;
-    let access = access(ws, &stack, &ports, stage).await?;
-    let local = LocalStage { ctx: StageContext::open(ws, stage, access)?, stack, ports };
+    // Connected once: for the build arguments, then as the context's daemon.
+    let docker = xtask_release::clients::docker::connect().await.ok();
+    let build_args = crate::base_images::substitutes(&ws.config, stage, docker.as_ref()).await?;
+    let access = access(&stack, &ports, stage, build_args).await?;
+    let mut ctx = StageContext::open(ws, stage, access)?;
+    if let Some(docker) = docker {
+        ctx = ctx.with_docker(docker);
+    }
+    let local = LocalStage { ctx, stack, ports };
     if !crate::signing_keys::aliases(&ws.config, stage).is_empty() && repositories_exist(&local).await? {
         crate::signing_keys::ensure_for(&local.ctx, local.stack.dir()).await?;
     }
@@ -94,8 +101,8 @@ pub async fn build_args(config: &Config, stage: &Stage) -> Result<BTreeMap<Strin
     crate::base_images::substitutes(config, stage, docker.as_ref()).await
 }
 
-/// How `stage` is reached on the stack running at `ports`.
-async fn access(ws: &Workspace, stack: &Stack, ports: &Ports, stage: &Stage) -> Result<Access> {
+/// How `stage` is reached on the stack running at `ports`, its builds given `build_args`.
+async fn access(stack: &Stack, ports: &Ports, stage: &Stage, build_args: BTreeMap<String, String>) -> Result<Access> {
     let region = stage.region.as_deref().unwrap_or_default();
     let account = crate::ports::other_account(stage);
     // The stack serves the account's registry once `local up` ran with this stage.
@@ -124,6 +131,6 @@ async fn access(ws: &Workspace, stack: &Stack, ports: &Ports, stage: &Stage) -> 
         },
         build_network: build_network(stage),
         accepts_dirty_images: true,
-        build_args: build_args(&ws.config, stage).await?,
+        build_args,
     })
 }

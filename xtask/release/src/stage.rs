@@ -113,6 +113,12 @@ impl<'w> StageContext<'w> {
         args
     }
 
+    /// The same context with `docker` as its daemon: one its opener connected to already.
+    pub fn with_docker(self, docker: Docker) -> StageContext<'w> {
+        let _ = self.docker.set(docker);
+        self
+    }
+
     /// The Docker daemon, connected once.
     pub async fn docker(&self) -> Result<&Docker> {
         self.docker.get_or_try_init(docker::connect).await
