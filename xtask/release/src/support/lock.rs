@@ -1,6 +1,6 @@
 //! Advisory file locks (flock(2)): one `local up`/`down` at a time per local stack, one
-//! deploy at a time per stage and workspace. A second caller waits, saying for whom once it
-//! has waited a moment; the lock goes with the process, however it ends.
+//! deploy at a time per stage and workspace. A second caller waits, saying for whom; the
+//! lock goes with the process, however it ends.
 
 use std::{
     fs::File,
@@ -10,9 +10,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-
-/// How long a wait for a lock goes unsaid: what holds it that briefly is no news.
-const SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Lock {
     _file: File,
@@ -56,18 +53,12 @@ impl Lock {
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
             let holder = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
-            let mut wait = tokio::task::spawn_blocking(move || flock(&file, libc::LOCK_EX).map(|_| file));
-            // A holder about to let go (another command finding the stack running) is no news.
-            let waited = match tokio::time::timeout(SAY_AFTER, &mut wait).await {
-                Ok(waited) => waited,
-                Err(_) => {
-                    if let Some(what) = what {
-                        eprintln!("waiting for {what}{holder} to finish");
-                    }
-                    wait.await
-                }
-            };
-            file = waited.context("the wait for a lock was cancelled")??;
+            if let Some(what) = what {
+                eprintln!("waiting for {what}{holder} to finish");
+            }
+            file = tokio::task::spawn_blocking(move || flock(&file, libc::LOCK_EX).map(|_| file))
+                .await
+                .context("the wait for a lock was cancelled")??;
         }
         file.set_len(0)?;
         file.rewind()?;
