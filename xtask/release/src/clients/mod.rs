@@ -9,4 +9,6 @@ pub mod ecs;
 pub mod git;
 pub mod http;
 pub mod kms;
+#[cfg(test)]
+pub mod mocked;
 pub mod registry_api;
