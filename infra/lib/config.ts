@@ -43,6 +43,12 @@ export interface SigningKeys {
   readonly pr: string;
 }
 
+/**
+ * The scan type the registry stack gives the stage's registry (`scanning` in the settings):
+ * ECR's basic scanning, or Amazon Inspector's enhanced scanning.
+ */
+export type Scanning = 'basic' | 'enhanced';
+
 export interface StageConfig {
   readonly name: string;
   /** The stage whose images this one runs (copied by `promote`); it builds none itself. */
@@ -52,6 +58,8 @@ export interface StageConfig {
   readonly profile?: string;
   readonly region?: string;
   readonly account?: string;
+  /** The registry's scanning configuration, set by the registry stack; absent: left alone. */
+  readonly scanning?: Scanning;
 }
 
 /**
@@ -172,6 +180,10 @@ function readStage(file: string, stage: StageConfig): StageConfig {
         `${file}: stages.${stage.name}.signingKeys is ${JSON.stringify(keys)}, expected two different KMS keys { "main": …, "pr": … }`,
       );
     }
+  }
+  const scanning: unknown = stage.scanning;
+  if (scanning !== undefined && scanning !== 'basic' && scanning !== 'enhanced') {
+    throw new ConfigError(`${file}: stages.${stage.name}.scanning is ${JSON.stringify(scanning)}, expected "basic" or "enhanced"`);
   }
   return stage;
 }

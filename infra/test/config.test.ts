@@ -36,6 +36,7 @@ test('reads the fixture', () => {
     profile: 'demo-dev',
     region: 'eu-west-1',
     account: '111111111111',
+    scanning: 'enhanced',
   });
 });
 
@@ -182,6 +183,11 @@ test.each([
     'a key with a blank',
     (d: Record<string, any>) => (d.stages.dev.signingKeys.pr = 'alias/x y'),
     'stages.dev.signingKeys is {"main":"alias/demo-dev-main","pr":"alias/x y"}, expected two different KMS keys',
+  ],
+  [
+    'a scan type that is neither basic nor enhanced',
+    (d: Record<string, any>) => (d.stages.dev.scanning = 'ENHANCED'),
+    'stages.dev.scanning is "ENHANCED", expected "basic" or "enhanced"',
   ],
 ])('rejects %s, naming it', (_, edit, message) => {
   const json = edited(edit);

@@ -56,6 +56,9 @@ pub fn json(config: &Config) -> String {
         region: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         account: Option<&'a str>,
+        /// `basic` or `enhanced`: the registry stack sets the registry's scanning configuration.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scanning: Option<&'static str>,
     }
     #[derive(Serialize)]
     struct ResolvedKeys {
@@ -93,6 +96,7 @@ pub fn json(config: &Config) -> String {
                     profile: s.profile.as_deref(),
                     region: s.region.as_deref(),
                     account: s.account.as_deref(),
+                    scanning: s.scanning.map(|scanning| scanning.as_str()),
                 };
                 (s.name.as_str(), stage)
             })
