@@ -41,6 +41,7 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     lifecyclePolicy: config.lifecyclePolicy,
     signingKeys: stage.signingKeys,
     ciSigners: config.githubRepository !== undefined,
+    scanning: stage.scanning,
   });
   const service = new ServiceStack(app, `${prefix}-service`, {
     env,

@@ -40,6 +40,8 @@ const ECR_PUSH = [
 ];
 /** Removes tags and images: push prunes main's tags, deploy settles its deployed- tags. */
 const ECR_DELETE = ['ecr:BatchDeleteImage'];
+/** The ECR actions on no resource (the Service Authorization Reference lists none for them). */
+const REGISTRY_WIDE = ['ecr:GetAuthorizationToken', 'ecr:GetRegistryScanningConfiguration'];
 /** Reads a signing key's public half, to verify provenance. */
 const KMS_VERIFY = ['kms:DescribeKey', 'kms:GetPublicKey'];
 
@@ -125,10 +127,12 @@ export class CiStack extends Stack {
         },
       }),
       inlinePolicies: {
-        // Logging in to ECR has no resource to name: GetAuthorizationToken is granted on `*`
-        // by necessity; every other ECR action names the repositories.
+        // Two ECR actions have no resource to name and are granted on `*` by necessity:
+        // logging in (GetAuthorizationToken) and reading the registry's scanning
+        // configuration (which repositories ECR scans on push, and how: `check`). Every
+        // other ECR action names the repositories.
         Ci: new iam.PolicyDocument({
-          statements: [new iam.PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }), ...statements],
+          statements: [new iam.PolicyStatement({ actions: REGISTRY_WIDE, resources: ['*'] }), ...statements],
         }),
       },
     });

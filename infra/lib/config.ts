@@ -67,6 +67,12 @@ export interface RolloutConfig {
 /** The rollout of a stage whose settings choose none (and of files written before there was one). */
 export const ROLLING: RolloutConfig = { strategy: 'rolling', rollbackAlarms: [] };
 
+/**
+ * The scan type the registry stack gives the stage's registry (`scanning` in the settings):
+ * ECR's basic scanning, or Amazon Inspector's enhanced scanning.
+ */
+export type Scanning = 'basic' | 'enhanced';
+
 export interface StageConfig {
   readonly name: string;
   /** How the service stack has ECS roll the services out; absent in older files: rolling. */
@@ -78,6 +84,8 @@ export interface StageConfig {
   readonly profile?: string;
   readonly region?: string;
   readonly account?: string;
+  /** The registry's scanning configuration, set by the registry stack; absent: left alone. */
+  readonly scanning?: Scanning;
 }
 
 /**
@@ -198,6 +206,10 @@ function readStage(file: string, stage: StageConfig): StageConfig {
         `${file}: stages.${stage.name}.signingKeys is ${JSON.stringify(keys)}, expected two different KMS keys { "main": …, "pr": … }`,
       );
     }
+  }
+  const scanning: unknown = stage.scanning;
+  if (scanning !== undefined && scanning !== 'basic' && scanning !== 'enhanced') {
+    throw new ConfigError(`${file}: stages.${stage.name}.scanning is ${JSON.stringify(scanning)}, expected "basic" or "enhanced"`);
   }
   return { ...stage, rollout: readRollout(file, stage) };
 }

@@ -4,7 +4,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { aliasName, CiRole, ciRoleArn } from './ci';
-import { ImageConfig, imageId, LifecyclePolicy, SigningKeys } from './config';
+import { ConfigError, ImageConfig, imageId, LifecyclePolicy, Scanning, SigningKeys } from './config';
+
+/** How many repository filters one registry scanning rule may hold (the ECR API's limit). */
+const MAX_SCANNING_FILTERS = 100;
 
 export interface RegistryStackProps extends StackProps {
   readonly project: string;
@@ -23,6 +26,11 @@ export interface RegistryStackProps extends StackProps {
    * who signs is left to the account's IAM policies.
    */
   readonly ciSigners: boolean;
+  /**
+   * The registry's scan type, set with one rule that scans the project's repositories on
+   * push (continuously, for enhanced); absent: the registry's configuration is left alone.
+   */
+  readonly scanning?: Scanning;
 }
 
 /**
@@ -49,6 +57,8 @@ export class RegistryStack extends Stack {
         value: pr.repositoryUri,
       });
     }
+
+    if (props.scanning !== undefined) this.registryScanning(props.scanning, props.images);
 
     if (props.signingKeys !== undefined) {
       const keys: [string, string, CiRole, string][] = [
@@ -83,6 +93,32 @@ export class RegistryStack extends Stack {
       lifecyclePolicyText: JSON.stringify(lifecyclePolicy),
     };
     return repository;
+  }
+
+  /**
+   * The registry's scanning configuration (one per account and region: it replaces what the
+   * registry had): `scanning`'s scan type and one rule over the project's repositories, on
+   * push for basic, continuous (on push, then as new vulnerabilities are published) for
+   * enhanced, where repositories no rule matches are not scanned at all. A filter without
+   * `*` matches every repository whose name contains it, so each image's repository name
+   * also covers its pull-request repository (`pr/<repository>`).
+   */
+  private registryScanning(scanning: Scanning, images: readonly ImageConfig[]) {
+    const repositories = [...new Set(images.map((image) => image.repository))].sort();
+    if (repositories.length > MAX_SCANNING_FILTERS) {
+      throw new ConfigError(
+        `scanning: a registry scanning rule holds at most ${MAX_SCANNING_FILTERS} repository filters, and there are ${repositories.length} repositories; unset scanning and configure the registry's scanning by hand`,
+      );
+    }
+    new ecr.CfnRegistryScanningConfiguration(this, 'RegistryScanning', {
+      scanType: scanning === 'enhanced' ? 'ENHANCED' : 'BASIC',
+      rules: [
+        {
+          scanFrequency: scanning === 'enhanced' ? 'CONTINUOUS_SCAN' : 'SCAN_ON_PUSH',
+          repositoryFilters: repositories.map((filter) => ({ filter, filterType: 'WILDCARD' })),
+        },
+      ],
+    });
   }
 
   /**

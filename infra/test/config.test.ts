@@ -43,6 +43,7 @@ test('reads the fixture', () => {
       canaryBakeMinutes: 10,
       rollbackAlarms: ['demo-dev-5xx'],
     },
+    scanning: 'enhanced',
   });
 });
 
@@ -215,6 +216,11 @@ test.each([
     'a key with a blank',
     (d: Record<string, any>) => (d.stages.dev.signingKeys.pr = 'alias/x y'),
     'stages.dev.signingKeys is {"main":"alias/demo-dev-main","pr":"alias/x y"}, expected two different KMS keys',
+  ],
+  [
+    'a scan type that is neither basic nor enhanced',
+    (d: Record<string, any>) => (d.stages.dev.scanning = 'ENHANCED'),
+    'stages.dev.scanning is "ENHANCED", expected "basic" or "enhanced"',
   ],
 ])('rejects %s, naming it', (_, edit, message) => {
   const json = edited(edit);

@@ -137,3 +137,51 @@ test('a key named by id or ARN is not made here: the stage only uses it', () => 
   expect(Object.keys(keysByAlias(t))).toEqual(['alias/demo-local-pr']);
   t.resourceCountIs('AWS::KMS::Key', 1);
 });
+
+describe('the registry\'s scanning configuration (`scanning`)', () => {
+  const withScanning = (scanning: 'basic' | 'enhanced' | undefined) => ({
+    ...fixture,
+    stages: { ...fixture.stages, dev: { ...fixture.stages.dev, scanning } },
+  });
+  const dev = (scanning: 'basic' | 'enhanced' | undefined) =>
+    Template.fromStack(stacks({ stage: 'dev' }, withScanning(scanning)).registry);
+  // Each repository name is a filter: without `*`, ECR matches every name that contains
+  // it, so `demo/web` also covers `pr/demo/web`.
+  const filters = [
+    { Filter: 'demo/api-gateway', FilterType: 'WILDCARD' },
+    { Filter: 'demo/web', FilterType: 'WILDCARD' },
+  ];
+
+  test('basic: the BASIC scan type and one rule scanning the project\'s repositories on push', () => {
+    const t = dev('basic');
+    t.resourceCountIs('AWS::ECR::RegistryScanningConfiguration', 1);
+    t.hasResourceProperties('AWS::ECR::RegistryScanningConfiguration', {
+      ScanType: 'BASIC',
+      Rules: [{ ScanFrequency: 'SCAN_ON_PUSH', RepositoryFilters: filters }],
+    });
+  });
+
+  test('enhanced: the ENHANCED scan type and one rule scanning them continuously (on push, then as vulnerabilities are published)', () => {
+    dev('enhanced').hasResourceProperties('AWS::ECR::RegistryScanningConfiguration', {
+      ScanType: 'ENHANCED',
+      Rules: [{ ScanFrequency: 'CONTINUOUS_SCAN', RepositoryFilters: filters }],
+    });
+  });
+
+  test('unset: the registry\'s configuration is left alone', () => {
+    dev(undefined).resourceCountIs('AWS::ECR::RegistryScanningConfiguration', 0);
+    // The local stage never sets it (xtask refuses it there): the snapshot's stack has none.
+    template.resourceCountIs('AWS::ECR::RegistryScanningConfiguration', 0);
+  });
+
+  test('the pull-request repositories are covered by their main repository\'s filter', () => {
+    for (const image of fixture.images) expect(image.prRepository).toContain(image.repository);
+  });
+
+  test('more repositories than one rule may filter is refused, saying what to do', () => {
+    const images = Array.from({ length: 101 }, (_, i) => ({ ...fixture.images[0], name: `i${i}`, repository: `demo/i${i}`, prRepository: `pr/demo/i${i}` }));
+    expect(() => stacks({ stage: 'dev' }, { ...withScanning('basic'), images })).toThrow(
+      'a registry scanning rule holds at most 100 repository filters, and there are 101 repositories',
+    );
+  });
+});

@@ -51,6 +51,11 @@ fn rules(config: &Config) -> Result<()> {
         if stage.local_stack && stage.account.is_none() {
             bail!("stages.{name}.account: a stage on the local stack needs its own 12-digit account id");
         }
+        if serves(stage) && stage.scanning.is_some() {
+            bail!(
+                "stages.{name}.scanning: the local stack's ECR has no registry scanning configuration to set (its CloudFormation skips AWS::ECR::RegistryScanningConfiguration); remove the key"
+            );
+        }
         if let Some(source) = &stage.promote_from
             && let Some(from) = config.stages.get(source)
             && serves(from) != serves(stage)
@@ -106,6 +111,11 @@ port = 8080
                 "a local-stack stage without its account",
                 format!("{MINIMAL}{stage}local-stack = true\n"),
                 "stages.dev.account: a stage on the local stack needs its own 12-digit account id",
+            ),
+            (
+                "a scan type for the local stage",
+                format!("{MINIMAL}[workspace.metadata.xtask.stages.local]\nscanning = \"basic\"\n"),
+                "stages.local.scanning: the local stack's ECR has no registry scanning configuration to set",
             ),
         ];
         let mut wrong = vec![];

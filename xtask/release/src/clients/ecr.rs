@@ -1,13 +1,14 @@
-//! Amazon ECR: repositories, registry credentials, images by tag, retagging.
+//! Amazon ECR: repositories, registry credentials, images by tag, retagging, scanning.
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_ecr::{
     Client,
-    types::{ImageDetail, ImageFailureCode, ImageIdentifier, Repository},
+    types::{self, ImageDetail, ImageFailureCode, ImageIdentifier, Repository},
 };
 use base64::Engine;
 
 use crate::clients::aws::SdkResultExt;
+use crate::domain::scan::{Frequency, RegistryScanning, Rule, Scan, ScanType};
 
 /// Credentials for the registry, good for a few hours. Never printed or written to disk.
 #[derive(Clone)]
@@ -253,6 +254,73 @@ pub async fn delete_by_tags(client: &Client, repository: &str, digest: &str, tag
         }
     }
     Ok(gone)
+}
+
+/// The registry's scanning configuration (`GetRegistryScanningConfiguration`): its scan
+/// type and rules. A rule frequency or filter type the API may add later counts as scanning
+/// nothing; a missing scan type is the default, `BASIC`.
+pub async fn registry_scanning(client: &Client) -> Result<RegistryScanning> {
+    let out = client
+        .get_registry_scanning_configuration()
+        .send()
+        .await
+        .sdk_context(|| "cannot read the registry's scanning configuration")?;
+    let Some(configuration) = out.scanning_configuration() else {
+        return Ok(RegistryScanning { scan_type: ScanType::Basic, rules: vec![] });
+    };
+    let scan_type = match configuration.scan_type() {
+        None | Some(types::ScanType::Basic) => ScanType::Basic,
+        Some(types::ScanType::Enhanced) => ScanType::Enhanced,
+        Some(other) => bail!("the registry's scan type `{}` is not BASIC or ENHANCED", other.as_str()),
+    };
+    let rules = configuration
+        .rules()
+        .iter()
+        .map(|rule| Rule {
+            frequency: match rule.scan_frequency() {
+                types::ScanFrequency::ScanOnPush => Frequency::ScanOnPush,
+                types::ScanFrequency::ContinuousScan => Frequency::ContinuousScan,
+                _ => Frequency::Manual,
+            },
+            filters: rule
+                .repository_filters()
+                .iter()
+                .filter(|f| *f.filter_type() == types::ScanningRepositoryFilterType::Wildcard)
+                .map(|f| f.filter().to_string())
+                .collect(),
+        })
+        .collect();
+    Ok(RegistryScanning { scan_type, rules })
+}
+
+/// The scan result of the image `repository:tag` (`DescribeImageScanFindings`, first page:
+/// the severity counts cover every finding); `None` when no scan has started.
+pub async fn scan_findings(client: &Client, repository: &str, tag: &str) -> Result<Option<Scan>> {
+    let result = client
+        .describe_image_scan_findings()
+        .repository_name(repository)
+        .image_id(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => return Ok(None),
+        Err(err) => return Err(err).sdk_context(|| format!("cannot read the scan findings of {repository}:{tag}")),
+    };
+    let status = out.image_scan_status();
+    let findings = out.image_scan_findings();
+    Ok(Some(Scan {
+        status: status.and_then(|s| s.status()).map(|s| s.as_str().to_string()),
+        description: status.and_then(|s| s.description()).unwrap_or_default().to_string(),
+        counts: findings
+            .and_then(|f| f.finding_severity_counts())
+            .into_iter()
+            .flatten()
+            .map(|(severity, count)| (severity.as_str().to_string(), *count))
+            .collect(),
+        completed: findings.is_some_and(|f| f.image_scan_completed_at().is_some()),
+        enhanced_findings: findings.map_or(0, |f| f.enhanced_findings().len()),
+    }))
 }
 
 /// Is this manifest media type an index (a manifest list)?

@@ -5,31 +5,30 @@
 
 use aws_smithy_mocks::{Rule, RuleMode, create_mock_http_client};
 
+/// An SDK client of crate `$sdk` whose calls `$rules` answer: no network, no retries.
+macro_rules! client {
+    ($sdk:ident, $rules:expr) => {{
+        use $sdk::config::{BehaviorVersion, Credentials, Region};
+        let mut config = $sdk::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "mocked"))
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor($rules));
+        config.set_retry_config(None);
+        $sdk::Client::from_conf(config.build())
+    }};
+}
+
 /// An ECR client that answers every call from `rules`, in order (`RuleMode::Sequential`);
 /// a call no rule covers panics the test.
 pub fn ecr(rules: &[&Rule]) -> aws_sdk_ecr::Client {
-    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
-    let mut config = aws_sdk_ecr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "mocked"))
-        .http_client(create_mock_http_client())
-        .interceptor(interceptor(rules));
-    config.set_retry_config(None);
-    aws_sdk_ecr::Client::from_conf(config.build())
+    client!(aws_sdk_ecr, rules)
 }
 
 /// An ECS client that answers every call from `rules`, in order.
 pub fn ecs(rules: &[&Rule]) -> aws_sdk_ecs::Client {
-    use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-    let mut config = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "mocked"))
-        .http_client(create_mock_http_client())
-        .interceptor(interceptor(rules));
-    config.set_retry_config(None);
-    aws_sdk_ecs::Client::from_conf(config.build())
+    client!(aws_sdk_ecs, rules)
 }
 
 fn interceptor(rules: &[&Rule]) -> aws_smithy_mocks::MockResponseInterceptor {

@@ -117,6 +117,11 @@ pub struct Stage {
     /// main signing key, or for a stage with `promote-from`, its source stage's.
     #[serde(default)]
     pub trusted_keys: Option<Vec<String>>,
+    /// The registry's scanning configuration, set by the registry stack (`scanning =
+    /// "basic" | "enhanced"`): the scan type, and one rule that scans the project's
+    /// repositories on push (continuously, for enhanced). Unset: the registry's is left alone.
+    #[serde(default)]
+    pub scanning: Option<Scanning>,
     // How ECS rolls the stage's services out ([`crate::domain::rollout`]): `strategy`
     // (rolling, blue-green, canary or linear; rolling unless set), `bake-minutes`, the
     // canary's and linear's percentages and minutes, and `rollback-alarms` (CloudWatch
@@ -150,6 +155,37 @@ impl Stage {
             linear_step_minutes: self.linear_step_minutes,
             rollback_alarms: &self.rollback_alarms,
         })
+    }
+}
+
+/// A stage's `scanning`: the scan type its registry stack gives the account's registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scanning {
+    /// ECR's own scanning, on push.
+    Basic,
+    /// Amazon Inspector: on push, then continuously as new vulnerabilities are published.
+    Enhanced,
+}
+
+impl Scanning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scanning::Basic => "basic",
+            Scanning::Enhanced => "enhanced",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scanning {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Scanning, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "basic" => Ok(Scanning::Basic),
+            "enhanced" => Ok(Scanning::Enhanced),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is not a scan type; use \"basic\" (ECR's scan on push) or \"enhanced\" (Amazon Inspector)"
+            ))),
+        }
     }
 }
 
@@ -768,6 +804,11 @@ port = 8080
                 "a canary percent out of range",
                 format!("{MINIMAL}{stage}strategy = \"canary\"\ncanary-percent = 120\n"),
                 "stages.dev.canary-percent: 120 is out of ECS's range",
+            ),
+            (
+                "an unknown scan type",
+                format!("{MINIMAL}{stage}scanning = \"inspector\"\n"),
+                "stages.dev.scanning: `inspector` is not a scan type; use \"basic\"",
             ),
             ("invalid TOML", "[workspace\n".to_string(), "line 1: unclosed table, expected `]`"),
         ];

@@ -12,4 +12,5 @@ pub mod provenance;
 pub mod resolved;
 pub mod retention;
 pub mod rollout;
+pub mod scan;
 pub mod workspace;

@@ -58,6 +58,9 @@ pub fn json(config: &Config) -> String {
         account: Option<&'a str>,
         /// How the service stack has ECS roll the services out (strategy, bake time, alarms).
         rollout: Rollout,
+        /// `basic` or `enhanced`: the registry stack sets the registry's scanning configuration.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scanning: Option<&'static str>,
     }
     #[derive(Serialize)]
     struct ResolvedKeys {
@@ -96,6 +99,7 @@ pub fn json(config: &Config) -> String {
                     region: s.region.as_deref(),
                     account: s.account.as_deref(),
                     rollout: s.rollout().expect("the settings' validation resolved every stage's rollout"),
+                    scanning: s.scanning.map(|scanning| scanning.as_str()),
                 };
                 (s.name.as_str(), stage)
             })

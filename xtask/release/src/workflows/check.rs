@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use aws_sdk_ecr::{
-    Client,
-    types::{FindingSeverity, ImageIdentifier, ImageTagMutability, ScanStatus},
-};
+use aws_sdk_ecr::{Client, types::ImageTagMutability};
 use serde::Serialize;
+
+/// Severities in ascending order, as ECR names them (the `--severity` threshold).
+pub use crate::domain::scan::Severity;
 
 use crate::{
     clients::aws::SdkResultExt,
@@ -18,6 +18,7 @@ use crate::{
     clients::git::{Git, ImageTag},
     clients::registry_api::{ImageConfig, Registry},
     domain::image::{BASE_IMAGES_LABEL, INPUTS_TAG_PREFIX, Plan, SOURCE_KEY_LABEL, recorded_bases, resolve_bases},
+    domain::scan::{self, Verdict},
     domain::{channel::Channel, config::Image},
     stage::StageContext,
 };
@@ -71,6 +72,8 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
     };
     let hint = ctx.bootstrap_hint();
     let source = git.source_url();
+    // Once per stage: which repositories the registry's rules scan on push.
+    let registry_scanning = registry_scanning(&ctx.ecr).await;
     for image in &ws.config.images {
         let repository = options.channel.repository(image);
         let repository = repository.as_str();
@@ -105,12 +108,13 @@ pub async fn check(ctx: &StageContext<'_>, options: &CheckOptions<'_>) -> Result
                 checks.push(check);
             }
             // 3. Scan findings.
-            let result = scan(&ctx.ecr, image, repository, &commit, options.severity, options.scan_timeout).await;
+            let result =
+                scan(&ctx.ecr, image, repository, &commit, options.severity, options.scan_timeout, SCAN_POLL).await;
             checks.push(Check::from_result(&format!("scan {}", image.name), result));
         }
         // 4. Repository settings.
         let policy = crate::domain::retention::policy(&crate::domain::retention::Settings::of(&ctx.ws.config));
-        let result = repository_settings(&ctx.ecr, repository, &policy, &hint).await;
+        let result = repository_settings(&ctx.ecr, repository, &registry_scanning, &policy, &hint).await;
         checks.push(Check::from_result(&format!("repository {repository}"), result));
     }
 
@@ -202,43 +206,6 @@ impl Check {
     /// An error while checking is a failed check, with its cause.
     pub fn from_result(name: &str, result: Result<Check>) -> Check {
         result.unwrap_or_else(|err| Check::fail(name, format!("{err:#}")))
-    }
-}
-
-/// Severities in ascending order, as ECR names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-#[value(rename_all = "UPPERCASE")]
-pub enum Severity {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    fn of(finding: &FindingSeverity) -> Option<Severity> {
-        Some(match finding {
-            FindingSeverity::Informational => Severity::Informational,
-            FindingSeverity::Low => Severity::Low,
-            FindingSeverity::Medium => Severity::Medium,
-            FindingSeverity::High => Severity::High,
-            FindingSeverity::Critical => Severity::Critical,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            Severity::Informational => "INFORMATIONAL",
-            Severity::Low => "LOW",
-            Severity::Medium => "MEDIUM",
-            Severity::High => "HIGH",
-            Severity::Critical => "CRITICAL",
-        };
-        f.write_str(name)
     }
 }
 
@@ -407,8 +374,12 @@ fn short(digest: &str) -> &str {
     crate::support::text::short_digest(digest)
 }
 
-/// The scan-on-push result, waited for up to `timeout`; findings at or above
-/// `threshold` fail, and so does a scan that never completes.
+/// How often `check` asks for a scan result while it waits.
+const SCAN_POLL: Duration = Duration::from_secs(2);
+
+/// The scan result of the image, waited for up to `timeout` (asking every `poll`) while the
+/// scan runs; findings at or above `threshold` fail, and so do a scan that never completes
+/// and a status that has no result ([`crate::domain::scan::judge`]).
 async fn scan(
     ecr_client: &Client,
     image: &Image,
@@ -416,87 +387,46 @@ async fn scan(
     tag: &str,
     threshold: Severity,
     timeout: Duration,
+    poll: Duration,
 ) -> Result<Check> {
     let name = format!("scan {}", image.name);
     let deadline = Instant::now() + timeout;
-    let mut last;
     loop {
-        let result = ecr_client
-            .describe_image_scan_findings()
-            .repository_name(repository)
-            .image_id(ImageIdentifier::builder().image_tag(tag).build())
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let status = out.image_scan_status().and_then(|s| s.status().cloned());
-                let description = out.image_scan_status().and_then(|s| s.description()).unwrap_or("").to_string();
-                match status {
-                    Some(ScanStatus::Complete) => {
-                        let counts = out.image_scan_findings().and_then(|f| f.finding_severity_counts());
-                        let mut blocking = vec![];
-                        let mut all = vec![];
-                        for (severity, count) in counts.into_iter().flatten() {
-                            all.push(format!("{count} {}", severity.as_str()));
-                            if *count > 0 && Severity::of(severity).is_some_and(|s| s >= threshold) {
-                                blocking.push(format!("{count} {}", severity.as_str()));
-                            }
-                        }
-                        all.sort();
-                        blocking.sort();
-                        let summary = if all.is_empty() { "no findings".to_string() } else { all.join(", ") };
-                        return Ok(if blocking.is_empty() {
-                            Check::pass(&name, format!("{summary} (threshold {threshold})"))
-                        } else {
-                            Check::fail(
-                                &name,
-                                format!(
-                                    "{} at or above {threshold}: fix them or raise --severity",
-                                    blocking.join(", ")
-                                ),
-                            )
-                        });
-                    }
-                    Some(ScanStatus::Failed)
-                    | Some(ScanStatus::UnsupportedImage)
-                    | Some(ScanStatus::FindingsUnavailable) => {
-                        return Ok(Check::fail(
-                            &name,
-                            format!(
-                                "the scan did not produce findings ({}): {description}",
-                                status.map(|s| s.as_str().to_string()).unwrap_or_default()
-                            ),
-                        ));
-                    }
-                    other => {
-                        last = format!(
-                            "scan status {}",
-                            other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())
-                        )
-                    }
+        let last = match ecr::scan_findings(ecr_client, repository, tag).await? {
+            Some(found) => match scan::judge(&found, threshold) {
+                Verdict::Findings { ok: true, detail } => return Ok(Check::pass(&name, detail)),
+                Verdict::Findings { ok: false, detail } | Verdict::NoResult(detail) => {
+                    return Ok(Check::fail(&name, detail));
                 }
-            }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
-                last = "no scan has started (is scan on push enabled?)".to_string();
-            }
-            Err(err) => {
-                return Err(err).sdk_context(|| format!("cannot read the scan findings of {repository}:{tag}"));
-            }
-        }
+                Verdict::Waiting(what) => what,
+            },
+            None => "no scan has started (is scan on push enabled?)".to_string(),
+        };
         if Instant::now() >= deadline {
             return Ok(Check::fail(
                 &name,
                 format!("the scan did not complete within {}s ({last}); this is not a clean result", timeout.as_secs()),
             ));
         }
-        tokio::time::sleep(Duration::from_secs(2).min(timeout)).await;
+        tokio::time::sleep(poll.min(timeout)).await;
     }
 }
 
-/// Immutable tags, scan on push, a lifecycle policy (the settings' own, else a warning).
+/// The registry's scanning configuration, read once per stage; unknown (with the reason)
+/// where the registry does not answer, so the repository's own flag decides instead.
+async fn registry_scanning(ecr_client: &Client) -> scan::Registry {
+    match ecr::registry_scanning(ecr_client).await {
+        Ok(scanning) => scan::Registry::Read(scanning),
+        Err(err) => scan::Registry::Unknown(format!("{err:#}")),
+    }
+}
+
+/// Immutable tags, scan on push (from a rule of the registry's scanning configuration or
+/// the repository's own flag, named), a lifecycle policy (the settings' own, else a warning).
 async fn repository_settings(
     ecr_client: &Client,
     repository: &str,
+    registry: &scan::Registry,
     expected: &crate::domain::retention::Policy,
     create_hint: &str,
 ) -> Result<Check> {
@@ -506,8 +436,10 @@ async fn repository_settings(
     if repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable) {
         problems.push("tags are mutable (a commit's tag could be moved to another image)".to_string());
     }
-    if !repo.image_scanning_configuration().is_some_and(|c| c.scan_on_push()) {
-        problems.push("scan on push is off".to_string());
+    let own_flag = repo.image_scanning_configuration().is_some_and(|c| c.scan_on_push());
+    let scan_on_push = scan::scan_on_push(registry, repository, own_flag);
+    if !scan_on_push.on() {
+        problems.push(scan_on_push.to_string());
     }
     let mut stale_policy = false;
     match ecr_client.get_lifecycle_policy().repository_name(repository).send().await {
@@ -528,12 +460,323 @@ async fn repository_settings(
         Check::warn(
             &name,
             format!(
-                "immutable tags, scan on push, but the lifecycle policy is not the settings' (deployed images and main's may not be kept apart from pull requests'); deploy the registry stack with `{create_hint}`"
+                "immutable tags, {scan_on_push}, but the lifecycle policy is not the settings' (deployed images and main's may not be kept apart from pull requests'); deploy the registry stack with `{create_hint}`"
             ),
         )
     } else if problems.is_empty() {
-        Check::pass(&name, "immutable tags, scan on push, lifecycle policy")
+        Check::pass(&name, format!("immutable tags, {scan_on_push}, lifecycle policy"))
     } else {
         Check::fail(&name, format!("{}; deploy the registry stack with `{create_hint}`", problems.join("; ")))
     })
+}
+
+/// The scan gate against ECR answers the local stack never gives: enhanced scanning's
+/// statuses and findings, registry scanning rules. Every response is shaped as the ECR API
+/// reference documents it:
+/// - `DescribeImageScanFindings`
+///   (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImageScanFindings.html),
+///   with `ImageScanStatus` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageScanStatus.html),
+///   `ImageScanFindings` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageScanFindings.html)
+///   and `EnhancedImageScanFinding`
+///   (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_EnhancedImageScanFinding.html);
+/// - `GetRegistryScanningConfiguration`
+///   (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetRegistryScanningConfiguration.html),
+///   with `RegistryScanningRule` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_RegistryScanningRule.html)
+///   and `ScanningRepositoryFilter`
+///   (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ScanningRepositoryFilter.html);
+/// - `DescribeRepositories` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRepositories.html)
+///   and `GetLifecyclePolicy` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetLifecyclePolicy.html);
+/// - errors as the common errors page lists them
+///   (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/CommonErrors.html).
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_ecr::{
+        Client,
+        error::ErrorMetadata,
+        operation::{
+            describe_image_scan_findings::{DescribeImageScanFindingsError, DescribeImageScanFindingsOutput},
+            describe_repositories::DescribeRepositoriesOutput,
+            get_lifecycle_policy::GetLifecyclePolicyOutput,
+            get_registry_scanning_configuration::{
+                GetRegistryScanningConfigurationError, GetRegistryScanningConfigurationOutput,
+            },
+        },
+        primitives::DateTime,
+        types::{
+            EnhancedImageScanFinding, FindingSeverity, ImageIdentifier, ImageScanFindings, ImageScanStatus,
+            ImageScanningConfiguration, ImageTagMutability, RegistryScanningConfiguration, RegistryScanningRule,
+            Repository, ScanFrequency, ScanStatus, ScanType, ScanningRepositoryFilter, ScanningRepositoryFilterType,
+            error::ScanNotFoundException,
+        },
+    };
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::{Severity, State, registry_scanning, repository_settings, scan};
+    use crate::{
+        clients::mocked,
+        domain::{config::Image, retention::Policy, scan::Registry},
+    };
+
+    const REPOSITORY: &str = "hello/app";
+    const TAG: &str = "0123456789abcdef0123456789abcdef01234567";
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const ACCOUNT: &str = "123456789012";
+
+    fn image() -> Image {
+        Image {
+            name: "app".into(),
+            context: "app".into(),
+            dockerfile: "app/Dockerfile".into(),
+            repository: REPOSITORY.into(),
+            target: None,
+            platform: Default::default(),
+            build_args: Default::default(),
+            port: 8080,
+            load_balanced: true,
+            cache_stage: None,
+        }
+    }
+
+    /// A `DescribeImageScanFindings` response for the image: its status and description,
+    /// with `findings` when the scan has some to report.
+    fn scan_output(
+        status: ScanStatus,
+        description: &str,
+        findings: Option<ImageScanFindings>,
+    ) -> DescribeImageScanFindingsOutput {
+        DescribeImageScanFindingsOutput::builder()
+            .registry_id(ACCOUNT)
+            .repository_name(REPOSITORY)
+            .image_id(ImageIdentifier::builder().image_digest(DIGEST).image_tag(TAG).build())
+            .image_scan_status(ImageScanStatus::builder().status(status).description(description).build())
+            .set_image_scan_findings(findings)
+            .build()
+    }
+
+    /// Enhanced scanning's `ACTIVE` result: Amazon Inspector's findings in `enhancedFindings`,
+    /// counted by severity (its `UNTRIAGED` too) in `findingSeverityCounts`.
+    fn enhanced_active() -> DescribeImageScanFindingsOutput {
+        let finding = EnhancedImageScanFinding::builder()
+            .aws_account_id(ACCOUNT)
+            .finding_arn(format!("arn:aws:inspector2:eu-west-1:{ACCOUNT}:finding/0123456789abcdef0123456789abcdef"))
+            .title("CVE-2024-0001 - libexample")
+            .description("A flaw in libexample.")
+            .severity("HIGH")
+            .score(7.5)
+            .status("ACTIVE")
+            .r#type("PACKAGE_VULNERABILITY")
+            .first_observed_at(DateTime::from_secs(1_764_000_000))
+            .last_observed_at(DateTime::from_secs(1_764_100_000))
+            .updated_at(DateTime::from_secs(1_764_100_000))
+            .build();
+        let findings = ImageScanFindings::builder()
+            .image_scan_completed_at(DateTime::from_secs(1_764_000_000))
+            .vulnerability_source_updated_at(DateTime::from_secs(1_764_100_000))
+            .finding_severity_counts(FindingSeverity::High, 1)
+            .finding_severity_counts(FindingSeverity::from("UNTRIAGED"), 2)
+            .enhanced_findings(finding)
+            .build();
+        scan_output(ScanStatus::Active, "Continuous scan is selected for image.", Some(findings))
+    }
+
+    fn scans(outputs: Vec<DescribeImageScanFindingsOutput>) -> Vec<Rule> {
+        outputs
+            .into_iter()
+            .map(|output| mock!(Client::describe_image_scan_findings).then_output(move || output.clone()))
+            .collect()
+    }
+
+    async fn judged(rules: &[Rule], threshold: Severity, timeout: Duration) -> super::Check {
+        let client = mocked::ecr(&rules.iter().collect::<Vec<_>>());
+        scan(&client, &image(), REPOSITORY, TAG, threshold, timeout, Duration::ZERO).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_enhanced_active_result_with_no_finding_over_the_threshold_passes() {
+        let check = judged(&scans(vec![enhanced_active()]), Severity::Critical, Duration::from_secs(60)).await;
+        assert_eq!(check.name, "scan app");
+        assert_eq!(check.state, State::Pass, "{}", check.detail);
+        assert_eq!(check.detail, "1 HIGH, 2 UNTRIAGED (threshold CRITICAL; enhanced scanning keeps them up to date)");
+        // The same findings at a lower threshold fail, naming what is over it.
+        let check = judged(&scans(vec![enhanced_active()]), Severity::High, Duration::from_secs(60)).await;
+        assert_eq!(check.state, State::Fail);
+        assert_eq!(check.detail, "1 HIGH at or above HIGH: fix them or raise --severity");
+    }
+
+    #[tokio::test]
+    async fn a_scan_still_running_is_waited_for() {
+        let pending = scan_output(ScanStatus::Pending, "The scan is pending.", None);
+        // Continuous scanning is on, but its first scan has not completed: still running.
+        let active_empty = scan_output(ScanStatus::Active, "Continuous scan is selected for image.", None);
+        let not_started = mock!(Client::describe_image_scan_findings).then_error(|| {
+            DescribeImageScanFindingsError::ScanNotFoundException(
+                ScanNotFoundException::builder().message("Image scan does not exist for the image").build(),
+            )
+        });
+        let mut rules = vec![not_started];
+        rules.extend(scans(vec![pending, active_empty, enhanced_active()]));
+        let check = judged(&rules, Severity::Critical, Duration::from_secs(60)).await;
+        assert_eq!(check.state, State::Pass, "{}", check.detail);
+        assert!(rules.iter().all(|r| r.num_calls() == 1), "every answer was asked for once");
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_stays_in_progress_fails_at_the_deadline() {
+        let in_progress = scan_output(ScanStatus::InProgress, "The scan is in progress.", None);
+        let check = judged(&scans(vec![in_progress]), Severity::Critical, Duration::ZERO).await;
+        assert_eq!(check.state, State::Fail);
+        assert_eq!(
+            check.detail,
+            "the scan did not complete within 0s (scan status IN_PROGRESS); this is not a clean result"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_status_without_a_result_fails_with_its_own_sentence() {
+        let statuses = [
+            (ScanStatus::Failed, "the scan failed"),
+            (ScanStatus::UnsupportedImage, "the image cannot be scanned"),
+            (ScanStatus::FindingsUnavailable, "the scan's findings are not available"),
+            (ScanStatus::ScanEligibilityExpired, "the image is no longer eligible for scanning"),
+            (ScanStatus::LimitExceeded, "a scan quota was reached"),
+            (ScanStatus::ImageArchived, "the image is archived"),
+        ];
+        for (status, says) in statuses {
+            let name = status.as_str().to_string();
+            let output = scan_output(status, "Described by ECR.", None);
+            let check = judged(&scans(vec![output]), Severity::Critical, Duration::from_secs(60)).await;
+            assert_eq!(check.state, State::Fail, "{name}");
+            assert!(check.detail.starts_with(&format!("{name}: ")), "{}", check.detail);
+            assert!(check.detail.contains(says), "{name}: {}", check.detail);
+            assert!(check.detail.contains("(Described by ECR.)"), "{name}: {}", check.detail);
+        }
+    }
+
+    /// An enhanced-scanning registry whose continuous rule covers the project's repositories.
+    fn enhanced_registry() -> GetRegistryScanningConfigurationOutput {
+        let filter = |f: &str| {
+            ScanningRepositoryFilter::builder()
+                .filter(f)
+                .filter_type(ScanningRepositoryFilterType::Wildcard)
+                .build()
+                .unwrap()
+        };
+        let rule = RegistryScanningRule::builder()
+            .scan_frequency(ScanFrequency::ContinuousScan)
+            .repository_filters(filter("hello/*"))
+            .repository_filters(filter("pr/hello/*"))
+            .build()
+            .unwrap();
+        GetRegistryScanningConfigurationOutput::builder()
+            .registry_id(ACCOUNT)
+            .scanning_configuration(
+                RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).rules(rule).build(),
+            )
+            .build()
+    }
+
+    /// The repository, immutable, with its own scan-on-push flag as given, and its lifecycle policy.
+    fn repository_rules(own_flag: bool) -> [Rule; 2] {
+        let repository = mock!(Client::describe_repositories).then_output(move || {
+            DescribeRepositoriesOutput::builder()
+                .repositories(
+                    Repository::builder()
+                        .registry_id(ACCOUNT)
+                        .repository_name(REPOSITORY)
+                        .repository_arn(format!("arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/{REPOSITORY}"))
+                        .image_tag_mutability(ImageTagMutability::Immutable)
+                        .image_scanning_configuration(
+                            ImageScanningConfiguration::builder().scan_on_push(own_flag).build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let policy = mock!(Client::get_lifecycle_policy).then_output(|| {
+            GetLifecyclePolicyOutput::builder()
+                .registry_id(ACCOUNT)
+                .repository_name(REPOSITORY)
+                .lifecycle_policy_text(r#"{"rules":[]}"#)
+                .build()
+        });
+        [repository, policy]
+    }
+
+    async fn settings(rules: &[&Rule]) -> super::Check {
+        let client = mocked::ecr(rules);
+        let registry = registry_scanning(&client).await;
+        let expected: Policy = serde_json::from_str(r#"{"rules":[]}"#).unwrap();
+        repository_settings(&client, REPOSITORY, &registry, &expected, "cargo xtask bootstrap").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_registry_rule_scans_on_push_where_the_repositorys_own_flag_is_off() {
+        let registry = mock!(Client::get_registry_scanning_configuration).then_output(enhanced_registry);
+        let [repository, policy] = repository_rules(false);
+        let check = settings(&[&registry, &repository, &policy]).await;
+        assert_eq!(check.state, State::Pass, "{}", check.detail);
+        assert_eq!(
+            check.detail,
+            "immutable tags, scan on push (the registry's enhanced scanning, filter `hello/*`, continuous), lifecycle policy"
+        );
+    }
+
+    #[tokio::test]
+    async fn enhanced_scanning_without_a_matching_rule_fails_even_with_the_repositorys_flag() {
+        let registry = mock!(Client::get_registry_scanning_configuration).then_output(|| {
+            let rule = RegistryScanningRule::builder()
+                .scan_frequency(ScanFrequency::ScanOnPush)
+                .repository_filters(
+                    ScanningRepositoryFilter::builder()
+                        .filter("other/*")
+                        .filter_type(ScanningRepositoryFilterType::Wildcard)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            GetRegistryScanningConfigurationOutput::builder()
+                .registry_id(ACCOUNT)
+                .scanning_configuration(
+                    RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).rules(rule).build(),
+                )
+                .build()
+        });
+        let [repository, policy] = repository_rules(true);
+        let check = settings(&[&registry, &repository, &policy]).await;
+        assert_eq!(check.state, State::Fail);
+        assert_eq!(
+            check.detail,
+            "scan on push is off (no rule of the registry's enhanced scanning matches it, and enhanced scanning ignores the repository's own flag); deploy the registry stack with `cargo xtask bootstrap`"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_registry_configuration_falls_back_to_the_repositorys_flag_and_says_so() {
+        let denied = || {
+            mock!(Client::get_registry_scanning_configuration).then_error(|| {
+                GetRegistryScanningConfigurationError::generic(
+                    ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .message("User is not authorized to perform: ecr:GetRegistryScanningConfiguration")
+                        .build(),
+                )
+            })
+        };
+        let client = mocked::ecr(&[&denied()]);
+        let Registry::Unknown(why) = registry_scanning(&client).await else { panic!("the configuration is unknown") };
+        assert!(why.contains("cannot read the registry's scanning configuration"), "{why}");
+        let [repository, policy] = repository_rules(true);
+        let check = settings(&[&denied(), &repository, &policy]).await;
+        assert_eq!(check.state, State::Pass, "{}", check.detail);
+        assert!(
+            check.detail.starts_with(
+                "immutable tags, scan on push (the repository's own flag; the registry's scanning configuration is unknown: cannot read the registry's scanning configuration"
+            ),
+            "{}",
+            check.detail
+        );
+    }
 }
