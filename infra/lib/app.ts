@@ -52,6 +52,7 @@ export function addStageStacks(app: App, config: ProjectConfig) {
     imageTag: context(app, 'imageTag'),
     imageDigest: context(app, 'imageDigest'),
     imageChannel: context(app, 'imageChannel'),
+    rollout: stage.rollout,
   });
   const ci =
     config.githubRepository === undefined

@@ -43,6 +43,30 @@ export interface SigningKeys {
   readonly pr: string;
 }
 
+/** ECS's built-in deployment strategies, as the settings name them. */
+export const STRATEGIES = ['rolling', 'blue-green', 'canary', 'linear'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+/**
+ * How ECS rolls a stage's services out, resolved by xtask (`xtask/release/src/domain/rollout.rs`):
+ * each value the strategy uses is set, none other. Blue-green, canary and linear shift a load
+ * balancer's traffic; a service without one always rolls. Rollback alarms apply to every service.
+ */
+export interface RolloutConfig {
+  readonly strategy: Strategy;
+  /** Minutes both revisions run once all traffic has shifted (blue-green, canary, linear). */
+  readonly bakeMinutes?: number;
+  readonly canaryPercent?: number;
+  readonly canaryBakeMinutes?: number;
+  readonly linearPercent?: number;
+  readonly linearStepMinutes?: number;
+  /** CloudWatch alarms whose ALARM state fails a deployment and rolls it back. */
+  readonly rollbackAlarms: readonly string[];
+}
+
+/** The rollout of a stage whose settings choose none (and of files written before there was one). */
+export const ROLLING: RolloutConfig = { strategy: 'rolling', rollbackAlarms: [] };
+
 /**
  * The scan type the registry stack gives the stage's registry (`scanning` in the settings):
  * ECR's basic scanning, or Amazon Inspector's enhanced scanning.
@@ -51,6 +75,8 @@ export type Scanning = 'basic' | 'enhanced';
 
 export interface StageConfig {
   readonly name: string;
+  /** How the service stack has ECS roll the services out; absent in older files: rolling. */
+  readonly rollout?: RolloutConfig;
   /** The stage whose images this one runs (copied by `promote`); it builds none itself. */
   readonly promoteFrom?: string;
   /** The keys of a stage that builds its images (one without `promoteFrom`). */
@@ -185,7 +211,36 @@ function readStage(file: string, stage: StageConfig): StageConfig {
   if (scanning !== undefined && scanning !== 'basic' && scanning !== 'enhanced') {
     throw new ConfigError(`${file}: stages.${stage.name}.scanning is ${JSON.stringify(scanning)}, expected "basic" or "enhanced"`);
   }
-  return stage;
+  return { ...stage, rollout: readRollout(file, stage) };
+}
+
+/**
+ * A stage's rollout: rolling when absent. xtask has checked the values; the strategy and
+ * the presence of what it needs are checked here, since a mistake would deploy another way.
+ */
+function readRollout(file: string, stage: StageConfig): RolloutConfig {
+  const rollout: unknown = stage.rollout;
+  if (rollout === undefined) return ROLLING;
+  const at = `${file}: stages.${stage.name}.rollout`;
+  if (!isObject(rollout) || !STRATEGIES.some((s) => s === rollout.strategy)) {
+    throw new ConfigError(`${at} is ${JSON.stringify(rollout)}, expected a strategy among ${STRATEGIES.join(', ')}`);
+  }
+  const alarms: unknown = rollout.rollbackAlarms ?? [];
+  if (!Array.isArray(alarms) || !alarms.every((a) => typeof a === 'string' && a !== '')) {
+    throw new ConfigError(`${at}.rollbackAlarms is ${JSON.stringify(alarms)}, expected CloudWatch alarm names`);
+  }
+  const needs: Record<Strategy, string[]> = {
+    rolling: [],
+    'blue-green': ['bakeMinutes'],
+    canary: ['bakeMinutes', 'canaryPercent', 'canaryBakeMinutes'],
+    linear: ['bakeMinutes', 'linearPercent', 'linearStepMinutes'],
+  };
+  for (const key of needs[rollout.strategy as Strategy]) {
+    if (typeof rollout[key] !== 'number') {
+      throw new ConfigError(`${at}.${key} is ${JSON.stringify(rollout[key])}, expected a number for strategy ${rollout.strategy}`);
+    }
+  }
+  return { ...(rollout as unknown as RolloutConfig), rollbackAlarms: alarms };
 }
 
 /** One image of the file, with `loadBalanced` defaulting to true (files written before it existed). */

@@ -3,9 +3,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as ecsPatterns from 'aws-cdk-lib/aws-ecs-patterns';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ConfigError, ImageConfig, imageId, Platform } from './config';
+import { ConfigError, ImageConfig, imageId, Platform, ROLLING, RolloutConfig, Strategy } from './config';
 
 /** A full commit SHA, optionally marked as built from a dirty work tree. */
 const IMAGE_TAG = /^[0-9a-f]{40}(-dirty-[0-9a-f]{8})?$/;
@@ -17,17 +19,39 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEALTH_CHECK_PATH = '/healthz';
 
 /**
- * How every service runs and rolls out, with or without a load balancer: one task; start
- * the new task before stopping the old one; roll back a deployment that never gets healthy.
- * Public IPs, since the VPC has no NAT: tasks pull from ECR through the internet gateway.
+ * How every service runs, with or without a load balancer: one task; start the new task
+ * before stopping the old one. Public IPs, since the VPC has no NAT: tasks pull from ECR
+ * through the internet gateway.
  */
-const SERVICE_ROLLOUT = {
+const SERVICE_RUN = {
   desiredCount: 1,
   minHealthyPercent: 100,
   maxHealthyPercent: 200,
-  circuitBreaker: { rollback: true },
   assignPublicIp: true,
 } as const;
+
+/**
+ * A rolling update rolls back a deployment that never gets healthy (the circuit breaker, which
+ * ECS runs for rolling updates only:
+ * https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-deploymentcircuitbreaker.html).
+ */
+const ROLLING_ROLLBACK = { circuitBreaker: { rollback: true } } as const;
+
+/**
+ * ECS's name of each strategy that shifts a load balancer's traffic (`DeploymentConfiguration.Strategy`:
+ * https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-deploymentconfiguration.html).
+ */
+const TRAFFIC_SHIFTING: Record<Exclude<Strategy, 'rolling'>, ecs.DeploymentStrategy> = {
+  'blue-green': ecs.DeploymentStrategy.BLUE_GREEN,
+  canary: ecs.DeploymentStrategy.CANARY,
+  linear: ecs.DeploymentStrategy.LINEAR,
+};
+
+/**
+ * The header that sends a request to the new revision while ECS tests it (the test listener
+ * rule), before any production traffic shifts there: `curl -H 'X-Test-Traffic: 1' <url>`.
+ */
+export const TEST_TRAFFIC_HEADER = 'X-Test-Traffic';
 
 const CPU_ARCHITECTURE: Record<Platform, ecs.CpuArchitecture> = {
   'linux/amd64': ecs.CpuArchitecture.X86_64,
@@ -51,6 +75,8 @@ export interface ServiceStackProps extends StackProps {
    * images only a pull-request push made (a branch, a dirty work tree on the local stage).
    */
   readonly imageChannel?: string;
+  /** How ECS rolls the services out (the stage's `strategy` settings); rolling when absent. */
+  readonly rollout?: RolloutConfig;
 }
 
 /** The lines of history whose images a service can run, and where each keeps them. */
@@ -88,13 +114,14 @@ export class ServiceStack extends Stack {
       restrictDefaultSecurityGroup: false,
     });
     const cluster = new ecs.Cluster(this, 'Cluster', { vpc });
+    const rollout = props.rollout ?? ROLLING;
 
     for (const image of props.images) {
       const name = imageId(image);
       const taskDefinition = this.taskDefinition(image, channel, digests?.[image.name] ?? imageTag, imageTag);
       const service = image.loadBalanced
-        ? this.loadBalancedService(image, cluster, taskDefinition)
-        : this.backgroundService(image, cluster, taskDefinition);
+        ? this.loadBalancedService(image, cluster, taskDefinition, rollout)
+        : this.backgroundService(image, cluster, taskDefinition, rollout);
 
       // What `cargo xtask deploy` reads to verify the rollout (ECS) and the health check
       // the local stack runs the container against.
@@ -156,25 +183,32 @@ export class ServiceStack extends Stack {
     return taskDefinition;
   }
 
-  /** A service behind a public load balancer that health-checks it, with its URL as an output. */
+  /**
+   * A service behind a public load balancer that health-checks it, with its URL as an output,
+   * rolled out as the stage's rollout says. Whatever the strategy, the load balancer, its
+   * listener and the production target group stay the same resources, so a stage that changes
+   * strategy keeps its URL.
+   */
   private loadBalancedService(
     image: ImageConfig,
     cluster: ecs.ICluster,
     taskDefinition: ecs.FargateTaskDefinition,
+    rollout: RolloutConfig,
   ): ecs.FargateService {
     const name = imageId(image);
-    const { service, targetGroup, loadBalancer } = new ecsPatterns.ApplicationLoadBalancedFargateService(
-      this,
-      `${name}Service`,
-      {
-        ...SERVICE_ROLLOUT,
-        cluster,
-        taskDefinition,
-        taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
-      },
-    );
-    targetGroup.configureHealthCheck({ path: HEALTH_CHECK_PATH, healthyHttpCodes: '200' });
-    targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
+    const pattern = new ecsPatterns.ApplicationLoadBalancedFargateService(this, `${name}Service`, {
+      ...SERVICE_RUN,
+      ...(rollout.strategy === 'rolling' ? ROLLING_ROLLBACK : {}),
+      cluster,
+      taskDefinition,
+      taskSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+    });
+    const { service, targetGroup, loadBalancer } = pattern;
+    configureTargetGroup(targetGroup);
+    if (rollout.strategy !== 'rolling') this.shiftTraffic(image, pattern, rollout, rollout.strategy);
+    if (rollout.rollbackAlarms.length > 0) {
+      service.enableDeploymentAlarms([...rollout.rollbackAlarms], { behavior: ecs.AlarmBehavior.ROLLBACK_ON_ALARM });
+    }
 
     new CfnOutput(this, `${name}Url`, {
       description: `URL of the ${image.name} service`,
@@ -183,18 +217,117 @@ export class ServiceStack extends Stack {
     return service;
   }
 
-  /** A service that nothing reaches (no load balancer, no ingress), kept healthy by its container health check. */
+  /**
+   * ECS's built-in blue/green, canary or linear deployment of a load-balanced service
+   * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html):
+   * an alternate target group the new revision registers in; a production listener rule
+   * that forwards to both target groups, whose weights ECS shifts; a test listener rule that
+   * sends requests carrying the test header to the new revision before production traffic
+   * shifts; and the role ECS assumes to change the rules (AWS's managed
+   * AmazonECSInfrastructureRolePolicyForLoadBalancers). The service's load balancer entry
+   * names them (`AdvancedConfiguration`:
+   * https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-advancedconfiguration.html),
+   * and its deployment configuration the strategy, bake time and steps.
+   */
+  private shiftTraffic(
+    image: ImageConfig,
+    pattern: ecsPatterns.ApplicationLoadBalancedFargateService,
+    rollout: RolloutConfig,
+    strategy: Exclude<Strategy, 'rolling'>,
+  ): void {
+    const name = imageId(image);
+    const { service, listener, targetGroup } = pattern;
+    const alternateTargetGroup = new elbv2.ApplicationTargetGroup(this, `${name}AlternateTargetGroup`, {
+      vpc: pattern.cluster.vpc,
+      port: 80,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targetType: elbv2.TargetType.IP,
+    });
+    configureTargetGroup(alternateTargetGroup);
+    // Both rules start with all traffic on the production target group; ECS moves the weights.
+    const bothGroups = () =>
+      elbv2.ListenerAction.weightedForward([
+        { targetGroup, weight: 100 },
+        { targetGroup: alternateTargetGroup, weight: 0 },
+      ]);
+    const testRule = new elbv2.ApplicationListenerRule(this, `${name}TestListenerRule`, {
+      listener,
+      priority: 1,
+      conditions: [elbv2.ListenerCondition.httpHeader(TEST_TRAFFIC_HEADER, ['1'])],
+      action: bothGroups(),
+    });
+    const productionRule = new elbv2.ApplicationListenerRule(this, `${name}ProductionListenerRule`, {
+      listener,
+      priority: 2,
+      conditions: [elbv2.ListenerCondition.pathPatterns(['/*'])],
+      action: bothGroups(),
+    });
+    const role = new iam.Role(this, `${name}TrafficShiftRole`, {
+      description: `Lets ECS shift the ${image.name} service's traffic between its target groups`,
+      assumedBy: new iam.ServicePrincipal('ecs.amazonaws.com'),
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonECSInfrastructureRolePolicyForLoadBalancers')],
+    });
+    const advancedConfiguration = new ecs.AlternateTarget(`${name}AlternateTarget`, {
+      role,
+      alternateTargetGroup,
+      productionListener: ecs.ListenerRuleConfiguration.applicationListenerRule(productionRule),
+      testListener: ecs.ListenerRuleConfiguration.applicationListenerRule(testRule),
+    }).bind(service);
+    // The pattern attached the service to the production target group: that entry gains the rest.
+    service.loadBalancers = service.loadBalancers.map((entry) => ({ ...entry, advancedConfiguration }));
+    // ECS takes only target groups a load balancer forwards to: the rules come first.
+    service.node.addDependency(productionRule, testRule);
+
+    Annotations.of(service).acknowledgeWarning(
+      '@aws-cdk/aws-ecs:shouldUseCircuitBreaker',
+      'ECS runs the circuit breaker for rolling updates only; a failed blue/green, canary or linear deployment rolls back itself',
+    );
+    const resource = service.node.defaultChild as ecs.CfnService;
+    const configuration = resource.deploymentConfiguration as ecs.CfnService.DeploymentConfigurationProperty;
+    resource.deploymentConfiguration = {
+      ...configuration,
+      strategy: TRAFFIC_SHIFTING[strategy],
+      bakeTimeInMinutes: rollout.bakeMinutes,
+      canaryConfiguration:
+        strategy === 'canary'
+          ? { canaryPercent: rollout.canaryPercent, canaryBakeTimeInMinutes: rollout.canaryBakeMinutes }
+          : undefined,
+      linearConfiguration:
+        strategy === 'linear'
+          ? { stepPercent: rollout.linearPercent, stepBakeTimeInMinutes: rollout.linearStepMinutes }
+          : undefined,
+    };
+  }
+
+  /**
+   * A service that nothing reaches (no load balancer, no ingress), kept healthy by its container
+   * health check. It has no traffic to shift, so it rolls whatever the stage's strategy (with
+   * the circuit breaker), and says so at synth; the stage's rollback alarms apply to it too.
+   */
   private backgroundService(
     image: ImageConfig,
     cluster: ecs.ICluster,
     taskDefinition: ecs.FargateTaskDefinition,
+    rollout: RolloutConfig,
   ): ecs.FargateService {
-    return new ecs.FargateService(this, `${imageId(image)}Service`, {
-      ...SERVICE_ROLLOUT,
+    const service = new ecs.FargateService(this, `${imageId(image)}Service`, {
+      ...SERVICE_RUN,
+      ...ROLLING_ROLLBACK,
       cluster,
       taskDefinition,
       vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      deploymentAlarms:
+        rollout.rollbackAlarms.length > 0
+          ? { alarmNames: [...rollout.rollbackAlarms], behavior: ecs.AlarmBehavior.ROLLBACK_ON_ALARM }
+          : undefined,
     });
+    if (rollout.strategy !== 'rolling') {
+      Annotations.of(service).addInfo(
+        `${image.name} has no load balancer, so no traffic to shift: it rolls, while the stage's ` +
+          `${rollout.strategy} strategy applies to the load-balanced services`,
+      );
+    }
+    return service;
   }
 
   // The first two zones of the region, resolved by CloudFormation: synth needs no
@@ -202,6 +335,12 @@ export class ServiceStack extends Stack {
   get availabilityZones(): string[] {
     return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
+}
+
+/** A target group of a load-balanced service: health-checked on /healthz, quick to drain. */
+function configureTargetGroup(targetGroup: elbv2.ApplicationTargetGroup): void {
+  targetGroup.configureHealthCheck({ path: HEALTH_CHECK_PATH, healthyHttpCodes: '200' });
+  targetGroup.setAttribute('deregistration_delay.timeout_seconds', '30');
 }
 
 /**

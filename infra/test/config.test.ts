@@ -36,6 +36,13 @@ test('reads the fixture', () => {
     profile: 'demo-dev',
     region: 'eu-west-1',
     account: '111111111111',
+    rollout: {
+      strategy: 'canary',
+      bakeMinutes: 10,
+      canaryPercent: 20,
+      canaryBakeMinutes: 10,
+      rollbackAlarms: ['demo-dev-5xx'],
+    },
     scanning: 'enhanced',
   });
 });
@@ -46,6 +53,7 @@ test('the local stage always exists, with defaults', () => {
     signingKeys: { main: 'alias/demo-local-main', pr: 'alias/demo-local-pr' },
     region: 'us-east-1',
     account: '123456789012',
+    rollout: { strategy: 'rolling', rollbackAlarms: [] },
   });
 });
 
@@ -135,6 +143,11 @@ function edited(edit: (data: Record<string, any>) => void): string {
   return file('edited.json', JSON.stringify(data));
 }
 
+test('a stage without a rollout rolls (files written before there was one)', () => {
+  const config = loadConfig(edited((d) => delete d.stages.dev.rollout));
+  expect(config.stages.dev.rollout).toEqual({ strategy: 'rolling', rollbackAlarms: [] });
+});
+
 test('githubRepository is optional', () => {
   const config = loadConfig(edited((d) => delete d.githubRepository));
   expect(config.githubRepository).toBeUndefined();
@@ -178,6 +191,26 @@ test.each([
     'one key for both channels',
     (d: Record<string, any>) => (d.stages.dev.signingKeys.pr = d.stages.dev.signingKeys.main),
     'stages.dev.signingKeys is {"main":"alias/demo-dev-main","pr":"alias/demo-dev-main"}, expected two different KMS keys',
+  ],
+  [
+    'an unknown strategy',
+    (d: Record<string, any>) => (d.stages.dev.rollout.strategy = 'bluegreen'),
+    'stages.dev.rollout is {"strategy":"bluegreen","bakeMinutes":10,"canaryPercent":20,"canaryBakeMinutes":10,"rollbackAlarms":["demo-dev-5xx"]}, expected a strategy among rolling, blue-green, canary, linear',
+  ],
+  [
+    'a canary without its percentage',
+    (d: Record<string, any>) => delete d.stages.dev.rollout.canaryPercent,
+    'stages.dev.rollout.canaryPercent is undefined, expected a number for strategy canary',
+  ],
+  [
+    'a linear rollout without its step',
+    (d: Record<string, any>) => (d.stages.dev.rollout = { strategy: 'linear', bakeMinutes: 5, linearPercent: 10, rollbackAlarms: [] }),
+    'stages.dev.rollout.linearStepMinutes is undefined, expected a number for strategy linear',
+  ],
+  [
+    'an empty alarm name',
+    (d: Record<string, any>) => (d.stages.dev.rollout.rollbackAlarms = ['']),
+    'stages.dev.rollout.rollbackAlarms is [""], expected CloudWatch alarm names',
   ],
   [
     'a key with a blank',

@@ -1,5 +1,7 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { addStageStacks } from '../lib/app';
+import { ProjectConfig, RolloutConfig } from '../lib/config';
+import { TEST_TRAFFIC_HEADER } from '../lib/service-stack';
 import { app, DIGEST_API, DIGEST_WEB, fixture, plain, project, stacks, TAG, WITH_WORKER } from './helpers';
 
 const { service } = stacks({ imageTag: TAG });
@@ -256,5 +258,194 @@ describe('an image without a load balancer', () => {
     expect(keys).toEqual(expect.arrayContaining(['AppUrl', 'AppEcsCluster', 'AppEcsService', 'AppHealthCheckPath']));
     expect(outputs.WorkerHealthCheckPath.Value).toBe('/healthz');
     expect(outputs.WorkerEcsCluster.Value).toEqual(outputs.AppEcsCluster.Value);
+  });
+});
+
+describe('deployment strategies', () => {
+  /** `config` with its local stage rolled out as `rollout` says. */
+  function withRollout(rollout: RolloutConfig, config: ProjectConfig = fixture): ProjectConfig {
+    return { ...config, stages: { ...config.stages, local: { ...config.stages.local, rollout } } };
+  }
+  const BLUE_GREEN: RolloutConfig = { strategy: 'blue-green', bakeMinutes: 15, rollbackAlarms: [] };
+  const CANARY: RolloutConfig = {
+    strategy: 'canary',
+    bakeMinutes: 10,
+    canaryPercent: 12.5,
+    canaryBakeMinutes: 20,
+    rollbackAlarms: ['demo-p99-latency'],
+  };
+  const LINEAR: RolloutConfig = { strategy: 'linear', bakeMinutes: 5, linearPercent: 25, linearStepMinutes: 3, rollbackAlarms: [] };
+  const SHIFTING = { 'blue-green': BLUE_GREEN, canary: CANARY, linear: LINEAR };
+  const templates = Object.fromEntries(
+    Object.entries(SHIFTING).map(([strategy, rollout]) => [
+      strategy,
+      Template.fromStack(stacks({ imageTag: TAG }, withRollout(rollout)).service),
+    ]),
+  );
+
+  /** The web service's resource and the resources of `t` that the rolling template lacks. */
+  function added(t: Template) {
+    const rolling = template.toJSON().Resources;
+    return Object.fromEntries(Object.entries(t.toJSON().Resources).filter(([id]) => !(id in rolling)));
+  }
+  function webService(t: Template) {
+    const id = t.findOutputs('WebEcsService').WebEcsService.Value['Fn::GetAtt'][0];
+    return t.findResources('AWS::ECS::Service')[id].Properties;
+  }
+  /** The logical id of the web service's resource of `type` whose id starts with `prefix`. */
+  function idOf(t: Template, type: string, prefix: string): string {
+    const ids = Object.keys(t.findResources(type)).filter((id) => id.startsWith(prefix));
+    expect(ids).toHaveLength(1);
+    return ids[0];
+  }
+
+  test.each(Object.keys(SHIFTING))('%s: matches the snapshot (the web service and what the strategy adds)', (strategy) => {
+    const t = templates[strategy];
+    expect({ service: webService(t), added: added(t) }).toMatchSnapshot();
+  });
+
+  test.each(Object.keys(SHIFTING))('%s: passes CloudFormation validation', (strategy) => {
+    const strict = app({ '@aws-cdk/core:failSynthOnValidationErrors': true, imageTag: TAG });
+    addStageStacks(strict, withRollout(SHIFTING[strategy as keyof typeof SHIFTING]));
+    expect(() => strict.synth()).not.toThrow();
+  });
+
+  test.each(Object.keys(SHIFTING))('%s: synthesizes without warnings', (strategy) => {
+    const stack = stacks({ imageTag: TAG }, withRollout(SHIFTING[strategy as keyof typeof SHIFTING])).service;
+    expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
+  });
+
+  test('a stage that says rolling gets the template of one that says nothing', () => {
+    const t = Template.fromStack(stacks({ imageTag: TAG }, withRollout({ strategy: 'rolling', rollbackAlarms: [] })).service);
+    expect(t.toJSON()).toEqual(template.toJSON());
+  });
+
+  test.each(Object.keys(SHIFTING))('%s: keeps the load balancer, listener and production target group of rolling', (strategy) => {
+    const rolling = template.toJSON().Resources;
+    for (const type of ['AWS::ElasticLoadBalancingV2::LoadBalancer', 'AWS::ElasticLoadBalancingV2::Listener', 'AWS::ECS::Service']) {
+      expect(Object.keys(templates[strategy].findResources(type))).toEqual(Object.keys(template.findResources(type)));
+    }
+    // Only the web and api-gateway services' blue/green resources are new; nothing is removed.
+    const resources = templates[strategy].toJSON().Resources;
+    expect(Object.keys(rolling).filter((id) => !(id in resources))).toEqual([]);
+  });
+
+  test.each(Object.entries(SHIFTING))('%s: the service names its strategy and bake time, without the rolling circuit breaker', (strategy, rollout) => {
+    const configuration = webService(templates[strategy]).DeploymentConfiguration;
+    expect(configuration.Strategy).toBe({ 'blue-green': 'BLUE_GREEN', canary: 'CANARY', linear: 'LINEAR' }[strategy]);
+    expect(configuration.BakeTimeInMinutes).toBe(rollout.bakeMinutes);
+    expect(configuration.DeploymentCircuitBreaker).toBeUndefined();
+    expect(configuration).toMatchObject({ MinimumHealthyPercent: 100, MaximumPercent: 200 });
+  });
+
+  test('canary and linear render their steps, and only their own', () => {
+    const canary = webService(templates.canary).DeploymentConfiguration;
+    expect(canary.CanaryConfiguration).toEqual({ CanaryPercent: 12.5, CanaryBakeTimeInMinutes: 20 });
+    expect(canary.LinearConfiguration).toBeUndefined();
+    const linear = webService(templates.linear).DeploymentConfiguration;
+    expect(linear.LinearConfiguration).toEqual({ StepPercent: 25, StepBakeTimeInMinutes: 3 });
+    expect(linear.CanaryConfiguration).toBeUndefined();
+    const blueGreen = webService(templates['blue-green']).DeploymentConfiguration;
+    expect([blueGreen.CanaryConfiguration, blueGreen.LinearConfiguration]).toEqual([undefined, undefined]);
+  });
+
+  test.each(Object.keys(SHIFTING))('%s: ECS shifts between two target groups through a production and a test rule', (strategy) => {
+    const t = templates[strategy];
+    const blue = idOf(t, 'AWS::ElasticLoadBalancingV2::TargetGroup', 'WebServiceLBPublicListener');
+    const green = idOf(t, 'AWS::ElasticLoadBalancingV2::TargetGroup', 'WebAlternateTargetGroup');
+    const production = idOf(t, 'AWS::ElasticLoadBalancingV2::ListenerRule', 'WebProductionListenerRule');
+    const testRule = idOf(t, 'AWS::ElasticLoadBalancingV2::ListenerRule', 'WebTestListenerRule');
+    const listener = idOf(t, 'AWS::ElasticLoadBalancingV2::Listener', 'WebServiceLBPublicListener');
+    const role = idOf(t, 'AWS::IAM::Role', 'WebTrafficShiftRole');
+
+    const [entry] = webService(t).LoadBalancers;
+    expect(entry).toEqual({
+      ContainerName: 'web',
+      ContainerPort: 8080,
+      TargetGroupArn: { Ref: blue },
+      AdvancedConfiguration: {
+        AlternateTargetGroupArn: { Ref: green },
+        ProductionListenerRule: { Ref: production },
+        TestListenerRule: { Ref: testRule },
+        RoleArn: { 'Fn::GetAtt': [role, 'Arn'] },
+      },
+    });
+    // ECS accepts the alternate group once a rule forwards to it: the service waits for the rules.
+    const serviceId = t.findOutputs('WebEcsService').WebEcsService.Value['Fn::GetAtt'][0];
+    expect(t.findResources('AWS::ECS::Service')[serviceId].DependsOn).toEqual(expect.arrayContaining([production, testRule]));
+    // Both rules start with all traffic on the production group: ECS moves the weights.
+    const forward = {
+      Type: 'forward',
+      ForwardConfig: { TargetGroups: [{ TargetGroupArn: { Ref: blue }, Weight: 100 }, { TargetGroupArn: { Ref: green }, Weight: 0 }] },
+    };
+    const rules = t.findResources('AWS::ElasticLoadBalancingV2::ListenerRule');
+    expect(rules[production].Properties).toEqual({
+      ListenerArn: { Ref: listener },
+      Priority: 2,
+      Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/*'] } }],
+      Actions: [forward],
+    });
+    expect(rules[testRule].Properties).toEqual({
+      ListenerArn: { Ref: listener },
+      Priority: 1,
+      Conditions: [{ Field: 'http-header', HttpHeaderConfig: { HttpHeaderName: TEST_TRAFFIC_HEADER, Values: ['1'] } }],
+      Actions: [forward],
+    });
+    // The alternate group is checked and drained as the production one.
+    const groups = t.findResources('AWS::ElasticLoadBalancingV2::TargetGroup');
+    expect(groups[green].Properties).toEqual(groups[blue].Properties);
+    // The role ECS assumes to move the weights: AWS's policy for load balancers, nothing more.
+    const { Properties: roleProperties } = t.findResources('AWS::IAM::Role')[role];
+    expect(roleProperties.Description).toBe("Lets ECS shift the web service's traffic between its target groups");
+    expect(roleProperties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'ecs.amazonaws.com' } },
+    ]);
+    expect(plain(roleProperties.ManagedPolicyArns)).toEqual([
+      'arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers',
+    ]);
+    expect(t.findResources('AWS::IAM::Policy')).toEqual(template.findResources('AWS::IAM::Policy'));
+  });
+
+  test('rollback alarms roll any strategy back, the rolling one too', () => {
+    const alarms = { AlarmNames: ['demo-p99-latency'], Enable: true, Rollback: true };
+    expect(webService(templates.canary).DeploymentConfiguration.Alarms).toEqual(alarms);
+    const rolling = Template.fromStack(
+      stacks({ imageTag: TAG }, withRollout({ strategy: 'rolling', rollbackAlarms: ['demo-p99-latency'] })).service,
+    );
+    expect(webService(rolling).DeploymentConfiguration).toMatchObject({
+      Alarms: alarms,
+      DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+    });
+    expect(webService(rolling).DeploymentConfiguration.Strategy).toBeUndefined();
+  });
+
+  test('a service without a load balancer rolls in a canary stage, says so, and keeps the alarms', () => {
+    const stack = stacks({ imageTag: TAG }, withRollout(CANARY, WITH_WORKER)).service;
+    const t = Template.fromStack(stack);
+    const services = t.findResources('AWS::ECS::Service');
+    const worker = services[t.findOutputs('WorkerEcsService').WorkerEcsService.Value['Fn::GetAtt'][0]].Properties;
+    expect(worker.DeploymentConfiguration).toEqual({
+      MinimumHealthyPercent: 100,
+      MaximumPercent: 200,
+      DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+      Alarms: { AlarmNames: ['demo-p99-latency'], Enable: true, Rollback: true },
+    });
+    const app = services[t.findOutputs('AppEcsService').AppEcsService.Value['Fn::GetAtt'][0]].Properties;
+    expect(app.DeploymentConfiguration.Strategy).toBe('CANARY');
+    Annotations.fromStack(stack).hasInfo(
+      '/two-local-service/WorkerService',
+      'worker has no load balancer, so no traffic to shift: it rolls, while the stage\'s canary strategy applies to the load-balanced services',
+    );
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::TargetGroup', 2);
+  });
+
+  test('reads the stage\'s rollout as xtask resolved it (the fixture\'s dev stage: canary, 20%)', () => {
+    const dev = Template.fromStack(stacks({ stage: 'dev', imageTag: TAG }).service);
+    expect(webService(dev).DeploymentConfiguration).toMatchObject({
+      Strategy: 'CANARY',
+      BakeTimeInMinutes: 10,
+      CanaryConfiguration: { CanaryPercent: 20, CanaryBakeTimeInMinutes: 10 },
+      Alarms: { AlarmNames: ['demo-dev-5xx'], Enable: true, Rollback: true },
+    });
   });
 });

@@ -172,7 +172,8 @@ fn config_prints_the_settings_the_cdk_app_reads() {
     assert_eq!(
         json["stages"]["local"],
         serde_json::json!({"name": "local", "region": "us-east-1", "account": "123456789012",
-                           "signingKeys": {"main": "alias/fixture-local-main", "pr": "alias/fixture-local-pr"}})
+                           "signingKeys": {"main": "alias/fixture-local-main", "pr": "alias/fixture-local-pr"},
+                           "rollout": {"strategy": "rolling", "rollbackAlarms": []}})
     );
 }
 

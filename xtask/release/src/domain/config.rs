@@ -12,6 +12,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::rollout::{self, Rollout, Strategy};
+
 /// A stage that exists whether or not the settings name it, with the region and account it
 /// gets where they set none: a stage the program that opens stages serves itself.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +122,40 @@ pub struct Stage {
     /// repositories on push (continuously, for enhanced). Unset: the registry's is left alone.
     #[serde(default)]
     pub scanning: Option<Scanning>,
+    // How ECS rolls the stage's services out ([`crate::domain::rollout`]): `strategy`
+    // (rolling, blue-green, canary or linear; rolling unless set), `bake-minutes`, the
+    // canary's and linear's percentages and minutes, and `rollback-alarms` (CloudWatch
+    // alarms that roll a deployment back). A service without a load balancer always rolls.
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub bake_minutes: Option<u32>,
+    #[serde(default)]
+    pub canary_percent: Option<f64>,
+    #[serde(default)]
+    pub canary_bake_minutes: Option<u32>,
+    #[serde(default)]
+    pub linear_percent: Option<f64>,
+    #[serde(default)]
+    pub linear_step_minutes: Option<u32>,
+    #[serde(default)]
+    pub rollback_alarms: Vec<String>,
+}
+
+impl Stage {
+    /// The stage's rollout, its defaults filled in; an error names the key, without the
+    /// stage (checked once when the settings are read, so later calls succeed).
+    pub fn rollout(&self) -> Result<Rollout> {
+        rollout::resolve(&rollout::Written {
+            strategy: self.strategy,
+            bake_minutes: self.bake_minutes,
+            canary_percent: self.canary_percent,
+            canary_bake_minutes: self.canary_bake_minutes,
+            linear_percent: self.linear_percent,
+            linear_step_minutes: self.linear_step_minutes,
+            rollback_alarms: &self.rollback_alarms,
+        })
+    }
 }
 
 /// A stage's `scanning`: the scan type its registry stack gives the account's registry.
@@ -410,6 +446,8 @@ impl Config {
             for (key, value) in &stage.build_args {
                 check_build_arg(&format!("stages.{name}.build-args.{key}"), value)?;
             }
+            // Its errors start with the key: `stages.dev.canary-percent: …`.
+            stage.rollout().map_err(|err| anyhow::anyhow!("stages.{name}.{err}"))?;
             if let Some(source) = &stage.promote_from {
                 let Some(from) = self.stages.get(source) else {
                     let known: Vec<&str> = self.stages.keys().map(String::as_str).collect();
@@ -751,6 +789,21 @@ port = 8080
                 "a bad GitHub repository",
                 MINIMAL.replace("project = \"p\"", "project = \"p\"\ngithub-repository = \"a/b/c\""),
                 "github-repository: `a/b/c` is not a GitHub repository",
+            ),
+            (
+                "an unknown strategy",
+                format!("{MINIMAL}{stage}strategy = \"bluegreen\"\n"),
+                "stages.dev.strategy: unknown variant `bluegreen`, expected one of `rolling`, `blue-green`, `canary`, `linear`",
+            ),
+            (
+                "a step without linear",
+                format!("{MINIMAL}{stage}strategy = \"canary\"\nlinear-step-minutes = 5\n"),
+                "stages.dev.linear-step-minutes: applies to strategy = \"linear\" only",
+            ),
+            (
+                "a canary percent out of range",
+                format!("{MINIMAL}{stage}strategy = \"canary\"\ncanary-percent = 120\n"),
+                "stages.dev.canary-percent: 120 is out of ECS's range",
             ),
             (
                 "an unknown scan type",

@@ -11,5 +11,6 @@ pub mod inventory;
 pub mod provenance;
 pub mod resolved;
 pub mod retention;
+pub mod rollout;
 pub mod scan;
 pub mod workspace;

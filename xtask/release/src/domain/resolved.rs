@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::domain::{config::Config, retention};
+use crate::domain::{config::Config, retention, rollout::Rollout};
 
 /// The version of the JSON the CDK app reads (`infra/lib/config.ts`).
 const RESOLVED_SCHEMA: u32 = 3;
@@ -56,6 +56,8 @@ pub fn json(config: &Config) -> String {
         region: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         account: Option<&'a str>,
+        /// How the service stack has ECS roll the services out (strategy, bake time, alarms).
+        rollout: Rollout,
         /// `basic` or `enhanced`: the registry stack sets the registry's scanning configuration.
         #[serde(skip_serializing_if = "Option::is_none")]
         scanning: Option<&'static str>,
@@ -96,6 +98,7 @@ pub fn json(config: &Config) -> String {
                     profile: s.profile.as_deref(),
                     region: s.region.as_deref(),
                     account: s.account.as_deref(),
+                    rollout: s.rollout().expect("the settings' validation resolved every stage's rollout"),
                     scanning: s.scanning.map(|scanning| scanning.as_str()),
                 };
                 (s.name.as_str(), stage)
