@@ -22,10 +22,10 @@ use crate::{
         cdk::CdkEnv,
         docker,
         ecr::{self, RegistryAuth},
-        ecs,
     },
     domain::{config::Stage, workspace::Workspace},
     support::progress::Task,
+    workflows::rollout,
 };
 
 /// How a stage is reached.
@@ -144,9 +144,10 @@ pub struct Service<'a> {
 
 /// How a rollout ended.
 pub enum Rolled {
-    /// It completed: the primary deployment's task definition, and where the service
-    /// answers when the observer knows.
-    Completed { task_definition: String, url: Option<String> },
+    /// It completed: the task definition that runs, where the service answers when the
+    /// observer knows, and the image digests the service's container runs as whoever ran it
+    /// resolved them (none when it cannot say).
+    Completed { task_definition: String, url: Option<String>, digests: Vec<String> },
     /// It failed or did not complete in time: the reasons, in the words of who ran it.
     Failed(Vec<String>),
 }
@@ -165,9 +166,13 @@ pub trait Rollouts {
     ) -> impl Future<Output = Result<Rolled>> + 'a;
 }
 
-/// ECS's own account of a rollout: the primary deployment's rollout state, as the
-/// deployment circuit breaker sets it, polled until it has ended.
+/// ECS's own account of a rollout: the service deployment ECS started, followed through its
+/// lifecycle stages and bake until it has ended; for a service ECS keeps no service
+/// deployments of, the primary deployment's rollout state.
 pub struct EcsRollouts;
+
+/// How often ECS is asked how a rollout goes.
+const POLL: Duration = Duration::from_secs(5);
 
 impl Rollouts for EcsRollouts {
     async fn wait<'a>(
@@ -177,33 +182,7 @@ impl Rollouts for EcsRollouts {
         timeout: Duration,
         task: &'a Task,
     ) -> Result<Rolled> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let deployment = ecs::primary(&ctx.ecs, service.cluster, service.service).await?;
-            match &deployment.rollout {
-                ecs::Rollout::Completed => {
-                    return Ok(Rolled::Completed { task_definition: deployment.task_definition, url: None });
-                }
-                ecs::Rollout::Failed(reason) => {
-                    let mut reasons = vec![format!("ECS: {reason}")];
-                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
-                    return Ok(Rolled::Failed(reasons));
-                }
-                ecs::Rollout::InProgress if tokio::time::Instant::now() > deadline => {
-                    let mut reasons = vec![format!(
-                        "the rollout did not complete within {}s ({} of {} tasks running)",
-                        timeout.as_secs(),
-                        deployment.running,
-                        deployment.desired
-                    )];
-                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
-                    return Ok(Rolled::Failed(reasons));
-                }
-                ecs::Rollout::InProgress => {
-                    task.detail(format!("{} of {} tasks running", deployment.running, deployment.desired));
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-            }
-        }
+        let target = rollout::Target { cluster: service.cluster, service: service.service, container: service.image };
+        rollout::follow(&ctx.ecs, &target, timeout, POLL, task).await
     }
 }

@@ -11,4 +11,5 @@ pub mod inventory;
 pub mod provenance;
 pub mod resolved;
 pub mod retention;
+pub mod service_deployment;
 pub mod workspace;

@@ -239,7 +239,7 @@ pub async fn rollout(
     rollouts: &impl Rollouts,
 ) -> Result<Vec<ServiceState>> {
     let tag = &prepared.tag;
-    match verify::verify(ctx, outputs, &prepared.expected, options.wait_timeout, rollouts).await? {
+    match verify::verify(ctx, outputs, &prepared.expected, &prepared.digests, options.wait_timeout, rollouts).await? {
         Ok(states) => Ok(states),
         Err(failures) => {
             let what: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.name, f.reasons.join("; "))).collect();
