@@ -25,7 +25,6 @@ use crate::{
     },
     domain::{config::Stage, workspace::Workspace},
     support::progress::Task,
-    workflows::rollout,
 };
 
 /// How a stage is reached.
@@ -153,8 +152,8 @@ pub enum Rolled {
 }
 
 /// Where a deploy learns how each service's rollout went: ECS's deployment state
-/// ([`EcsRollouts`]) in AWS. The one point of `deploy` where a stage served some other way
-/// answers itself.
+/// ([`crate::workflows::rollout::EcsRollouts`]) in AWS. The one point of `deploy` where a
+/// stage served some other way answers itself.
 pub trait Rollouts {
     /// Waits, at most `timeout`, until `service`'s rollout has ended; `task` shows progress.
     fn wait<'a>(
@@ -164,25 +163,4 @@ pub trait Rollouts {
         timeout: Duration,
         task: &'a Task,
     ) -> impl Future<Output = Result<Rolled>> + 'a;
-}
-
-/// ECS's own account of a rollout: the service deployment ECS started, followed through its
-/// lifecycle stages and bake until it has ended; for a service ECS keeps no service
-/// deployments of, the primary deployment's rollout state.
-pub struct EcsRollouts;
-
-/// How often ECS is asked how a rollout goes.
-const POLL: Duration = Duration::from_secs(5);
-
-impl Rollouts for EcsRollouts {
-    async fn wait<'a>(
-        &'a self,
-        ctx: &'a StageContext<'_>,
-        service: &'a Service<'a>,
-        timeout: Duration,
-        task: &'a Task,
-    ) -> Result<Rolled> {
-        let target = rollout::Target { cluster: service.cluster, service: service.service, container: service.image };
-        rollout::follow(&ctx.ecs, &target, timeout, POLL, task).await
-    }
 }

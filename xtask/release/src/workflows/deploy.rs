@@ -18,10 +18,11 @@ use crate::{
         registry_api::Registry,
     },
     domain::channel::Channel,
-    stage::{EcsRollouts, Rollouts, StageContext},
+    stage::{Rollouts, StageContext},
     support::exit::Verdict,
     workflows::{
         attest, check, deployed_tags,
+        rollout::EcsRollouts,
         verify::{self, ServiceState},
     },
 };

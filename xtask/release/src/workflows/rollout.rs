@@ -15,9 +15,30 @@ use aws_sdk_ecs::Client;
 use crate::{
     clients::ecs,
     domain::service_deployment::{self, Judgement},
-    stage::Rolled,
+    stage::{Rolled, Rollouts, Service, StageContext},
     support::progress::Task,
 };
+
+/// ECS's own account of a rollout: the service deployment ECS started, followed through its
+/// lifecycle stages and bake until it has ended; for a service ECS keeps no service
+/// deployments of, the primary deployment's rollout state.
+pub struct EcsRollouts;
+
+/// How often ECS is asked how a rollout goes.
+const POLL: Duration = Duration::from_secs(5);
+
+impl Rollouts for EcsRollouts {
+    async fn wait<'a>(
+        &'a self,
+        ctx: &'a StageContext<'_>,
+        service: &'a Service<'a>,
+        timeout: Duration,
+        task: &'a Task,
+    ) -> Result<Rolled> {
+        let target = Target { cluster: service.cluster, service: service.service, container: service.image };
+        follow(&ctx.ecs, &target, timeout, POLL, task).await
+    }
+}
 
 /// The service followed, and the container whose image the deploy proves.
 pub struct Target<'a> {

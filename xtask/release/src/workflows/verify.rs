@@ -153,9 +153,7 @@ pub fn proof(in_ecr: Option<&str>, running: &[String]) -> Result<Option<String>,
     let (Some(want), [first, ..]) = (in_ecr, running) else { return Ok(None) };
     match running.iter().find(|d| *d != want) {
         None => Ok(Some(first.clone())),
-        Some(other) => Err(format!(
-            "the service runs {other}, not {want}, the digest ECR has for the commit: the tag names other bytes than when it was pushed"
-        )),
+        Some(other) => Err(format!("the service runs {other}, not {want}, the digest ECR has for the commit's image")),
     }
 }
 
