@@ -32,8 +32,8 @@ use crate::commands::{
 /// the image digest ECS resolved for the service is compared with the one ECR has for the
 /// commit. A deployment ECS rolled back or stopped (circuit breaker, alarms), or tasks that
 /// keep failing, fail the deploy (exit 1) with ECS's reasons, what it said of the stopped
-/// tasks and the command that rolls back. `--rev` deploys an earlier commit (a rollback)
-/// without checking it out. A stage with `promote-from` deploys only
+/// tasks and the command that rolls back. `--rev` deploys an earlier commit without checking
+/// it out (`cargo xtask rollback` finds the one the stage ran before). A stage with `promote-from` deploys only
 /// images promoted from that stage.
 ///
 /// `--stage local` runs the whole chain on the local stack: starts it if needed,

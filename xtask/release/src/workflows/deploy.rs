@@ -246,7 +246,7 @@ pub async fn rollout(
             let what: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.name, f.reasons.join("; "))).collect();
             let rollback = match &prepared.before {
                 Some(commit) if commit != tag => {
-                    format!("; roll back with `cargo xtask deploy --stage {} --rev {commit}`", ctx.stage.name)
+                    format!("; roll back with `cargo xtask rollback --stage {} --to {commit}`", ctx.stage.name)
                 }
                 _ => String::new(),
             };
