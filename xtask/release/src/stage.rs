@@ -152,7 +152,7 @@ pub enum Rolled {
 }
 
 /// Where a deploy learns how each service's rollout went: ECS's deployment state
-/// ([`crate::workflows::rollout::EcsRollouts`]) in AWS. The one point of `deploy` where a
+/// (`EcsRollouts`, of the rollout workflow) in AWS. The one point of `deploy` where a
 /// stage served some other way answers itself.
 pub trait Rollouts {
     /// Waits, at most `timeout`, until `service`'s rollout has ended; `task` shows progress.
