@@ -35,6 +35,10 @@ fn rollback_after_two_deploys_runs_the_first_commit_again() {
     local_stack();
     let _turn = LOCAL_STAGE.lock().unwrap_or_else(|e| e.into_inner());
     let repo = clone_workspace();
+    // The images this test's commits share with every clone's (the worker's) are pushed from
+    // the workspace's own commit first: built here, they would carry a commit no other
+    // clone has as their revision.
+    repo.xtask(&["push", "--stage", "local"]).ok();
     let first = commit_with_own_app_image(&repo, "first");
     repo.xtask(&["deploy", "--stage", "local"]).ok();
     let second = commit_with_own_app_image(&repo, "second");

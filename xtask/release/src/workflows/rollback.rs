@@ -47,7 +47,13 @@ pub struct Choice {
 pub async fn choose(ctx: &StageContext<'_>, git: &Git, to: Option<&str>) -> Result<Choice> {
     let stage = &ctx.stage.name;
     let history = deployed_tags::history(ctx).await?;
-    let is_newer = |a: &str, b: &str| a != b && git.is_ancestor(b, a).unwrap_or(false);
+    // Of the commits an image carries, one this clone knows is newer than one it does not
+    // (another clone's commit that reused the image), else the descendant.
+    let is_newer = |a: &str, b: &str| match (git.has_commit(a), git.has_commit(b)) {
+        (true, false) => true,
+        (true, true) => a != b && git.is_ancestor(b, a).unwrap_or(false),
+        (false, _) => false,
+    };
     let runs = deployed_tags::current(&history, is_newer);
     let before = runs.as_deref().and_then(|runs| deployed_tags::previous(&history, runs, is_newer));
     let commit = match (to, &runs, &before) {
