@@ -99,7 +99,8 @@ async fn runs_as_recorded(ctx: &StageContext<'_>, deployed: &Deployed) -> bool {
 
 /// The rollout on the local stack: the primary deployment's task definition, its
 /// container run on this machine until its health check answers (`Completed`, with the
-/// URL) or it exits or never gets healthy (`Failed`, with why and the end of its log).
+/// URL and the digest the daemon pulled) or it exits or never gets healthy (`Failed`, with
+/// why and the end of its log).
 struct LocalRollouts<'a> {
     stack: &'a Stack,
 }
@@ -122,9 +123,11 @@ impl Rollouts for LocalRollouts<'_> {
             service::run(docker, self.stack.dir(), &service.key, definition, registry, service.health_path, timeout)
                 .await?;
         Ok(match outcome {
-            service::Outcome::Healthy(running) => {
-                Rolled::Completed { task_definition: deployment.task_definition, url: Some(running.url) }
-            }
+            service::Outcome::Healthy(running) => Rolled::Completed {
+                task_definition: deployment.task_definition,
+                url: Some(running.url),
+                digests: running.digest.into_iter().collect(),
+            },
             service::Outcome::Failed(reason) => Rolled::Failed(vec![reason]),
         })
     }

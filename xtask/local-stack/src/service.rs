@@ -5,7 +5,9 @@
 //! free port in `PORT` and answers at `http://127.0.0.1:<port>`. It replaces the previous
 //! version once the service stack's health check answers; a container that exits, or never
 //! gets healthy, is removed and the previous one keeps serving, as ECS's circuit breaker
-//! rolls a service back.
+//! rolls a service back. What runs is named by digest too: the digest the registry named
+//! when the daemon pulled the image (kept on the container), which the deploy compares with
+//! ECR's, as it compares the digest ECS resolved in AWS.
 
 use std::time::{Duration, Instant};
 
@@ -28,11 +30,14 @@ const STACK_LABEL: &str = "xtask.local-stack";
 const SERVICE_LABEL: &str = "xtask.service";
 const URL_LABEL: &str = "xtask.url";
 const IMAGE_LABEL: &str = "xtask.image";
+const DIGEST_LABEL: &str = "xtask.digest";
 
 /// A container that answers its health check.
 #[derive(Debug, Clone)]
 pub struct Running {
     pub url: String,
+    /// The digest of the image it runs, as the registry named it when the daemon pulled it.
+    pub digest: Option<String>,
 }
 
 /// What `run` saw.
@@ -61,11 +66,11 @@ pub async fn run(
         if listed.service == service && listed.image == container.image && listed.running {
             let answers = health_client.get(&format!("{}{health_path}", listed.url), &[]).await;
             if answers.is_ok_and(|r| r.status == hyper::StatusCode::OK) {
-                return Ok(Outcome::Healthy(Running { url: listed.url }));
+                return Ok(Outcome::Healthy(Running { url: listed.url, digest: listed.digest }));
             }
         }
     }
-    pull(docker, &image, registry).await?;
+    let digest = pull(docker, &image, registry).await?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let stack = stack_dir.display().to_string();
@@ -82,6 +87,7 @@ pub async fn run(
                 (SERVICE_LABEL, service),
                 (URL_LABEL, url.as_str()),
                 (IMAGE_LABEL, container.image.as_str()),
+                (DIGEST_LABEL, digest.as_deref().unwrap_or_default()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -134,7 +140,7 @@ pub async fn run(
             remove(docker, &old.container).await;
         }
     }
-    Ok(Outcome::Healthy(Running { url }))
+    Ok(Outcome::Healthy(Running { url, digest }))
 }
 
 /// A service container of the stack in `stack_dir`.
@@ -143,6 +149,8 @@ pub struct Listed {
     /// The image as the task definition names it.
     pub image: String,
     pub container: String,
+    /// The digest of the image it runs, as the registry named it when it was pulled.
+    pub digest: Option<String>,
     pub url: String,
     pub running: bool,
 }
@@ -164,6 +172,7 @@ pub async fn containers(docker: &Docker, stack_dir: &std::path::Path) -> Result<
                 service: labels.get(SERVICE_LABEL)?.clone(),
                 image: labels.get(IMAGE_LABEL).cloned().unwrap_or_default(),
                 container: c.names?.first()?.trim_start_matches('/').to_string(),
+                digest: labels.get(DIGEST_LABEL).filter(|d| !d.is_empty()).cloned(),
                 url: labels.get(URL_LABEL).cloned().unwrap_or_default(),
                 running: c.state.is_some_and(|s| s.to_string() == "running"),
             })
@@ -193,7 +202,9 @@ fn local_reference(image: &str, host: &str) -> Result<String> {
     Ok(format!("{host}/{rest}"))
 }
 
-async fn pull(docker: &Docker, image: &str, registry: &RegistryAuth) -> Result<()> {
+/// Pulls `image`; returns the digest the registry named for it (the pull's `Digest:` line, or
+/// the reference's own digest).
+async fn pull(docker: &Docker, image: &str, registry: &RegistryAuth) -> Result<Option<String>> {
     let credentials = DockerCredentials {
         username: Some(registry.username.clone()),
         password: Some(registry.password.clone()),
@@ -202,10 +213,14 @@ async fn pull(docker: &Docker, image: &str, registry: &RegistryAuth) -> Result<(
     };
     let options = CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() };
     let mut stream = docker.create_image(Some(options), None, Some(credentials));
+    let mut digest = image.split_once('@').map(|(_, digest)| digest.to_string());
     while let Some(item) = stream.next().await {
-        item.with_context(|| format!("cannot pull {image} from the local registry"))?;
+        let item = item.with_context(|| format!("cannot pull {image} from the local registry"))?;
+        if let Some(named) = item.status.as_deref().and_then(|s| s.strip_prefix("Digest: ")) {
+            digest = Some(named.trim().to_string());
+        }
     }
-    Ok(())
+    Ok(digest)
 }
 
 async fn remove(docker: &Docker, name: &str) {

@@ -22,7 +22,6 @@ use crate::{
         cdk::CdkEnv,
         docker,
         ecr::{self, RegistryAuth},
-        ecs,
     },
     domain::{config::Stage, workspace::Workspace},
     support::progress::Task,
@@ -144,16 +143,17 @@ pub struct Service<'a> {
 
 /// How a rollout ended.
 pub enum Rolled {
-    /// It completed: the primary deployment's task definition, and where the service
-    /// answers when the observer knows.
-    Completed { task_definition: String, url: Option<String> },
+    /// It completed: the task definition that runs, where the service answers when the
+    /// observer knows, and the image digests the service's container runs as whoever ran it
+    /// resolved them (none when it cannot say).
+    Completed { task_definition: String, url: Option<String>, digests: Vec<String> },
     /// It failed or did not complete in time: the reasons, in the words of who ran it.
     Failed(Vec<String>),
 }
 
 /// Where a deploy learns how each service's rollout went: ECS's deployment state
-/// ([`EcsRollouts`]) in AWS. The one point of `deploy` where a stage served some other way
-/// answers itself.
+/// (`EcsRollouts`, of the rollout workflow) in AWS. The one point of `deploy` where a
+/// stage served some other way answers itself.
 pub trait Rollouts {
     /// Waits, at most `timeout`, until `service`'s rollout has ended; `task` shows progress.
     fn wait<'a>(
@@ -163,47 +163,4 @@ pub trait Rollouts {
         timeout: Duration,
         task: &'a Task,
     ) -> impl Future<Output = Result<Rolled>> + 'a;
-}
-
-/// ECS's own account of a rollout: the primary deployment's rollout state, as the
-/// deployment circuit breaker sets it, polled until it has ended.
-pub struct EcsRollouts;
-
-impl Rollouts for EcsRollouts {
-    async fn wait<'a>(
-        &'a self,
-        ctx: &'a StageContext<'_>,
-        service: &'a Service<'a>,
-        timeout: Duration,
-        task: &'a Task,
-    ) -> Result<Rolled> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let deployment = ecs::primary(&ctx.ecs, service.cluster, service.service).await?;
-            match &deployment.rollout {
-                ecs::Rollout::Completed => {
-                    return Ok(Rolled::Completed { task_definition: deployment.task_definition, url: None });
-                }
-                ecs::Rollout::Failed(reason) => {
-                    let mut reasons = vec![format!("ECS: {reason}")];
-                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
-                    return Ok(Rolled::Failed(reasons));
-                }
-                ecs::Rollout::InProgress if tokio::time::Instant::now() > deadline => {
-                    let mut reasons = vec![format!(
-                        "the rollout did not complete within {}s ({} of {} tasks running)",
-                        timeout.as_secs(),
-                        deployment.running,
-                        deployment.desired
-                    )];
-                    reasons.extend(ecs::stopped_reasons(&ctx.ecs, service.cluster, service.service).await?);
-                    return Ok(Rolled::Failed(reasons));
-                }
-                ecs::Rollout::InProgress => {
-                    task.detail(format!("{} of {} tasks running", deployment.running, deployment.desired));
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-            }
-        }
-    }
 }

@@ -27,10 +27,13 @@ use crate::commands::{
 /// Deploy the service stack at a commit: check that every image of the commit is in
 /// ECR, then run `cdk deploy <service stack> -c imageTag=<sha>`, so a new image alone
 /// always rolls the service; then wait until each ECS service's primary deployment has
-/// rolled out and runs the commit's image. A rollout ECS failed or rolled back (the
-/// circuit breaker), or tasks that keep failing, fail the deploy (exit 1) with what ECS
-/// said of the stopped tasks and the command that rolls back. `--rev` deploys an earlier
-/// commit (a rollback) without checking it out. A stage with `promote-from` deploys only
+/// rolled out and runs the commit's image. ECS's service deployment is followed through each
+/// lifecycle stage and its bake (older services: the primary deployment's rollout state), and
+/// the image digest ECS resolved for the service is compared with the one ECR has for the
+/// commit. A deployment ECS rolled back or stopped (circuit breaker, alarms), or tasks that
+/// keep failing, fail the deploy (exit 1) with ECS's reasons, what it said of the stopped
+/// tasks and the command that rolls back. `--rev` deploys an earlier commit without checking
+/// it out (`cargo xtask rollback` finds the one the stage ran before). A stage with `promote-from` deploys only
 /// images promoted from that stage.
 ///
 /// `--stage local` runs the whole chain on the local stack: starts it if needed,
@@ -64,7 +67,7 @@ pub struct Args {
     #[arg(long, default_value_t = 900, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     wait_timeout: u64,
     /// Print one JSON object on stdout: {"stage", "commit", "stack", "images": [{"name", "digest",
-    /// "cluster", "service", "task_definition", "image", "state", "url"}]}.
+    /// "cluster", "service", "task_definition", "image", "running_digest", "state", "url"}]}.
     #[arg(long)]
     json: bool,
     /// Arguments passed to `cdk deploy` as they are (after `--`).

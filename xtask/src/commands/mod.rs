@@ -23,6 +23,7 @@ mod plan;
 mod promote;
 mod push;
 mod retag;
+mod rollback;
 mod stage_args;
 mod tag;
 mod test;
@@ -71,6 +72,8 @@ enum Command {
     Promote(promote::Args),
     #[command(about = "Deploy a commit (laptop): presence check, `cdk deploy -c imageTag=<sha>`, rollout proof")]
     Deploy(deploy::Args),
+    #[command(about = "Roll a stage back to the commit it ran before (or --to REV), as deploy --rev deploys it")]
+    Rollback(rollback::Args),
     #[command(about = "List each repository's images: tags, commit, push time, size, scan, which stage runs or ran it")]
     Images(images::Args),
     #[command(
@@ -117,6 +120,7 @@ impl Cli {
             Command::Plan(args) => args.run(&ws).await,
             Command::Check(args) => args.run(&ws).await,
             Command::Deploy(args) => args.run(&ws).await,
+            Command::Rollback(args) => args.run(&ws).await,
             Command::Images(args) => args.run(&ws).await,
             Command::Retag(args) => args.run(&ws).await,
             Command::Untag(args) => args.run(&ws).await,

@@ -50,6 +50,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
         return;
     }
     local_stack();
+    let _turn = crate::rollback::LOCAL_STAGE.lock().unwrap_or_else(|e| e.into_inner());
     let repo = clone_workspace();
 
     // A fresh clone: the whole chain (bootstrap, push, check presence, cdk deploy).
@@ -254,7 +255,7 @@ fn deploy_rolls_forward_and_back_and_refuses_unpushed_commits() {
     assert_eq!(run.output.status.code(), Some(1), "a failed rollout is a verdict: {err}");
     assert!(err.contains(&format!("deploy of hello-local-service at {broken} failed")), "{err}");
     assert!(err.contains("exited with code 1"), "{err}");
-    assert!(err.contains(&format!("roll back with `cargo xtask deploy --stage local --rev {fourth}`")), "{err}");
+    assert!(err.contains(&format!("roll back with `cargo xtask rollback --stage local --to {fourth}`")), "{err}");
     assert_eq!(version_at(&serving)["image_tag"], fourth.as_str(), "the previous version still serves");
     // Its images were protected before the rollout began and stay so whatever the outcome:
     // the lifecycle rules and gc keep an image with a deployed tag.

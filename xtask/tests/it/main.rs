@@ -21,5 +21,6 @@ mod provenance;
 mod pull_path;
 mod push;
 mod readme;
+mod rollback;
 mod support;
 mod tag;

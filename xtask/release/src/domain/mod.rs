@@ -13,4 +13,5 @@ pub mod resolved;
 pub mod retention;
 pub mod rollout;
 pub mod scan;
+pub mod service_deployment;
 pub mod workspace;

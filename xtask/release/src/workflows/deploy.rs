@@ -18,10 +18,11 @@ use crate::{
         registry_api::Registry,
     },
     domain::channel::Channel,
-    stage::{EcsRollouts, Rollouts, StageContext},
+    stage::{Rollouts, StageContext},
     support::exit::Verdict,
     workflows::{
         attest, check, deployed_tags,
+        rollout::EcsRollouts,
         verify::{self, ServiceState},
     },
 };
@@ -239,13 +240,13 @@ pub async fn rollout(
     rollouts: &impl Rollouts,
 ) -> Result<Vec<ServiceState>> {
     let tag = &prepared.tag;
-    match verify::verify(ctx, outputs, &prepared.expected, options.wait_timeout, rollouts).await? {
+    match verify::verify(ctx, outputs, &prepared.expected, &prepared.digests, options.wait_timeout, rollouts).await? {
         Ok(states) => Ok(states),
         Err(failures) => {
             let what: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.name, f.reasons.join("; "))).collect();
             let rollback = match &prepared.before {
                 Some(commit) if commit != tag => {
-                    format!("; roll back with `cargo xtask deploy --stage {} --rev {commit}`", ctx.stage.name)
+                    format!("; roll back with `cargo xtask rollback --stage {} --to {commit}`", ctx.stage.name)
                 }
                 _ => String::new(),
             };

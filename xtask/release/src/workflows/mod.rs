@@ -11,6 +11,8 @@ pub mod plan;
 pub mod promote;
 pub mod push;
 pub mod retag;
+pub mod rollback;
+pub mod rollout;
 pub mod untag;
 pub mod verify;
 pub mod work_tree;

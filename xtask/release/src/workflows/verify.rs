@@ -1,9 +1,11 @@
 //! After `cdk deploy`: proof that each service runs the commit's image. CloudFormation can
 //! report success after ECS's deployment circuit breaker rolled a service back, so the
-//! deploy reads each service the stack owns: waits (bounded) until its primary deployment
-//! has rolled out, then checks that the running task definition's container uses the
-//! image of this commit. A failed or rolled-back rollout is a failed deploy, with what ECS
-//! said of the stopped tasks.
+//! deploy reads each service the stack owns: waits (bounded) until its deployment has
+//! rolled out, then checks that the running task definition's container uses the image of
+//! this commit and that the digest the service runs is the one ECR has for it. Since ECS
+//! resolves a tag to a digest when a deployment starts, that digest (the service revision's,
+//! or the tasks'), not the tag, is what runs. A failed or rolled-back rollout is a failed
+//! deploy, with what ECS said of the stopped tasks.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -27,6 +29,10 @@ pub struct ServiceState {
     /// The image the running task definition's container uses.
     pub image: String,
     pub state: State,
+    /// The image digest the service runs, as ECS (or whoever ran it) resolved it; absent
+    /// when the rollout's observer cannot say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_digest: Option<String>,
     /// Where the service answers, when the rollout's observer knows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -59,12 +65,14 @@ pub fn output_id(image: &Image) -> String {
 }
 
 /// Waits for each image's service to roll out with `expected` (per image name, the image
-/// reference its container must use: `<registry>/<repository>:<tag>` or `@<digest>`), as
-/// `rollouts` reports it. Returns the services' states, or the failures.
+/// reference its container must use: `<registry>/<repository>:<tag>` or `@<digest>`) and
+/// the digest `digests` has for it (per image name, ECR's), as `rollouts` reports it.
+/// Returns the services' states, or the failures.
 pub async fn verify(
     ctx: &StageContext<'_>,
     outputs: &BTreeMap<String, String>,
     expected: &BTreeMap<String, String>,
+    digests: &[(String, String)],
     timeout: Duration,
     rollouts: &impl Rollouts,
 ) -> Result<Result<Vec<ServiceState>, Vec<Failure>>> {
@@ -90,8 +98,8 @@ pub async fn verify(
             health_path: &health,
             key: format!("{stack}/{}", image.name),
         };
-        let (task_definition, url) = match rollouts.wait(ctx, &target, timeout, &task).await? {
-            Rolled::Completed { task_definition, url } => (task_definition, url),
+        let (task_definition, url, running_digests) = match rollouts.wait(ctx, &target, timeout, &task).await? {
+            Rolled::Completed { task_definition, url, digests } => (task_definition, url, digests),
             Rolled::Failed(reasons) => {
                 task.abandon();
                 failures.push(Failure { name: image.name.clone(), reasons });
@@ -110,17 +118,61 @@ pub async fn verify(
             task.abandon();
             continue;
         }
+        // ...and the bytes ECS resolved that reference to are the commit's.
+        let in_ecr = digests.iter().find(|(name, _)| *name == image.name).map(|(_, d)| d.as_str());
+        let running_digest = match proof(in_ecr, &running_digests) {
+            Ok(digest) => digest,
+            Err(reason) => {
+                failures.push(Failure { name: image.name.clone(), reasons: vec![format!("{reason} ({running})")] });
+                task.abandon();
+                continue;
+            }
+        };
         let at = url.as_deref().map(|u| format!(", at {u}")).unwrap_or_default();
-        task.finish(format!("{service} runs {running}{at}"));
+        let resolved = running_digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        task.finish(format!("{service} runs {running}{resolved}{at}"));
         states.push(ServiceState {
             name: image.name.clone(),
             cluster,
             service,
             task_definition,
             image: running,
+            running_digest,
             state: State::Running,
             url,
         });
     }
     Ok(if failures.is_empty() { Ok(states) } else { Err(failures) })
+}
+
+/// The digest check: every digest the service runs (`running`, as resolved when its
+/// deployment started) is the one ECR has for the commit (`in_ecr`). `Ok(Some(digest))` is the
+/// proof; `Ok(None)` when the rollout's observer could not say which digest runs (the task
+/// definition's reference is then the only proof); `Err` says what runs instead.
+pub fn proof(in_ecr: Option<&str>, running: &[String]) -> Result<Option<String>, String> {
+    let (Some(want), [first, ..]) = (in_ecr, running) else { return Ok(None) };
+    match running.iter().find(|d| *d != want) {
+        None => Ok(Some(first.clone())),
+        Some(other) => Err(format!("the service runs {other}, not {want}, the digest ECR has for the commit's image")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUSHED: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn the_running_digest_must_be_the_one_ecr_has_for_the_commit() {
+        assert_eq!(proof(Some(PUSHED), &[PUSHED.to_string()]), Ok(Some(PUSHED.to_string())));
+        assert_eq!(proof(Some(PUSHED), &[PUSHED.to_string(), PUSHED.to_string()]), Ok(Some(PUSHED.to_string())));
+        // One task of the revision on other bytes is enough to refuse.
+        let err = proof(Some(PUSHED), &[PUSHED.to_string(), OTHER.to_string()]).unwrap_err();
+        assert!(err.starts_with(&format!("the service runs {OTHER}, not {PUSHED}")), "{err}");
+        // Nothing said which digest runs: no digest proof, and no false failure.
+        assert_eq!(proof(Some(PUSHED), &[]), Ok(None));
+        assert_eq!(proof(None, &[OTHER.to_string()]), Ok(None));
+    }
 }
