@@ -163,12 +163,32 @@ export class CiStack extends Stack {
         actions: ['cloudformation:DescribeStackEvents', 'cloudformation:DescribeStacks', 'cloudformation:GetTemplate'],
         resources: [stacks],
       }),
-      // ECS reads by task and task definition ids known only at run time, and
-      // DescribeTaskDefinition has no resource-level permissions: read-only, on `*`.
+      // ECS reads by task, task definition, service deployment and revision ids known only at
+      // run time, and DescribeTaskDefinition has no resource-level permissions: read-only, on
+      // `*`. Deploy follows the service deployment ECS starts, and proves the digest its
+      // revision runs.
       new iam.PolicyStatement({
-        actions: ['ecs:DescribeServices', 'ecs:DescribeTaskDefinition', 'ecs:DescribeTasks', 'ecs:ListTasks'],
+        actions: [
+          'ecs:DescribeServiceDeployments',
+          'ecs:DescribeServiceRevisions',
+          'ecs:DescribeServices',
+          'ecs:DescribeTaskDefinition',
+          'ecs:DescribeTasks',
+          'ecs:ListServiceDeployments',
+          'ecs:ListTasks',
+        ],
         resources: ['*'],
       }),
+      // A rollback during a deployment's bake asks ECS to roll that deployment back: the
+      // service deployments of this account and region (their clusters' names are CDK's).
+      ...(readOnly
+        ? []
+        : [
+            new iam.PolicyStatement({
+              actions: ['ecs:StopServiceDeployment'],
+              resources: [this.formatArn({ service: 'ecs', resource: 'service-deployment', resourceName: '*' })],
+            }),
+          ]),
     ];
   }
 

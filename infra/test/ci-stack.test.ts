@@ -180,6 +180,19 @@ describe('with a prod stage that promotes from dev', () => {
     ]);
   });
 
+  test("prod's release role follows ECS's service deployments and can roll one back; its plan role only reads them", () => {
+    const [release, plan] = [prod['demo-prod-ci-release'], prod['demo-prod-ci-plan']];
+    for (const role of [release, plan]) {
+      for (const action of ['ecs:ListServiceDeployments', 'ecs:DescribeServiceDeployments', 'ecs:DescribeServiceRevisions']) {
+        expect(resourcesFor(role, action).map((r) => r.resource)).toEqual(['*']);
+      }
+    }
+    expect(resourcesFor(release, 'ecs:StopServiceDeployment').map((r) => r.resource)).toEqual([
+      'arn:aws:ecs:eu-west-1:222222222222:service-deployment/*',
+    ]);
+    expect(resourcesFor(plan, 'ecs:StopServiceDeployment')).toEqual([]);
+  });
+
   test('no pull request and no branch can assume a role of prod', () => {
     const subjects = JSON.stringify(Object.values(prod).map((r) => r.trust));
     expect(subjects).not.toContain('pull_request');
