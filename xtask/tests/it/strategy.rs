@@ -6,13 +6,18 @@ use std::{path::Path, process::Child};
 
 use bollard::query_parameters::ListContainersOptions;
 
-use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, spawn_xtask, unique};
+use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, spawn_xtask, stack_dir, unique};
 
-/// The `image_tag` each running container of the local stage's app answers `/version` with.
+/// The `image_tag` each running container of the local stage's app (on the tests' stack)
+/// answers `/version` with.
 fn serving() -> Vec<String> {
     runtime().block_on(async {
         let docker = bollard::Docker::connect_with_defaults().unwrap();
-        let filters = [("label".to_string(), vec!["xtask.service=hello-local-service/app".to_string()])].into();
+        let labels = vec![
+            format!("xtask.local-stack={}", stack_dir().display()),
+            "xtask.service=hello-local-service/app".to_string(),
+        ];
+        let filters = [("label".to_string(), labels)].into();
         let listed = docker
             .list_containers(Some(ListContainersOptions { filters: Some(filters), ..Default::default() }))
             .await
@@ -75,7 +80,8 @@ fn a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_f
     let manifest = manifest.replacen(stage, &format!("{stage}strategy = \"blue-green\"\nbake-minutes = 4\n"), 1);
     repo.write("Cargo.toml", &manifest);
     let blue_green = repo.commit("the local stage deploys blue-green");
-    let log = repo.path().join("deploy.log");
+    // Outside the clone: a log in the work tree would make it dirty.
+    let log = std::env::temp_dir().join(format!("{}.log", unique("strategy-deploy")));
     let started = std::time::Instant::now();
     let (status, seen) = follow(spawn_xtask(&repo.path(), &["deploy", "--stage", "local"], &[], &log));
     eprintln!("blue-green deploy (4 s bake): {:.1}s", started.elapsed().as_secs_f64());
@@ -109,4 +115,5 @@ fn a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_f
     both.sort();
     assert!(seen.contains(&both), "the failing release answered before it stopped: {seen:?}");
     assert_eq!(serving(), vec![blue_green]);
+    let _ = std::fs::remove_file(&log);
 }
