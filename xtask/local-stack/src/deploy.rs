@@ -111,7 +111,7 @@ impl Rollouts for LocalRollouts<'_> {
         ctx: &'a StageContext<'_>,
         service: &'a Service<'a>,
         timeout: Duration,
-        _task: &'a Task,
+        task: &'a Task,
     ) -> Result<Rolled> {
         let deployment = ecs::primary(&ctx.ecs, service.cluster, service.service).await?;
         let containers = ecs::containers(&ctx.ecs, &deployment.task_definition).await?;
@@ -119,9 +119,23 @@ impl Rollouts for LocalRollouts<'_> {
             bail!("the task definition {} has no container", deployment.task_definition);
         };
         let (docker, registry) = (ctx.docker().await?, ctx.registry().await?);
-        let outcome =
-            service::run(docker, self.stack.dir(), &service.key, definition, registry, service.health_path, timeout)
-                .await?;
+        let bake = bake(ctx, service.image)?;
+        if !bake.is_zero() {
+            task.step(format!(
+                "the new version runs beside the previous one for {}s once healthy (a minute of the stage's rollout is a second here)",
+                bake.as_secs()
+            ));
+        }
+        let outcome = service::run(
+            docker,
+            self.stack.dir(),
+            &service.key,
+            definition,
+            registry,
+            service.health_path,
+            service::Times { timeout, bake },
+        )
+        .await?;
         Ok(match outcome {
             service::Outcome::Healthy(running) => Rolled::Completed {
                 task_definition: deployment.task_definition,
@@ -131,4 +145,13 @@ impl Rollouts for LocalRollouts<'_> {
             service::Outcome::Failed(reason) => Rolled::Failed(vec![reason]),
         })
     }
+}
+
+/// How long the new version of `image` runs beside the previous one here: the stage's
+/// traffic-shifting rollout (blue-green, canary, linear), a minute of it a second, for a
+/// load-balanced image; a worker has no traffic to shift and rolls, as in AWS.
+fn bake(ctx: &StageContext<'_>, image: &str) -> Result<Duration> {
+    let load_balanced = ctx.ws.config.images.iter().any(|i| i.name == image && i.load_balanced);
+    let minutes = if load_balanced { ctx.stage.rollout()?.shift_minutes() } else { 0 };
+    Ok(Duration::from_secs(minutes.into()))
 }

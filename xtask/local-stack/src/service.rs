@@ -3,9 +3,10 @@
 //! the task definition holds, with its environment. The daemon's containers share the
 //! host's network (a daemon without a bridge has nothing else), so the container gets a
 //! free port in `PORT` and answers at `http://127.0.0.1:<port>`. It replaces the previous
-//! version once the service stack's health check answers; a container that exits, or never
-//! gets healthy, is removed and the previous one keeps serving, as ECS's circuit breaker
-//! rolls a service back. What runs is named by digest too: the digest the registry named
+//! version once the service stack's health check answers (and, on a stage with a
+//! traffic-shifting strategy, once it has kept answering through the bake, the previous one
+//! running beside it); a container that exits, or never gets healthy, or fails during the
+//! bake, is removed and the previous one keeps serving, as ECS rolls a service back. What runs is named by digest too: the digest the registry named
 //! when the daemon pulled the image (kept on the container), which the deploy compares with
 //! ECR's, as it compares the digest ECS resolved in AWS.
 
@@ -47,9 +48,18 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// How long a new container may take to answer its health check, and how long it then
+/// runs beside the previous one before that one goes (zero: at once).
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub timeout: Duration,
+    pub bake: Duration,
+}
+
 /// Runs `container` (of the task definition `service` deploys) for the stack in `stack_dir`:
-/// pulls its image from `registry`, starts it, and waits up to `timeout` for
-/// `health_path` to answer 200; then removes the service's previous containers.
+/// pulls its image from `registry`, starts it, waits up to `times.timeout` for
+/// `health_path` to answer 200 and watches it keep answering for `times.bake`; then
+/// removes the service's previous containers.
 pub async fn run(
     docker: &Docker,
     stack_dir: &std::path::Path,
@@ -57,8 +67,9 @@ pub async fn run(
     container: &Container,
     registry: &RegistryAuth,
     health_path: &str,
-    timeout: Duration,
+    times: Times,
 ) -> Result<Outcome> {
+    let Times { timeout, bake } = times;
     let image = local_reference(&container.image, &registry.host)?;
     let health_client = http::Client::new().with_timeout(Duration::from_secs(2));
     // The service already runs this image and answers: nothing to replace.
@@ -130,17 +141,57 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Healthy. A traffic-shifting stage keeps the previous version beside it through the
+    // bake: a container that exits or stops answering then is rolled back, as ECS does.
+    let failure = match failure.is_empty() && !bake.is_zero() {
+        true => baked(docker, &name, &image, &client, &health, bake).await?,
+        false => failure,
+    };
     if !failure.is_empty() {
         remove(docker, &name).await;
         return Ok(Outcome::Failed(failure));
     }
-    // Healthy: the previous versions go.
+    // Healthy (and baked): the previous versions go.
     for old in containers(docker, stack_dir).await? {
         if old.service == service && old.container != name {
             remove(docker, &old.container).await;
         }
     }
     Ok(Outcome::Healthy(Running { url, digest }))
+}
+
+/// Watches the healthy container `name` for `bake`: why it failed, or empty when it kept
+/// running and answering `health` throughout.
+async fn baked(
+    docker: &Docker,
+    name: &str,
+    image: &str,
+    client: &http::Client,
+    health: &str,
+    bake: Duration,
+) -> Result<String> {
+    let end = Instant::now() + bake;
+    while Instant::now() < end {
+        let state = docker.inspect_container(name, None).await.context("cannot inspect the service's container")?;
+        let state = state.state.unwrap_or_default();
+        if !state.running.unwrap_or(false) {
+            return Ok(format!(
+                "the container of {image} exited with code {} during the {}s bake, and was rolled back; its log ends with: {}",
+                state.exit_code.unwrap_or(-1),
+                bake.as_secs(),
+                log_tail(docker, name, 5).await
+            ));
+        }
+        if !client.get(health, &[]).await.is_ok_and(|r| r.status == hyper::StatusCode::OK) {
+            return Ok(format!(
+                "the container of {image} stopped answering {health} during the {}s bake, and was rolled back; its log ends with: {}",
+                bake.as_secs(),
+                log_tail(docker, name, 5).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(String::new())
 }
 
 /// A service container of the stack in `stack_dir`.

@@ -22,5 +22,6 @@ mod pull_path;
 mod push;
 mod readme;
 mod rollback;
+mod strategy;
 mod support;
 mod tag;

@@ -181,6 +181,17 @@ pub fn resolve(written: &Written) -> Result<Rollout> {
 }
 
 impl Rollout {
+    /// How long, in minutes, the old revision keeps running beside the new one once the new
+    /// one is healthy: from the first traffic shift to the end of the bake (none for a
+    /// rolling stage). A stage served on this machine runs that many seconds.
+    pub fn shift_minutes(&self) -> u32 {
+        match self.strategy {
+            Strategy::Rolling => 0,
+            Strategy::BlueGreen => self.bake_minutes.unwrap_or(0),
+            Strategy::Canary | Strategy::Linear => self.cloudformation_minutes().unwrap_or(0),
+        }
+    }
+
     /// The deployment time CloudFormation computes from the template for a canary or linear
     /// rollout (the linear page:
     /// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-linearconfiguration.html>):
@@ -275,6 +286,23 @@ mod tests {
         // Alarms roll a rolling stage back too.
         let rolling = resolve(&Written { rollback_alarms: &alarms, ..Written::default() }).unwrap();
         assert_eq!(rolling.rollback_alarms, alarms);
+    }
+
+    #[test]
+    fn the_old_revision_runs_beside_the_new_one_through_every_shift_and_the_bake() {
+        let minutes = |written: Written| resolve(&written).unwrap().shift_minutes();
+        assert_eq!(minutes(written(Strategy::Rolling)), 0);
+        assert_eq!(minutes(Written { bake_minutes: Some(3), ..written(Strategy::BlueGreen) }), 3);
+        let canary = Written { bake_minutes: Some(2), canary_bake_minutes: Some(5), ..written(Strategy::Canary) };
+        assert_eq!(minutes(canary), 7);
+        // 25 % every 4 minutes: three steps before the last shift, then the bake.
+        let linear = Written {
+            bake_minutes: Some(1),
+            linear_percent: Some(25.0),
+            linear_step_minutes: Some(4),
+            ..written(Strategy::Linear)
+        };
+        assert_eq!(minutes(linear), 13);
     }
 
     #[test]
