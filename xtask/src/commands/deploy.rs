@@ -63,9 +63,11 @@ pub struct Args {
     #[arg(long, value_enum, env = "XTASK_BUILDER", default_value_t = BuilderChoice::Auto, value_name = "BUILDER", hide = true)]
     builder: BuilderChoice,
     /// How long to wait, in seconds, for each service to roll out with the commit's image
-    /// after `cdk deploy` (ECS's rollout state; on the local stack, the container's health check).
-    #[arg(long, default_value_t = 900, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    wait_timeout: u64,
+    /// after `cdk deploy` (ECS's service deployment; on the local stack, the container's health
+    /// check). Default: 900, plus the stage's rollout time (the bake and traffic shifts of a
+    /// blue-green, canary or linear stage).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    wait_timeout: Option<u64>,
     /// Print one JSON object on stdout: {"stage", "commit", "stack", "images": [{"name", "digest",
     /// "cluster", "service", "task_definition", "image", "running_digest", "state", "url"}]}.
     #[arg(long)]
@@ -106,7 +108,10 @@ impl Args {
             approve: self.yes,
             pin_digest: self.pin_digest,
             cdk_args: &self.cdk_args,
-            wait_timeout: std::time::Duration::from_secs(self.wait_timeout),
+            wait_timeout: match self.wait_timeout {
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => stage.rollout()?.default_wait(),
+            },
         };
         let report = if local {
             let chain = ChainOptions {

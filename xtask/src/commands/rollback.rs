@@ -47,8 +47,9 @@ pub struct Args {
     #[arg(long)]
     yes: bool,
     /// How long to wait, in seconds, for each service to roll out (or ECS to roll it back).
-    #[arg(long, default_value_t = 900, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    wait_timeout: u64,
+    /// Default: 900, plus the stage's rollout time, as for `deploy`.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    wait_timeout: Option<u64>,
     /// Print one JSON object on stdout: {"choice": {"stage", "runs", "commit", "subject",
     /// "last_ran", "previous"}, "deploy": what `deploy --json` prints}.
     #[arg(long)]
@@ -96,7 +97,10 @@ impl Args {
             approve: self.yes,
             pin_digest: false,
             cdk_args: &[],
-            wait_timeout: std::time::Duration::from_secs(self.wait_timeout),
+            wait_timeout: match self.wait_timeout {
+                Some(seconds) => std::time::Duration::from_secs(seconds),
+                None => stage.rollout()?.default_wait(),
+            },
         };
         let report = match &opened {
             Opened::Local(_) => {

@@ -192,6 +192,13 @@ impl Rollout {
         }
     }
 
+    /// How long a deploy waits for each service unless told otherwise: 15 minutes for its
+    /// tasks to start and answer, plus the rollout's own time (traffic shifts and bake), so
+    /// that a canary with ECS's defaults (20 minutes) is not called failed while it bakes.
+    pub fn default_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(15 * 60 + 60 * u64::from(self.shift_minutes()))
+    }
+
     /// The deployment time CloudFormation computes from the template for a canary or linear
     /// rollout (the linear page:
     /// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-linearconfiguration.html>):
@@ -303,6 +310,14 @@ mod tests {
             ..written(Strategy::Linear)
         };
         assert_eq!(minutes(linear), 13);
+    }
+
+    #[test]
+    fn a_deploy_waits_through_the_rollout_by_default() {
+        let wait = |written: Written| resolve(&written).unwrap().default_wait().as_secs();
+        assert_eq!(wait(written(Strategy::Rolling)), 900);
+        // ECS's canary defaults: 10 minutes of canary bake, then 10 of bake.
+        assert_eq!(wait(written(Strategy::Canary)), 900 + 20 * 60);
     }
 
     #[test]
