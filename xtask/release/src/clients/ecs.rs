@@ -93,27 +93,8 @@ pub async fn containers(client: &Client, task_definition: &str) -> Result<Vec<Co
 /// Why the service's most recently stopped tasks stopped (at most 3): the task's reason and
 /// each container's exit code and reason.
 pub async fn stopped_reasons(client: &Client, cluster: &str, service: &str) -> Result<Vec<String>> {
-    let listed = client
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(DesiredStatus::Stopped)
-        .send()
-        .await
-        .sdk_context(|| format!("cannot list the stopped tasks of {service}"))?;
-    let arns: Vec<String> = listed.task_arns().iter().take(3).cloned().collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let described = client
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns))
-        .send()
-        .await
-        .sdk_context(|| format!("cannot describe the stopped tasks of {service}"))?;
-    Ok(described
-        .tasks()
+    let stopped = tasks(client, cluster, service, DesiredStatus::Stopped, 3).await?;
+    Ok(stopped
         .iter()
         .map(|task| {
             let mut reason = task.stopped_reason().unwrap_or("stopped").to_string();
@@ -248,15 +229,38 @@ pub async fn running_digests(
     task_definition: &str,
     container: &str,
 ) -> Result<Vec<String>> {
+    let running = tasks(client, cluster, service, DesiredStatus::Running, 100).await?;
+    let mut digests = vec![];
+    for task in running.iter().filter(|t| t.task_definition_arn() == Some(task_definition)) {
+        let named = task.containers().iter().find(|c| c.name() == Some(container)).or(task.containers().first());
+        if let Some(digest) = named.and_then(|c| c.image_digest())
+            && !digests.iter().any(|d| d == digest)
+        {
+            digests.push(digest.to_string());
+        }
+    }
+    Ok(digests)
+}
+
+/// At most `at_most` of `service`'s tasks with the desired status `status` (`ListTasks`, then
+/// `DescribeTasks`, which takes up to 100).
+async fn tasks(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+    status: DesiredStatus,
+    at_most: usize,
+) -> Result<Vec<aws_sdk_ecs::types::Task>> {
+    let which = status.as_str().to_lowercase();
     let listed = client
         .list_tasks()
         .cluster(cluster)
         .service_name(service)
-        .desired_status(DesiredStatus::Running)
+        .desired_status(status)
         .send()
         .await
-        .sdk_context(|| format!("cannot list the running tasks of {service}"))?;
-    let arns: Vec<String> = listed.task_arns().iter().take(100).cloned().collect();
+        .sdk_context(|| format!("cannot list the {which} tasks of {service}"))?;
+    let arns: Vec<String> = listed.task_arns().iter().take(at_most).cloned().collect();
     if arns.is_empty() {
         return Ok(vec![]);
     }
@@ -266,15 +270,6 @@ pub async fn running_digests(
         .set_tasks(Some(arns))
         .send()
         .await
-        .sdk_context(|| format!("cannot describe the running tasks of {service}"))?;
-    let mut digests = vec![];
-    for task in described.tasks().iter().filter(|t| t.task_definition_arn() == Some(task_definition)) {
-        let named = task.containers().iter().find(|c| c.name() == Some(container)).or(task.containers().first());
-        if let Some(digest) = named.and_then(|c| c.image_digest())
-            && !digests.iter().any(|d| d == digest)
-        {
-            digests.push(digest.to_string());
-        }
-    }
-    Ok(digests)
+        .sdk_context(|| format!("cannot describe the {which} tasks of {service}"))?;
+    Ok(described.tasks().to_vec())
 }
