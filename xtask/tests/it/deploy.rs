@@ -3,7 +3,7 @@
 
 use crate::support::{
     PROD_ACCOUNT, SecretWatch, clone_workspace, docker_or_skip, files_holding, local_ecr_in, local_secrets,
-    local_stack, runtime, spawn_xtask, stack_dir, stack_task_images, stack_task_images_in,
+    local_stack, runtime, spawn_xtask, stack_dir, stack_task_images, stack_task_images_in, version_at,
 };
 
 const REPOSITORY_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello/app";
@@ -21,15 +21,6 @@ fn app_only(images: Vec<String>) -> Vec<String> {
 fn failed_checks(json: &serde_json::Value) -> Vec<&str> {
     let checks = json["checks"].as_array().unwrap();
     checks.iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap()).collect()
-}
-
-/// `/version` at `url`: what the running service says it is.
-fn version_at(url: &str) -> serde_json::Value {
-    let response = runtime()
-        .block_on(xtask_release::clients::http::Client::new().get(&format!("{url}/version"), &[]))
-        .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
-    assert!(response.status.is_success(), "{url}/version: {}", response.status);
-    serde_json::from_slice(&response.body).unwrap()
 }
 
 /// The URL a deploy's output gives for the app (`app: http://127.0.0.1:PORT (curl ...)`).

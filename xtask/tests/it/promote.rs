@@ -2,16 +2,13 @@
 //! emulated account, reached by assuming a role) by digest, never rebuilt; what the
 //! target has is not sent again, so an interrupted promotion finishes on a re-run.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::{
     PROD_ACCOUNT, docker_or_skip, ecr_digest, ecr_manifest, local_ecr, local_ecr_in, local_stack, promotion_fixture,
-    runtime, spawn_xtask, stack_dir, unique,
+    read_log, runtime, spawn_xtask, stack_dir, unique,
 };
 
 fn promoted(stdout: &str) -> Value {
@@ -135,7 +132,7 @@ fn an_interrupted_promotion_completes_on_rerun() {
     let started = Instant::now();
     while uploading(&repository) < 8 << 20 {
         assert!(child.try_wait().unwrap().is_none(), "promotion ended before it was caught mid-blob");
-        assert!(started.elapsed() < Duration::from_secs(60), "no upload began:\n{}", read(&log));
+        assert!(started.elapsed() < Duration::from_secs(60), "no upload began:\n{}", read_log(&log));
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -150,8 +147,4 @@ fn an_interrupted_promotion_completes_on_rerun() {
     assert_eq!((rerun["blobs_copied"].as_u64(), rerun["blobs_present"].as_u64()), (Some(1), Some(1)), "{rerun}");
     let source = runtime().block_on(async { ecr_digest(&local_ecr().await, &repository, &commit).await });
     assert_eq!(prod(), source);
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }

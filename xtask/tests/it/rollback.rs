@@ -3,20 +3,11 @@
 
 use std::sync::Mutex;
 
-use crate::support::{Fixture, clone_workspace, docker_or_skip, local_ecr, local_stack, runtime, unique};
+use crate::support::{Fixture, clone_workspace, docker_or_skip, local_ecr, local_stack, runtime, unique, version_at};
 
 /// The shared stack's `local` stage: its deployed tags and services are one history, so the
 /// tests that deploy it take turns.
 pub static LOCAL_STAGE: Mutex<()> = Mutex::new(());
-
-/// `/version` at `url`.
-fn version_at(url: &str) -> serde_json::Value {
-    let response = runtime()
-        .block_on(xtask_release::clients::http::Client::new().get(&format!("{url}/version"), &[]))
-        .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
-    assert!(response.status.is_success(), "{url}/version: {}", response.status);
-    serde_json::from_slice(&response.body).unwrap()
-}
 
 /// A commit with an app image of its own (a file in the app's build context that the
 /// Dockerfile does not copy: the build is all cache hits), so no earlier run's image or

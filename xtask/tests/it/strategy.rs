@@ -2,11 +2,11 @@
 //! one serving through the rollout's time (a minute to the second), and one that fails then
 //! is rolled back while the previous one keeps serving.
 
-use std::{path::Path, process::Child};
+use std::process::Child;
 
 use bollard::query_parameters::ListContainersOptions;
 
-use crate::support::{clone_workspace, docker_or_skip, local_stack, runtime, spawn_xtask, stack_dir, unique};
+use crate::support::{clone_workspace, docker_or_skip, local_stack, read_log, runtime, spawn_xtask, stack_dir, unique};
 
 /// The `image_tag` each running container of the local stage's app (on the tests' stack)
 /// answers `/version` with.
@@ -52,10 +52,6 @@ fn follow(mut child: Child) -> (std::process::ExitStatus, Vec<Vec<String>>) {
     }
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 #[test]
 fn a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_fails_then() {
     if !docker_or_skip("a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_fails_then") {
@@ -85,8 +81,8 @@ fn a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_f
     let started = std::time::Instant::now();
     let (status, seen) = follow(spawn_xtask(&repo.path(), &["deploy", "--stage", "local"], &[], &log));
     eprintln!("blue-green deploy (4 s bake): {:.1}s", started.elapsed().as_secs_f64());
-    assert!(status.success(), "{}", read(&log));
-    assert!(read(&log).contains("runs beside the previous one for 4s once healthy"), "{}", read(&log));
+    assert!(status.success(), "{}", read_log(&log));
+    assert!(read_log(&log).contains("runs beside the previous one for 4s once healthy"), "{}", read_log(&log));
     let mut both = vec![rolling.clone(), blue_green.clone()];
     both.sort();
     assert!(seen.contains(&both), "both versions served during the bake: {seen:?}");
@@ -102,7 +98,7 @@ fn a_blue_green_stage_bakes_beside_the_serving_version_and_rolls_back_one_that_f
     );
     let failing = repo.commit("a release that stops during the bake");
     let (status, seen) = follow(spawn_xtask(&repo.path(), &["deploy", "--stage", "local"], &[], &log));
-    let err = read(&log);
+    let err = read_log(&log);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("during the 20s bake, and was rolled back"), "{err}");
     assert!(err.contains(&format!("deploy of hello-local-service at {failing} failed")), "{err}");

@@ -238,6 +238,20 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{nanos:x}")
 }
 
+/// What a spawned command has written to its log so far (`spawn_xtask`'s `stderr`).
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `/version` at `url`: what the running service says it is.
+pub fn version_at(url: &str) -> serde_json::Value {
+    let response = runtime()
+        .block_on(xtask_release::clients::http::Client::new().get(&format!("{url}/version"), &[]))
+        .unwrap_or_else(|err| panic!("{url}/version: {err:#}"));
+    assert!(response.status.is_success(), "{url}/version: {}", response.status);
+    serde_json::from_slice(&response.body).unwrap()
+}
+
 /// A tokio runtime for a test's SDK and bollard calls.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
