@@ -654,19 +654,18 @@ mod tests {
         }
     }
 
-    /// An enhanced-scanning registry whose continuous rule covers the project's repositories.
-    fn enhanced_registry() -> GetRegistryScanningConfigurationOutput {
-        let filter = |f: &str| {
+    /// An enhanced-scanning registry with one rule: `frequency`, over the wildcard `filters`.
+    fn enhanced_registry_with(frequency: ScanFrequency, filters: &[&str]) -> GetRegistryScanningConfigurationOutput {
+        let filters = filters.iter().map(|f| {
             ScanningRepositoryFilter::builder()
-                .filter(f)
+                .filter(*f)
                 .filter_type(ScanningRepositoryFilterType::Wildcard)
                 .build()
                 .unwrap()
-        };
+        });
         let rule = RegistryScanningRule::builder()
-            .scan_frequency(ScanFrequency::ContinuousScan)
-            .repository_filters(filter("hello/*"))
-            .repository_filters(filter("pr/hello/*"))
+            .scan_frequency(frequency)
+            .set_repository_filters(Some(filters.collect()))
             .build()
             .unwrap();
         GetRegistryScanningConfigurationOutput::builder()
@@ -675,6 +674,11 @@ mod tests {
                 RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).rules(rule).build(),
             )
             .build()
+    }
+
+    /// An enhanced-scanning registry whose continuous rule covers the project's repositories.
+    fn enhanced_registry() -> GetRegistryScanningConfigurationOutput {
+        enhanced_registry_with(ScanFrequency::ContinuousScan, &["hello/*", "pr/hello/*"])
     }
 
     /// The repository, immutable, with its own scan-on-push flag as given, and its lifecycle policy.
@@ -725,25 +729,8 @@ mod tests {
 
     #[tokio::test]
     async fn enhanced_scanning_without_a_matching_rule_fails_even_with_the_repositorys_flag() {
-        let registry = mock!(Client::get_registry_scanning_configuration).then_output(|| {
-            let rule = RegistryScanningRule::builder()
-                .scan_frequency(ScanFrequency::ScanOnPush)
-                .repository_filters(
-                    ScanningRepositoryFilter::builder()
-                        .filter("other/*")
-                        .filter_type(ScanningRepositoryFilterType::Wildcard)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap();
-            GetRegistryScanningConfigurationOutput::builder()
-                .registry_id(ACCOUNT)
-                .scanning_configuration(
-                    RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).rules(rule).build(),
-                )
-                .build()
-        });
+        let registry = mock!(Client::get_registry_scanning_configuration)
+            .then_output(|| enhanced_registry_with(ScanFrequency::ScanOnPush, &["other/*"]));
         let [repository, policy] = repository_rules(true);
         let check = settings(&[&registry, &repository, &policy]).await;
         assert_eq!(check.state, State::Fail);
