@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_ecr::config::{Credentials, Region};
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +86,7 @@ impl Ports {
 
     /// The SDK configuration that reaches the emulated AWS API.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        xtask_release::clients::aws::defaults()
             .region(Region::new(region.to_string()))
             .endpoint_url(self.moto_url())
             .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-stack"))

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, ensure};
-use aws_config::BehaviorVersion;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use clap::Parser;
 use xtask_release::{
@@ -64,7 +63,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = xtask_release::clients::aws::defaults().load().await;
     let client = aws_sdk_kms::Client::new(&sdk);
     let key_id = match &args.kms_key {
         Some(key) => key.clone(),

@@ -21,7 +21,7 @@ pub async fn load(stage: &Stage, profile: Option<&str>) -> Result<(SdkConfig, Op
         ["AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE"].iter().any(|v| std::env::var_os(v).is_some());
     let stage_profile = if env_credentials { None } else { stage.profile.clone() };
     let profile = profile.map(str::to_owned).or(stage_profile);
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = defaults();
     if let Some(profile) = &profile {
         loader = loader.profile_name(profile);
     }
@@ -36,6 +36,21 @@ pub async fn load(stage: &Stage, profile: Option<&str>) -> Result<(SdkConfig, Op
         );
     }
     Ok((config, profile))
+}
+
+/// The SDK's defaults with this crate's HTTP client: every `SdkConfig` starts here.
+pub fn defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The SDK's own HTTP client (hyper, rustls, the system's root certificates, read when the
+/// first connection is made) on ring, the crypto the other TLS clients of the crate use.
+fn https_client() -> aws_sdk_ecr::config::SharedHttpClient {
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{Provider, rustls_provider::CryptoMode},
+    };
+    Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// How long one call to an AWS API may take, its retries included: a call that hangs

@@ -16,8 +16,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail, ensure};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use base64::Engine;
+use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -369,7 +369,7 @@ pub fn verify(bundle_bytes: &[u8], expected_subject_digest: &str, public_key_der
 /// At least one signature must verify (cosign's threshold of one).
 fn verify_signatures(signatures: &[Signature], message: &[u8], public_key_der: &[u8]) -> Result<()> {
     ensure!(!signatures.is_empty(), "the envelope has no signatures");
-    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key_der);
+    let key = p256_key(public_key_der)?;
     let mut why = Vec::new();
     for (i, signature) in signatures.iter().enumerate() {
         if !signature.keyid.is_empty() {
@@ -386,6 +386,23 @@ fn verify_signatures(signatures: &[Signature], message: &[u8], public_key_der: &
         }
     }
     bail!("no signature of the envelope verifies: {}", why.join("; "))
+}
+
+/// The DER of a P-256 public key's SubjectPublicKeyInfo (RFC 5480) up to its point: the
+/// algorithm (id-ecPublicKey on prime256v1) and the bit string's header.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The verifying key of a P-256 SubjectPublicKeyInfo DER (what KMS's GetPublicKey returns
+/// and a PEM `PUBLIC KEY` holds): its uncompressed point, which is what ring takes.
+pub fn p256_key(spki_der: &[u8]) -> Result<UnparsedPublicKey<&[u8]>> {
+    let point = spki_der
+        .strip_prefix(&P256_SPKI_PREFIX[..])
+        .filter(|point| point.len() == 65 && point[0] == 0x04)
+        .context("the public key is not an ECDSA P-256 key (a SubjectPublicKeyInfo of id-ecPublicKey on prime256v1)")?;
+    Ok(UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point))
 }
 
 /// Standard base64, or the URL-safe alphabet (DSSE allows both), padded or not.
@@ -465,8 +482,7 @@ pub fn public_key_der(pem: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use crate::clients::registry_api::digest_of;
-    use aws_lc_rs::{
-        encoding::AsDer,
+    use ring::{
         rand::SystemRandom,
         signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair},
     };
@@ -496,8 +512,10 @@ mod tests {
 
     /// A P-256 key made here, standing in for the KMS key: `(key pair, SPKI DER)`.
     fn key() -> (EcdsaKeyPair, Vec<u8>) {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
-        let der = pair.public_key().as_der().unwrap().as_ref().to_vec();
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let der = [&P256_SPKI_PREFIX[..], pair.public_key().as_ref()].concat();
         (pair, der)
     }
 
@@ -635,6 +653,18 @@ mod tests {
         let verified = verify(&fixture("kms.sigstore.json"), IMAGE, &der).unwrap();
         assert_eq!(verified.statement.statement_type, STATEMENT_TYPE);
         assert_eq!(public_key_pem(&der).as_bytes(), fixture("kms.pub"));
+    }
+
+    #[test]
+    fn a_key_other_than_p256_is_refused_by_name() {
+        let (pair, der) = key();
+        let bundle = signed(&Statement::of(&build()).unwrap(), &pair, &der);
+        // The same point, its curve's OID changed in the last byte: not prime256v1.
+        let mut other = der.clone();
+        other[22] ^= 0x01;
+        let err = verify(&bundle, IMAGE, &other).unwrap_err().to_string();
+        assert!(err.contains("not an ECDSA P-256 key"), "{err}");
+        assert!(verify(&bundle, IMAGE, &der[..der.len() - 1]).is_err());
     }
 
     #[test]

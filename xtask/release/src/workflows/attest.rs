@@ -8,7 +8,6 @@
 //! that one of the stage's trusted keys signed: a name proves nothing, a signature does.
 
 use anyhow::{Context, Result, bail};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use aws_sdk_kms::Client as Kms;
 
 use crate::{
@@ -242,7 +241,7 @@ impl Signer {
         let public_key = kms::public_key(&kms, key).await?;
         let probe = b"xtask: may this caller sign provenance with this key?";
         let signature = kms::sign(&kms, key, probe).await?;
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public_key)
+        provenance::p256_key(&public_key)?
             .verify(probe, &signature)
             .map_err(|_| anyhow::anyhow!("KMS key {key} signed a probe that its own public key does not verify"))?;
         Ok(Signer { kms, key: key.to_string(), public_key, builder_id, run_url: run_url() })
