@@ -79,7 +79,11 @@ pub async fn bootstrap(local: &LocalStage<'_>, options: &BootstrapOptions) -> Re
     let ctx = &local.ctx;
     let cdk = Cdk::new(ctx.ws, ctx.stage, &ctx.region, &ctx.access.cdk)?;
     let stack = bootstrap::deploy_stacks(ctx, &cdk, options).await?;
-    let template = cdk.synth(&stack, None).await?;
+    // The template cdk just deployed: a second synth would cost as long as the deploy.
+    let template = match cdk.synthesized(&stack) {
+        Some(template) => template,
+        None => cdk.synth(&stack, None).await?,
+    };
     crate::repository_settings::apply(&ctx.ecr, &template).await?;
     crate::signing_keys::ensure_for(&local.ctx, local.stack.dir()).await?;
     bootstrap::done(ctx, &stack);

@@ -286,6 +286,12 @@ impl<'a> Cdk<'a> {
         Ok(kept.join("\n"))
     }
 
+    /// The template of `stack` as this `Cdk`'s last `deploy` or `synth` synthesized it, if
+    /// one did (valid while this `Cdk` lives): what was deployed, without a second synth.
+    pub fn synthesized(&self, stack: &str) -> Option<PathBuf> {
+        Some(self.out.join(format!("{stack}.template.json"))).filter(|path| path.is_file())
+    }
+
     /// `cdk synth` of `stack`, quietly; the error carries the end of cdk's output.
     /// Returns the template's path (valid while this `Cdk` lives).
     pub async fn synth(&self, stack: &str, image: Option<&ImageContext>) -> Result<PathBuf> {
