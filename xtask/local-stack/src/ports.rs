@@ -87,6 +87,7 @@ impl Ports {
     /// The SDK configuration that reaches the emulated AWS API.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
         xtask_release::clients::aws::defaults()
+            .http_client(xtask_release::clients::aws::plain_http_client())
             .region(Region::new(region.to_string()))
             .endpoint_url(self.moto_url())
             .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-stack"))

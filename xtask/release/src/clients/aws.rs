@@ -53,6 +53,12 @@ fn https_client() -> aws_sdk_ecr::config::SharedHttpClient {
     Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
+/// An HTTP client for an endpoint spoken to over plain http (`endpoint_url` of `http://…`):
+/// no TLS, so no root certificates are read.
+pub fn plain_http_client() -> aws_sdk_ecr::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_http()
+}
+
 /// How long one call to an AWS API may take, its retries included: a call that hangs
 /// (a half-open connection, an endpoint that accepts and never answers) fails instead.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);

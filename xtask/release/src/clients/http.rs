@@ -4,7 +4,10 @@
 //! size ([`MAX_BODY`]). Credentials go to the origin they belong to only, and no error
 //! carries a URL's query string (a presigned URL's signature and session token are in it).
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -18,7 +21,8 @@ pub struct Response {
     pub body: Bytes,
 }
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+type HttpConnector = hyper_util::client::legacy::connect::HttpConnector;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A request body: whole, or streamed from another response (a blob between registries).
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -33,6 +37,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole body.
 pub fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// TCP for both clients: bounded connects; the https client's wraps it in TLS.
+fn http_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http
 }
 
 /// `url` without its query string and fragment, for a message: a presigned URL carries its
@@ -65,7 +77,11 @@ struct Credentials {
 
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<Connector, Body>,
+    /// For http URLs (a registry or a probe on this machine).
+    plain: HyperClient<HttpConnector, Body>,
+    /// For https URLs: made, and the system's root certificates read, on the first https
+    /// request, so that a client that speaks http alone never reads them.
+    tls: Arc<OnceLock<HyperClient<Connector, Body>>>,
     credentials: Option<Credentials>,
     /// How long a request may take, answer and body included.
     timeout: Duration,
@@ -80,23 +96,27 @@ impl Default for Client {
 impl Client {
     /// A client without credentials.
     pub fn new() -> Client {
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        // Without readable system roots https fails per request with a clear error; http still works.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .unwrap_or_else(|_| {
-                let empty = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
-            })
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let inner = HyperClient::builder(TokioExecutor::new()).build(connector);
-        Client { inner, credentials: None, timeout: Duration::from_secs(30) }
+        let plain = HyperClient::builder(TokioExecutor::new()).build(http_connector());
+        Client { plain, tls: Arc::default(), credentials: None, timeout: Duration::from_secs(30) }
+    }
+
+    /// The https client, made on first use.
+    fn tls(&self) -> &HyperClient<Connector, Body> {
+        self.tls.get_or_init(|| {
+            // Without readable system roots https fails per request with a clear error.
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .unwrap_or_else(|_| {
+                    let empty = rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth();
+                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
+                })
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http_connector());
+            HyperClient::builder(TokioExecutor::new()).build(connector)
+        })
     }
 
     /// The same client, sending `authorization` as the `Authorization` header to the origin
@@ -176,7 +196,11 @@ impl Client {
             request = request.header(*name, *value);
         }
         let request = request.body(body).with_context(|| format!("{method} {shown}: invalid request"))?;
-        tokio::time::timeout(self.timeout, self.inner.request(request))
+        let response = match request.uri().scheme_str() {
+            Some("https") => self.tls().request(request),
+            _ => self.plain.request(request),
+        };
+        tokio::time::timeout(self.timeout, response)
             .await
             .map_err(|_| anyhow::anyhow!("{method} {shown} timed out after {}s", self.timeout.as_secs()))?
             .with_context(|| format!("{method} {shown} failed"))
