@@ -79,7 +79,8 @@ pub struct StageContext<'w> {
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub access: Access,
-    registry: OnceCell<RegistryAuth>,
+    /// The registry's endpoint and credentials, and the registry's host as ECR names it.
+    registry: OnceCell<(RegistryAuth, String)>,
     docker: OnceCell<Docker>,
 }
 
@@ -93,14 +94,25 @@ impl<'w> StageContext<'w> {
 
     /// The registry's endpoint and credentials, asked of ECR once.
     pub async fn registry(&self) -> Result<&RegistryAuth> {
+        Ok(&self.registry_and_host().await?.0)
+    }
+
+    /// `<registry>/<repository>`, as ECR names a repository (its `repositoryUri`): the
+    /// registry ECR's credentials are for, whatever endpoint the stage reaches it through.
+    pub async fn repository_uri(&self, repository: &str) -> Result<String> {
+        Ok(format!("{}/{repository}", self.registry_and_host().await?.1))
+    }
+
+    async fn registry_and_host(&self) -> Result<&(RegistryAuth, String)> {
         self.registry
             .get_or_try_init(|| async {
                 let mut auth = ecr::authorization(&self.ecr).await?;
+                let host = auth.host.clone();
                 if let Some(endpoint) = &self.access.registry {
                     auth.host = endpoint.host.clone();
                     auth.plain_http = endpoint.plain_http;
                 }
-                Ok(auth)
+                Ok((auth, host))
             })
             .await
     }

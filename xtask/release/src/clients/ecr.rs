@@ -117,6 +117,20 @@ async fn image_by(
     }
 }
 
+/// The image tagged `tag` in `repository`, if there is one; an error that says how to
+/// create the repository when it does not exist. One call (DescribeImages).
+pub async fn image_in(client: &Client, repository: &str, tag: &str, create_hint: &str) -> Result<Option<ImageDetail>> {
+    let id = ImageIdentifier::builder().image_tag(tag).build();
+    match client.describe_images().repository_name(repository).image_ids(id).send().await {
+        Ok(out) => Ok(out.image_details().first().cloned()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
+            bail!("ECR repository `{repository}` does not exist; create it with `{create_hint}`")
+        }
+        Err(err) => Err(err).sdk_context(|| format!("cannot look up tag {tag} in ECR repository `{repository}`")),
+    }
+}
+
 /// The image with `digest`, or `None` when ECR has no such image.
 pub async fn image_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_digest(digest).build();

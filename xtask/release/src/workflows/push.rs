@@ -130,11 +130,15 @@ pub async fn push(ctx: &StageContext<'_>, options: &PushOptions<'_>) -> Result<R
     // Images go through the daemon side by side, `jobs` at a time; the report keeps the
     // configured order. The first failure ends the command (the others are dropped mid-way,
     // as an interruption drops them: nothing incomplete is tagged).
-    let done: Vec<ImageReport> = futures_util::stream::iter(plans.iter().map(|plan| session.push_and_mark(plan)))
-        .buffered(options.jobs.max(1))
-        .try_collect()
-        .await?;
-    if options.channel == Channel::Main {
+    let marked: Vec<(ImageReport, bool)> =
+        futures_util::stream::iter(plans.iter().map(|plan| session.push_and_mark(plan)))
+            .buffered(options.jobs.max(1))
+            .try_collect()
+            .await?;
+    // A push that gave no image its main tag leaves main's tags as the push that gave them left them.
+    let tagged_main = marked.iter().any(|(_, added)| *added);
+    let done: Vec<ImageReport> = marked.into_iter().map(|(image, _)| image).collect();
+    if options.channel == Channel::Main && tagged_main {
         let repositories: Vec<&str> = done.iter().map(|image| image.repository.as_str()).collect();
         drop_stale_main_tags(ctx, &repositories, &tag.commit).await?;
     }
@@ -198,16 +202,20 @@ struct Session<'a> {
 impl Session<'_> {
     /// Pushes one image, then adds its channel tag (also to a skipped image: a pull
     /// request's image gains main's tag once merged) and says what was done, in one line.
-    async fn push_and_mark(&self, plan: &Plan<'_>) -> Result<ImageReport> {
-        let mut done = self.push(plan).await?;
+    /// Also says whether the channel tag is new (a skipped image may carry it already).
+    async fn push_and_mark(&self, plan: &Plan<'_>) -> Result<(ImageReport, bool)> {
+        let (mut done, tags_in_ecr) = self.push(plan).await?;
         let ecr = &self.ctx.ecr;
         let channel_tag = self.options.channel.tag(&done.tag);
-        let manifest = ecr::manifest(ecr, &done.repository, &done.tag).await?;
-        ecr::put_tag(ecr, &done.repository, &manifest, &channel_tag).await?.require(
-            &done.repository,
-            &channel_tag,
-            &manifest.digest,
-        )?;
+        let added = !tags_in_ecr.contains(&channel_tag);
+        if added {
+            let manifest = ecr::manifest(ecr, &done.repository, &done.tag).await?;
+            ecr::put_tag(ecr, &done.repository, &manifest, &channel_tag).await?.require(
+                &done.repository,
+                &channel_tag,
+                &manifest.digest,
+            )?;
+        }
         done.channel_tag = channel_tag;
         self.progress.println(format!(
             "{}: {} {}:{}@{}",
@@ -222,19 +230,22 @@ impl Session<'_> {
             done.tag,
             done.digest
         ));
-        Ok(done)
+        Ok((done, added))
     }
 
-    async fn push(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+    /// Pushes one image; also returns the tags ECR listed on it when it was there already
+    /// (a skipped image), none otherwise.
+    async fn push(&self, plan: &Plan<'_>) -> Result<(ImageReport, Vec<String>)> {
         let image = plan.image;
         let ecr = &self.ctx.ecr;
         let channel = self.options.channel;
         // The channel's repository: everything below reads and writes it alone (but the
         // build cache, read from main's).
         let repo = channel.repository(image);
-        let repository = ecr::repository(ecr, &repo, &self.ctx.bootstrap_hint()).await?;
-        let uri = repository.repository_uri().context("ECR returned a repository without its URI")?.to_string();
         let tag = plan.tag.to_string();
+        // One call says whether the repository exists and whether the commit is in it.
+        let existing = ecr::image_in(ecr, &repo, &tag, &self.ctx.bootstrap_hint()).await?;
+        let uri = self.ctx.repository_uri(&repo).await?;
         let report = |digest: String, action| ImageReport {
             name: image.name.clone(),
             repository: repo.clone(),
@@ -248,7 +259,7 @@ impl Session<'_> {
 
         // 1. The commit is already there: nothing to do.
         //    Only if this stage's release path put it there: its provenance names the commit.
-        if let Some(existing) = ecr::image_by_tag(ecr, &repo, &tag).await? {
+        if let Some(existing) = existing {
             let digest = existing.image_digest().context("ECR listed an image without a digest")?;
             let trust = self.reuse_trust(channel == Channel::Pr).await?;
             if let Err(unproven) = attest::find(self.registry().await?, &repo, digest, Some(&tag), &trust).await? {
@@ -257,7 +268,7 @@ impl Session<'_> {
                     self.ctx.stage.name, image.name
                 )));
             }
-            return Ok(report(digest.to_string(), Action::Skipped));
+            return Ok((report(digest.to_string(), Action::Skipped), existing.image_tags().to_vec()));
         }
 
         // Whatever comes next tags an image with the commit, which only a signed statement
@@ -299,7 +310,7 @@ impl Session<'_> {
             let mut done = report(digest.clone(), Action::Retagged);
             let build = self.build_facts(plan, &repo, &digest, inputs_key, &started, Some(commit));
             done.provenance = Some(self.attest(&image.name, build).await?);
-            return Ok(done);
+            return Ok((done, vec![]));
         }
 
         // 3. Build, recording the inputs on the image (and reading the build cache ECR has
@@ -319,7 +330,7 @@ impl Session<'_> {
             // image serves if it was built from the same revision and inputs.
             Err(err) if err.chain().any(|e| e.is::<docker::push::TagTaken>()) => {
                 let digest = self.adopt(plan, &repo, source_key, bases).await.map_err(|e| e.context(err))?;
-                return Ok(report(digest, Action::PushedByAnotherJob));
+                return Ok((report(digest, Action::PushedByAnotherJob), vec![]));
             }
             Err(err) => return Err(err),
         };
@@ -346,7 +357,7 @@ impl Session<'_> {
         {
             self.progress.println(format!("warning: {}: the build cache was not pushed: {err:#}", image.name));
         }
-        Ok(done)
+        Ok((done, vec![]))
     }
 
     /// The registry's HTTP API, with the stage's credentials.
