@@ -36,6 +36,8 @@ pub struct Sample {
     pub secs: f64,
     /// The child's `VmHWM` (bytes), as last read before it exited.
     pub peak_rss: u64,
+    /// CPU seconds (user and system) of the child and the descendants it waited for.
+    pub cpu_secs: f64,
     pub stdout: String,
     pub stdout_bytes: u64,
 }
@@ -48,6 +50,9 @@ pub fn run(what: &str, command: impl Into<Command>, stdout: Stdout, log: &Path, 
     let err = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err).process_group(0);
 
+    // The bench runs one command at a time: what the process's reaped children used grows
+    // by this child's use alone.
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let mut child = command.spawn().with_context(|| format!("cannot start {what}"))?;
     let pid = child.id();
@@ -107,7 +112,20 @@ pub fn run(what: &str, command: impl Into<Command>, stdout: Stdout, log: &Path, 
     if !status.success() {
         bail!("{what} failed ({status}); {} ends with:\n{}\n{}", log.display(), tail(log, 20), tail_str(&stdout, 5));
     }
-    Ok(Sample { secs: elapsed.as_secs_f64(), peak_rss, stdout, stdout_bytes })
+    let cpu_secs = children_cpu() - cpu_before;
+    Ok(Sample { secs: elapsed.as_secs_f64(), peak_rss, cpu_secs, stdout, stdout_bytes })
+}
+
+/// User and system CPU seconds of this process's children that have been waited for.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes the struct it is given, which is plain data.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// TERM to the process group `pid` leads, KILL if it is still there 10 s later;

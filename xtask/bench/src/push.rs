@@ -84,6 +84,9 @@ struct PushRun<'b> {
 /// One run of ours: seconds, build requests, registry bytes added.
 struct Ours {
     secs: f64,
+    cpu_secs: f64,
+    /// Requests the stand-in AWS API answered while it ran.
+    aws_requests: u64,
     builds: u64,
     added: u64,
 }
@@ -122,10 +125,20 @@ impl PushRun<'_> {
                 baseline: "`docker build` (warm cache) + `docker push`".into(),
                 ours: ours.iter().map(|o| o.secs).collect(),
                 theirs: theirs.iter().map(|t| t.0).collect(),
-                also: vec![format!(
-                    "build requests ours sent the daemon: {} (goal: 0)",
-                    counts(&ours.iter().map(|o| o.builds).collect::<Vec<_>>(), |n| format!("{n}"))
-                )],
+                also: vec![
+                    format!(
+                        "CPU of ours (user + system): {} (goal: ≤ 40 ms)",
+                        measure::Stats::of(&ours.iter().map(|o| o.cpu_secs).collect::<Vec<_>>()).show(measure::secs)
+                    ),
+                    format!(
+                        "AWS API requests while ours ran, as the stand-in AWS API logged them (its front door's to it included): {}",
+                        counts(&ours.iter().map(|o| o.aws_requests).collect::<Vec<_>>(), |n| format!("{n}"))
+                    ),
+                    format!(
+                        "build requests ours sent the daemon: {} (goal: 0)",
+                        counts(&ours.iter().map(|o| o.builds).collect::<Vec<_>>(), |n| format!("{n}"))
+                    ),
+                ],
             });
         }
         if unchanged_inputs {
@@ -173,7 +186,9 @@ impl PushRun<'_> {
             self.b.ours(cmd!(sh, "{exe} push --stage local --json")).env("DOCKER_HOST", self.counter.docker_host());
         self.counter.take();
         let before = blob_bytes(&self.blobs)?;
+        let requests_before = aws_requests(&self.b.stack_dir)?;
         let sample = measure::run("cargo xtask push", cmd, Stdout::Keep, &log, LIMIT)?;
+        let aws_requests = aws_requests(&self.b.stack_dir)? - requests_before;
         let builds = self.counter.take();
         let added = blob_bytes(&self.blobs)?.saturating_sub(before);
         let report: serde_json::Value = serde_json::from_str(sample.stdout.trim())
@@ -182,7 +197,7 @@ impl PushRun<'_> {
         if done != action {
             bail!("`cargo xtask push` {done} the image where the bench expected `{action}`; see {}", log.display());
         }
-        Ok(Ours { secs: sample.secs, builds, added })
+        Ok(Ours { secs: sample.secs, cpu_secs: sample.cpu_secs, aws_requests, builds, added })
     }
 
     /// `docker build -t REMOTE:TAG CONTEXT && docker push REMOTE:TAG`: seconds, registry bytes added.
@@ -199,6 +214,18 @@ impl PushRun<'_> {
     }
 }
 
+/// Requests the stand-in AWS API has answered so far: the request lines of its log.
+fn aws_requests(stack_dir: &Path) -> Result<u64> {
+    let log = stack_dir.join("moto.log");
+    let text = std::fs::read(&log).with_context(|| format!("cannot read the AWS API's log {}", log.display()))?;
+    Ok(String::from_utf8_lossy(&text).lines().filter(|line| is_request_line(line)).count() as u64)
+}
+
+/// A line the AWS API's HTTP server logs per request: `… "POST / HTTP/1.1" 200 -`.
+fn is_request_line(line: &str) -> bool {
+    line.split('"').nth(1).is_some_and(|request| request.ends_with(" HTTP/1.1") || request.ends_with(" HTTP/1.0"))
+}
+
 /// Bytes of every file under `dir` (0 when it does not exist yet).
 fn blob_bytes(dir: &Path) -> Result<u64> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
@@ -213,4 +240,14 @@ fn blob_bytes(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_lines_of_the_aws_apis_log_are_counted_and_nothing_else() {
+        assert!(super::is_request_line(r#"127.0.0.1 - - [08/Dec/2026 00:29:03] "POST / HTTP/1.1" 200 -"#));
+        assert!(!super::is_request_line(" * Running on http://127.0.0.1:5000"));
+        assert!(!super::is_request_line("Traceback (most recent call last):"));
+    }
 }
