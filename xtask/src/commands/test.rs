@@ -42,10 +42,13 @@ impl Args {
             stack.up(ws, &self.local.debian_mirror).await?;
             describe_engine().await;
             let (filters, extra) = (ENGINE_TESTS, &self.cargo_args);
-            cmd!(sh, "cargo test --package xtask --test it --locked --no-fail-fast -- {filters...} {extra...}")
-                .env("XTASK_LOCAL_STACK", stack.dir())
-                .run()
-                .context("Rust tests failed")?;
+            without_cargo_run_vars(cmd!(
+                sh,
+                "cargo test --package xtask --test it --locked --no-fail-fast -- {filters...} {extra...}"
+            ))
+            .env("XTASK_LOCAL_STACK", stack.dir())
+            .run()
+            .context("Rust tests failed")?;
             return Ok(ExitCode::SUCCESS);
         }
         let services = service_workspaces(ws);
@@ -56,10 +59,10 @@ impl Args {
             let at = dir.strip_prefix(&ws.root).unwrap_or(dir).display().to_string();
             let at = if at.is_empty() { String::from(".") } else { at };
             let target = if *dir == ws.root { ws.root.join("target") } else { services_target.clone() };
-            cmd!(sh, "cargo fmt --all --check")
+            without_cargo_run_vars(cmd!(sh, "cargo fmt --all --check"))
                 .run()
                 .with_context(|| format!("the code in {at} is not formatted; run `cargo fmt --all` there"))?;
-            cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+            without_cargo_run_vars(cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings"))
                 .env("CARGO_TARGET_DIR", &target)
                 .run()
                 .with_context(|| format!("clippy found problems in {at}; fix them (or `cargo clippy --fix`)"))?;
@@ -67,7 +70,7 @@ impl Args {
         lint_infra_and_workflows(ws)?;
         for dir in &services {
             let _dir = sh.push_dir(dir);
-            cmd!(sh, "cargo test --workspace --locked --no-fail-fast")
+            without_cargo_run_vars(cmd!(sh, "cargo test --workspace --locked --no-fail-fast"))
                 .env("CARGO_TARGET_DIR", &services_target)
                 .run()
                 .with_context(|| format!("the tests of {} failed", dir.display()))?;
@@ -76,7 +79,7 @@ impl Args {
         stack.up(ws, &self.local.debian_mirror).await?;
         describe_engine().await;
         let extra = &self.cargo_args;
-        cmd!(sh, "cargo test --workspace --locked --no-fail-fast -- {extra...}")
+        without_cargo_run_vars(cmd!(sh, "cargo test --workspace --locked --no-fail-fast -- {extra...}"))
             .env("XTASK_LOCAL_STACK", stack.dir())
             .run()
             .context("Rust tests failed")?;
@@ -140,6 +143,25 @@ fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
 /// `.dockerignore` parity with buildx, BuildKit sessions, the build cache on an empty daemon,
 /// pushes, and builds or uploads interrupted. The rest talk to the registry, the AWS API and
 /// cdk the same way whatever the engine.
+/// `cmd` (a cargo) without the variables `cargo xtask` was given for this package.
+fn without_cargo_run_vars(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_by_cargo_run) {
+            cmd = cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Set by `cargo run` (so by `cargo xtask`) for the package it runs: never for a cargo this
+/// command starts. Build scripts that read them (ring's, through `cc`: CARGO_MANIFEST_DIR,
+/// CARGO_PKG_NAME, ...) take a change as a reason to run again, so the cargo started here
+/// and the next `cargo xtask` would each rebuild ring and everything above it.
+fn is_set_by_cargo_run(name: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_MANIFEST_"].iter().any(|prefix| name.starts_with(prefix))
+        || ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&name)
+}
+
 const ENGINE_TESTS: &[&str] = &["app_image::", "build_cache::", "dockerignore::", "interrupt::", "push::"];
 
 /// Which engine the Docker tests run on: each run names it, so a log tells engines apart.
@@ -165,6 +187,16 @@ fn service_workspaces(ws: &Workspace) -> Vec<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     /// A renamed test module would silently drop out of the second engines' runs.
+    #[test]
+    fn the_variables_cargo_run_sets_for_its_package_are_known_and_no_others() {
+        for name in ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_PKG_NAME", "CARGO_PKG_VERSION_MAJOR"] {
+            assert!(super::is_set_by_cargo_run(name), "{name}");
+        }
+        for name in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_INCREMENTAL", "PATH"] {
+            assert!(!super::is_set_by_cargo_run(name), "{name}");
+        }
+    }
+
     #[test]
     fn engine_tests_name_modules_of_the_integration_tests() {
         let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/main.rs")).unwrap();
