@@ -191,7 +191,9 @@ fn an_unreachable_aws_endpoint_is_one_readable_line() {
         let run = xtask_env(&repo.path(), &["push", "--stage", "dev"], &env);
         let err = run.fails();
         assert_eq!(run.output.status.code(), Some(2), "{err}");
-        assert!(err.contains(&format!("cannot describe ECR repository `fixture/svc`: {why}")), "{endpoint}: {err}");
+        // The first call of a push: does the repository hold the commit's tag?
+        assert!(err.contains("error: cannot look up tag "), "{endpoint}: {err}");
+        assert!(err.contains(&format!(" in ECR repository `fixture/svc`: {why}")), "{endpoint}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line, no debug dump: {err}");
         assert!(!err.contains("DispatchFailure") && !err.contains("secret"), "{err}");
     }
