@@ -129,10 +129,26 @@ impl Git {
             Err(err) if err.code() == ErrorCode::UnbornBranch => None,
             Err(err) => return Err(err).context("cannot read HEAD"),
         };
+        // Each directory's tree is looked up once, then each file by name in it: a lookup
+        // by full path walks from the root again for every file of a context.
+        let mut dirs: std::collections::HashMap<&Path, Option<git2::Tree<'_>>> = std::collections::HashMap::new();
         let mut missing = vec![];
         for path in paths {
             let rel = path.strip_prefix(&workdir).unwrap_or(path);
-            if tree.as_ref().is_none_or(|tree| tree.get_path(rel).is_err()) {
+            let (dir, name) = (rel.parent().unwrap_or(Path::new("")), rel.file_name());
+            let held = match (&tree, name) {
+                (Some(root), Some(name)) => {
+                    let dir_tree = dirs.entry(dir).or_insert_with(|| match dir.as_os_str().is_empty() {
+                        true => Some(root.clone()),
+                        false => {
+                            root.get_path(dir).ok().and_then(|entry| entry.to_object(&self.repo).ok()?.into_tree().ok())
+                        }
+                    });
+                    dir_tree.as_ref().is_some_and(|t| t.get_name_bytes(name.as_encoded_bytes()).is_some())
+                }
+                _ => false,
+            };
+            if !held {
                 missing.push(rel.to_string_lossy().into_owned());
             }
         }
