@@ -139,10 +139,6 @@ fn lint_infra_and_workflows(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// The integration-test modules whose outcome depends on the Docker engine: builds and their
-/// `.dockerignore` parity with buildx, BuildKit sessions, the build cache on an empty daemon,
-/// pushes, and builds or uploads interrupted. The rest talk to the registry, the AWS API and
-/// cdk the same way whatever the engine.
 /// `cmd` (a cargo) without the variables `cargo xtask` was given for this package.
 fn without_cargo_run_vars(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     for (name, _) in std::env::vars_os() {
@@ -162,6 +158,10 @@ fn is_set_by_cargo_run(name: &str) -> bool {
         || ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&name)
 }
 
+/// The integration-test modules whose outcome depends on the Docker engine: builds and their
+/// `.dockerignore` parity with buildx, BuildKit sessions, the build cache on an empty daemon,
+/// pushes, and builds or uploads interrupted. The rest talk to the registry, the AWS API and
+/// cdk the same way whatever the engine.
 const ENGINE_TESTS: &[&str] = &["app_image::", "build_cache::", "dockerignore::", "interrupt::", "push::"];
 
 /// Which engine the Docker tests run on: each run names it, so a log tells engines apart.
@@ -186,7 +186,6 @@ fn service_workspaces(ws: &Workspace) -> Vec<std::path::PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    /// A renamed test module would silently drop out of the second engines' runs.
     #[test]
     fn the_variables_cargo_run_sets_for_its_package_are_known_and_no_others() {
         for name in ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_PKG_NAME", "CARGO_PKG_VERSION_MAJOR"] {
@@ -197,6 +196,7 @@ mod tests {
         }
     }
 
+    /// A renamed test module would silently drop out of the second engines' runs.
     #[test]
     fn engine_tests_name_modules_of_the_integration_tests() {
         let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/main.rs")).unwrap();

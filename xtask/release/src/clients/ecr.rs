@@ -91,7 +91,7 @@ pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Resul
             out.repositories().first().cloned().with_context(|| format!("ECR did not describe repository `{name}`"))
         }
         Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
-            bail!("ECR repository `{name}` does not exist; create it with `{create_hint}`")
+            Err(no_repository(name, create_hint))
         }
         Err(err) => Err(err).sdk_context(|| format!("cannot describe ECR repository `{name}`")),
     }
@@ -100,7 +100,8 @@ pub async fn repository(client: &Client, name: &str, create_hint: &str) -> Resul
 /// The image tagged `tag`, if there is one.
 pub async fn image_by_tag(client: &Client, repository: &str, tag: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_tag(tag).build();
-    image_by(client, repository, id, || format!("cannot look up tag {tag} in ECR repository `{repository}`")).await
+    image_by(client, repository, id, None, || format!("cannot look up tag {tag} in ECR repository `{repository}`"))
+        .await
 }
 
 /// The image `id` names, or `None` when ECR has no such image; `what` is the error's context.
@@ -108,11 +109,18 @@ async fn image_by(
     client: &Client,
     repository: &str,
     id: ImageIdentifier,
+    create_hint: Option<&str>,
     what: impl FnOnce() -> String,
 ) -> Result<Option<ImageDetail>> {
     match client.describe_images().repository_name(repository).image_ids(id).send().await {
         Ok(out) => Ok(out.image_details().first().cloned()),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
+        Err(err)
+            if create_hint.is_some()
+                && err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) =>
+        {
+            Err(no_repository(repository, create_hint.unwrap_or_default()))
+        }
         Err(err) => Err(err).sdk_context(what),
     }
 }
@@ -121,20 +129,20 @@ async fn image_by(
 /// create the repository when it does not exist. One call (DescribeImages).
 pub async fn image_in(client: &Client, repository: &str, tag: &str, create_hint: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_tag(tag).build();
-    match client.describe_images().repository_name(repository).image_ids(id).send().await {
-        Ok(out) => Ok(out.image_details().first().cloned()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_image_not_found_exception()) => Ok(None),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
-            bail!("ECR repository `{repository}` does not exist; create it with `{create_hint}`")
-        }
-        Err(err) => Err(err).sdk_context(|| format!("cannot look up tag {tag} in ECR repository `{repository}`")),
-    }
+    let what = || format!("cannot look up tag {tag} in ECR repository `{repository}`");
+    image_by(client, repository, id, Some(create_hint), what).await
+}
+
+/// The error for a repository that does not exist, with how to create it.
+fn no_repository(name: &str, create_hint: &str) -> anyhow::Error {
+    anyhow::anyhow!("ECR repository `{name}` does not exist; create it with `{create_hint}`")
 }
 
 /// The image with `digest`, or `None` when ECR has no such image.
 pub async fn image_by_digest(client: &Client, repository: &str, digest: &str) -> Result<Option<ImageDetail>> {
     let id = ImageIdentifier::builder().image_digest(digest).build();
-    image_by(client, repository, id, || format!("cannot look up image {digest} in ECR repository `{repository}`")).await
+    image_by(client, repository, id, None, || format!("cannot look up image {digest} in ECR repository `{repository}`"))
+        .await
 }
 
 /// Every media type an image's manifest may have: a single image (Docker, OCI) or an

@@ -135,15 +135,9 @@ impl Git {
         let mut missing = vec![];
         for path in paths {
             let rel = path.strip_prefix(&workdir).unwrap_or(path);
-            let (dir, name) = (rel.parent().unwrap_or(Path::new("")), rel.file_name());
-            let held = match (&tree, name) {
-                (Some(root), Some(name)) => {
-                    let dir_tree = dirs.entry(dir).or_insert_with(|| match dir.as_os_str().is_empty() {
-                        true => Some(root.clone()),
-                        false => {
-                            root.get_path(dir).ok().and_then(|entry| entry.to_object(&self.repo).ok()?.into_tree().ok())
-                        }
-                    });
+            let held = match (&tree, rel.parent(), rel.file_name()) {
+                (Some(root), Some(dir), Some(name)) => {
+                    let dir_tree = dirs.entry(dir).or_insert_with(|| self.subtree(root, dir));
                     dir_tree.as_ref().is_some_and(|t| t.get_name_bytes(name.as_encoded_bytes()).is_some())
                 }
                 _ => false,
@@ -154,6 +148,15 @@ impl Git {
         }
         missing.sort();
         Ok(missing)
+    }
+
+    /// The tree at `dir` (relative; empty for `root` itself) under `root`, if `root` holds one there.
+    fn subtree<'r>(&'r self, root: &git2::Tree<'r>, dir: &Path) -> Option<git2::Tree<'r>> {
+        if dir.as_os_str().is_empty() {
+            return Some(root.clone());
+        }
+        let entry = root.get_path(dir).ok()?;
+        self.repo.find_tree(entry.id()).ok()
     }
 
     /// 8 hex of a hash over the dirty paths and their current content.
